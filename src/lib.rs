@@ -1,0 +1,8 @@
+//! bondgate: warehouse management for bonded warehouses in cross-border
+//! e-commerce import. See ARCHITECTURE.md for the map.
+
+pub mod app;
+pub mod config;
+pub mod domain;
+pub mod http;
+pub mod store;

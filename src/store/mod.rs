@@ -1,0 +1,185 @@
+//! Persistence: SQLite by default, PostgreSQL when the database URL says so.
+//!
+//! Both backends run the same SQL (`sql_impl.rs`, compiled once per driver)
+//! against their own migrations folder. [`Store`] picks the backend once, at
+//! start-up; every method is one use case in one transaction.
+
+pub mod error;
+pub mod types;
+
+mod postgres;
+mod sqlite;
+
+use std::time::Duration;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+pub use error::{StoreError, StoreResult};
+pub use types::*;
+
+use crate::domain::Role;
+
+/// How often a write retries after a concurrent writer claimed the same
+/// idempotency key (the retry then finds that writer's answer).
+const IDEMPOTENCY_ATTEMPTS: usize = 3;
+/// Lines in one receipt or count. A container of mixed goods has a few
+/// hundred lines; more is a client error, not a delivery.
+pub const LINES_MAX: usize = 1_000;
+/// Rows in one page of movements, adjustments or audit entries.
+pub const MOVEMENT_PAGE_MAX: i64 = 1_000;
+/// Rows in one stock answer; the totals always cover every matching row.
+pub const STOCK_ROWS_MAX: usize = 10_000;
+
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// PostgreSQL pool size. Each server instance holds this many connections.
+    pub pg_max_connections: u32,
+    /// How long a request waits for a pooled connection before failing.
+    pub acquire_timeout: Duration,
+    /// SQLite `synchronous=FULL` (every commit reaches the disk before it is
+    /// acknowledged) rather than NORMAL (survives a process crash, but the
+    /// last commits may be lost on power failure).
+    pub sqlite_sync_full: bool,
+    /// An adjustment must be approved by someone other than who requested it.
+    pub four_eyes: bool,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            pg_max_connections: 16,
+            acquire_timeout: Duration::from_secs(5),
+            sqlite_sync_full: true,
+            four_eyes: true,
+        }
+    }
+}
+
+/// The result of recomputing the books from the ledger.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct IntegrityReport {
+    pub holdings_checked: i64,
+    pub movements_checked: i64,
+    /// Holdings (`sku@bin#batch`) whose figures differ from what the movements sum to.
+    pub ledger_mismatches: Vec<String>,
+    /// Holdings whose locked figure differs from the reservations still held.
+    pub lock_mismatches: Vec<String>,
+}
+
+impl IntegrityReport {
+    pub fn is_clean(&self) -> bool {
+        self.ledger_mismatches.is_empty() && self.lock_mismatches.is_empty()
+    }
+}
+
+/// SHA-256 of a request's canonical JSON: what decides whether a repeated
+/// idempotency key carries the same request.
+fn request_hash<T: Serialize>(t: &T) -> String {
+    let bytes = serde_json::to_vec(t).unwrap_or_default();
+    let digest = Sha256::digest(&bytes);
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The backend kind a database URL names.
+pub fn backend_of(url: &str) -> Option<&'static str> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Some("postgres")
+    } else if url.starts_with("sqlite:") {
+        Some("sqlite")
+    } else {
+        None
+    }
+}
+
+#[derive(Clone, Debug)]
+pub enum Store {
+    Sqlite(sqlite::SqlStore),
+    Postgres(postgres::SqlStore),
+}
+
+impl Store {
+    /// Connects and brings the schema up to date.
+    pub async fn connect(url: &str, opts: &StoreOptions) -> StoreResult<Store> {
+        match backend_of(url) {
+            Some("postgres") => Ok(Store::Postgres(
+                postgres::SqlStore::connect(url, opts).await?,
+            )),
+            Some(_) => Ok(Store::Sqlite(sqlite::SqlStore::connect(url, opts).await?)),
+            None => Err(StoreError::Invalid(format!(
+                "database URL must start with sqlite: or postgres:// (got {})",
+                url.split(':').next().unwrap_or("")
+            ))),
+        }
+    }
+
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Store::Sqlite(_) => "sqlite",
+            Store::Postgres(_) => "postgres",
+        }
+    }
+
+    pub fn options(&self) -> &StoreOptions {
+        match self {
+            Store::Sqlite(s) => s.options(),
+            Store::Postgres(s) => s.options(),
+        }
+    }
+}
+
+/// Forwards each use case to the backend chosen at start-up.
+macro_rules! delegate {
+    ($( $(#[$m:meta])* pub async fn $name:ident(&self $(, $arg:ident : $ty:ty)*) -> $ret:ty; )*) => {
+        impl Store {
+            $(
+                $(#[$m])*
+                pub async fn $name(&self $(, $arg: $ty)*) -> $ret {
+                    match self {
+                        Store::Sqlite(s) => s.$name($($arg),*).await,
+                        Store::Postgres(s) => s.$name($($arg),*).await,
+                    }
+                }
+            )*
+        }
+    };
+}
+
+delegate! {
+    pub async fn close(&self) -> ();
+    pub async fn ping(&self) -> StoreResult<()>;
+    pub async fn get_sku(&self, code: &str) -> StoreResult<Sku>;
+    pub async fn list_skus(&self) -> StoreResult<Vec<Sku>>;
+    pub async fn create_sku(&self, actor: &Actor, s: &SkuInput) -> StoreResult<(Sku, bool)>;
+    pub async fn update_sku(&self, actor: &Actor, s: &SkuInput) -> StoreResult<Sku>;
+    pub async fn get_location(&self, code: &str) -> StoreResult<Location>;
+    pub async fn list_locations(&self) -> StoreResult<Vec<Location>>;
+    pub async fn create_location(&self, actor: &Actor, l: &LocationInput) -> StoreResult<(Location, bool)>;
+    pub async fn update_location(&self, actor: &Actor, l: &LocationInput) -> StoreResult<Location>;
+    pub async fn receive(&self, actor: &Actor, r: &ReceiptInput) -> StoreResult<Receipt>;
+    pub async fn get_receipt(&self, receipt_no: &str) -> StoreResult<Receipt>;
+    pub async fn lock(&self, actor: &Actor, input: &LockInput) -> StoreResult<LockRecord>;
+    pub async fn get_lock(&self, id: i64) -> StoreResult<LockRecord>;
+    pub async fn release(&self, actor: &Actor, id: i64, input: &ReleaseInput) -> StoreResult<LockRecord>;
+    /// Ships a held reservation. Only the gate decision may call this.
+    pub async fn ship(&self, actor: &Actor, input: &ShipInput) -> StoreResult<LockRecord>;
+    pub async fn damage(&self, actor: &Actor, input: &DamageInput) -> StoreResult<Posted>;
+    pub async fn transfer(&self, actor: &Actor, input: &TransferInput) -> StoreResult<Posted>;
+    pub async fn request_adjustment(&self, actor: &Actor, input: &AdjustmentInput) -> StoreResult<Adjustment>;
+    pub async fn decide_adjustment(&self, actor: &Actor, id: i64, approve: bool) -> StoreResult<Adjustment>;
+    pub async fn list_adjustments(&self, state: Option<AdjustmentState>) -> StoreResult<Vec<Adjustment>>;
+    pub async fn count(&self, actor: &Actor, input: &CountInput) -> StoreResult<CountResult>;
+    pub async fn stock(&self, q: &StockQuery) -> StoreResult<StockReport>;
+    pub async fn movements(&self, q: &MovementQuery) -> StoreResult<MovementPage>;
+    pub async fn reconciliation(&self, sku: Option<&str>) -> StoreResult<Vec<ReconciliationRow>>;
+    pub async fn integrity(&self) -> StoreResult<IntegrityReport>;
+    pub async fn user_count(&self) -> StoreResult<i64>;
+    pub async fn create_user(&self, actor: &Actor, username: &str, password_hash: &str, roles: &[Role]) -> StoreResult<User>;
+    pub async fn update_user(&self, actor: &Actor, username: &str, roles: Option<&[Role]>, active: Option<bool>, password_hash: Option<&str>) -> StoreResult<User>;
+    pub async fn list_users(&self) -> StoreResult<Vec<User>>;
+    pub async fn login_lookup(&self, username: &str) -> StoreResult<Option<(User, String)>>;
+    pub async fn create_session(&self, user: &User, token_hash: &str, expires_at: chrono::DateTime<chrono::Utc>) -> StoreResult<()>;
+    pub async fn session_actor(&self, token_hash: &str) -> StoreResult<Option<Actor>>;
+    pub async fn delete_session(&self, actor: &Actor, token_hash: &str) -> StoreResult<()>;
+    pub async fn audit_log(&self, before_id: Option<i64>, limit: i64) -> StoreResult<Vec<AuditEntry>>;
+}

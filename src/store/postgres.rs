@@ -1,0 +1,32 @@
+//! PostgreSQL, for production and for several server instances sharing one
+//! database.
+
+use sqlx::postgres::PgPoolOptions;
+
+type Db = sqlx::Postgres;
+
+/// Row locks taken by read-modify-write transactions, so two servers (or two
+/// requests) reserving the same stock queue on the holding's row.
+macro_rules! for_update {
+    () => {
+        " FOR UPDATE"
+    };
+    ($table:literal) => {
+        concat!(" FOR UPDATE OF ", $table)
+    };
+}
+
+async fn connect_pools(url: &str, opts: &StoreOptions) -> StoreResult<(Pool, Pool)> {
+    let pool = PgPoolOptions::new()
+        .max_connections(opts.pg_max_connections)
+        .acquire_timeout(opts.acquire_timeout)
+        .connect(url)
+        .await?;
+    sqlx::migrate!("./migrations/postgres")
+        .run(&pool)
+        .await
+        .map_err(|e| StoreError::Db(e.into()))?;
+    Ok((pool.clone(), pool))
+}
+
+include!("sql_impl.rs");

@@ -1,0 +1,553 @@
+//! What goes into and comes out of the store's use cases. These are also the
+//! HTTP API's bodies (with their OpenAPI schemas), so they are plain data.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::domain::{
+    BatchNo, BinCode, Bucket, DocumentNo, LockState, MovementKind, Quantity, Role, SkuCode,
+};
+
+/// Who is acting: every mutation records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Actor {
+    pub user_id: i64,
+    pub username: String,
+    pub roles: Vec<Role>,
+}
+
+impl Actor {
+    /// The server itself, for start-up work such as the first admin.
+    pub fn system() -> Actor {
+        Actor {
+            user_id: 0,
+            username: "system".into(),
+            roles: vec![Role::Admin],
+        }
+    }
+    pub fn has_any(&self, roles: &[Role]) -> bool {
+        self.roles.iter().any(|r| roles.contains(r))
+    }
+}
+
+// ---------------------------------------------------------------- master data
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordStatus {
+    /// The customs item record (备案) is valid: the SKU may be declared.
+    #[default]
+    Active,
+    /// Customs revoked the record: no new orders may use the SKU.
+    Revoked,
+}
+
+impl RecordStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordStatus::Active => "active",
+            RecordStatus::Revoked => "revoked",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "active" => Some(Self::Active),
+            "revoked" => Some(Self::Revoked),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SkuInput {
+    #[schema(value_type = String, example = "SKU-SERUM-30ML")]
+    pub code: SkuCode,
+    pub name: String,
+    /// Every barcode printed on the goods (EAN-13, UPC, the brand's own).
+    #[serde(default)]
+    pub barcodes: Vec<String>,
+    /// HS code (商品编码), 10 digits.
+    pub hs_code: Option<String>,
+    /// Customs item record number (`itemRecordNo`).
+    pub customs_item_record_no: Option<String>,
+    /// Bonded-ledger item number (`putrecSeqno` on the 账册).
+    pub ledger_item_no: Option<String>,
+    pub unit_weight_grams: i64,
+    pub shelf_life_days: Option<i64>,
+    /// ISO 3166 or customs country code of origin.
+    pub origin_country: Option<String>,
+    #[serde(default)]
+    pub record_status: RecordStatus,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Sku {
+    pub code: String,
+    pub name: String,
+    pub barcodes: Vec<String>,
+    pub hs_code: Option<String>,
+    pub customs_item_record_no: Option<String>,
+    pub ledger_item_no: Option<String>,
+    pub unit_weight_grams: i64,
+    pub shelf_life_days: Option<i64>,
+    pub origin_country: Option<String>,
+    pub record_status: RecordStatus,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LocationKind {
+    Storage,
+    Pick,
+    Pack,
+    Inspection,
+    Quarantine,
+    Defective,
+    Dock,
+}
+
+impl LocationKind {
+    pub const ALL: [LocationKind; 7] = [
+        LocationKind::Storage,
+        LocationKind::Pick,
+        LocationKind::Pack,
+        LocationKind::Inspection,
+        LocationKind::Quarantine,
+        LocationKind::Defective,
+        LocationKind::Dock,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LocationKind::Storage => "storage",
+            LocationKind::Pick => "pick",
+            LocationKind::Pack => "pack",
+            LocationKind::Inspection => "inspection",
+            LocationKind::Quarantine => "quarantine",
+            LocationKind::Defective => "defective",
+            LocationKind::Dock => "dock",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LocationInput {
+    #[schema(value_type = String, example = "A-01-02-3")]
+    pub code: BinCode,
+    pub zone: String,
+    /// Position on the pickers' walk: pick lists are sorted by it.
+    pub walk_seq: i64,
+    pub kind: LocationKind,
+    #[serde(default = "yes")]
+    pub active: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Location {
+    pub code: String,
+    pub zone: String,
+    pub walk_seq: i64,
+    pub kind: LocationKind,
+    pub active: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+// ------------------------------------------------------------------ inventory
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiptInput {
+    /// The warehouse's receipt number: the idempotency key of this receipt.
+    #[schema(value_type = String)]
+    pub receipt_no: DocumentNo,
+    /// The customs entry document the goods arrived on (inbound 核注清单).
+    #[schema(value_type = String)]
+    pub customs_doc_no: DocumentNo,
+    pub supplier: Option<String>,
+    pub lines: Vec<ReceiptLineInput>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiptLineInput {
+    #[schema(value_type = String)]
+    pub sku: SkuCode,
+    #[schema(value_type = String)]
+    pub bin: BinCode,
+    #[serde(default)]
+    #[schema(value_type = String)]
+    pub batch: BatchNo,
+    pub expiry: Option<NaiveDate>,
+    /// Sound units, into `available`.
+    pub qty: i64,
+    /// Units damaged on arrival, straight into `defective`.
+    #[serde(default)]
+    pub damaged_qty: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Receipt {
+    pub receipt_no: String,
+    pub customs_doc_no: String,
+    pub supplier: Option<String>,
+    pub lines: Vec<ReceiptLine>,
+    pub actor: String,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ReceiptLine {
+    pub sku: String,
+    pub bin: String,
+    pub batch: String,
+    pub expiry: Option<NaiveDate>,
+    pub qty: i64,
+    pub damaged_qty: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LockInput {
+    /// The caller's idempotency key for this reservation.
+    #[schema(value_type = String)]
+    pub key: DocumentNo,
+    /// What the stock is reserved for, e.g. an order number.
+    #[schema(value_type = String)]
+    pub reference: DocumentNo,
+    #[schema(value_type = String)]
+    pub sku: SkuCode,
+    #[schema(value_type = String)]
+    pub bin: BinCode,
+    #[serde(default)]
+    #[schema(value_type = String)]
+    pub batch: BatchNo,
+    #[schema(value_type = i64, minimum = 1)]
+    pub qty: Quantity,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct LockRecord {
+    pub id: i64,
+    pub reference: String,
+    pub sku: String,
+    pub bin: String,
+    pub batch: String,
+    pub expiry: Option<NaiveDate>,
+    /// Units still reserved (damage of reserved units reduces it).
+    pub qty: i64,
+    #[schema(value_type = String)]
+    pub state: LockState,
+    pub created_at: DateTime<Utc>,
+    pub closed_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseInput {
+    pub reason: Option<String>,
+}
+
+/// Shipping is the gate's business: only the gate decision calls this.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShipInput {
+    pub lock_id: i64,
+    /// The customs document the goods leave on (the released 清单 `invtNo`).
+    pub customs_doc_no: DocumentNo,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DamageInput {
+    #[schema(value_type = String)]
+    pub key: DocumentNo,
+    #[schema(value_type = String)]
+    pub sku: SkuCode,
+    #[schema(value_type = String)]
+    pub bin: BinCode,
+    #[serde(default)]
+    #[schema(value_type = String)]
+    pub batch: BatchNo,
+    #[schema(value_type = i64, minimum = 1)]
+    pub qty: Quantity,
+    /// Damage units under this reservation instead of available ones.
+    pub lock_id: Option<i64>,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TransferInput {
+    #[schema(value_type = String)]
+    pub key: DocumentNo,
+    #[schema(value_type = String)]
+    pub sku: SkuCode,
+    #[serde(default)]
+    #[schema(value_type = String)]
+    pub batch: BatchNo,
+    #[schema(value_type = String)]
+    pub from_bin: BinCode,
+    #[schema(value_type = String)]
+    pub to_bin: BinCode,
+    #[schema(value_type = i64, minimum = 1)]
+    pub qty: Quantity,
+}
+
+/// The movements one operation posted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Posted {
+    pub key: String,
+    pub movement_ids: Vec<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AdjustmentInput {
+    #[schema(value_type = String)]
+    pub key: DocumentNo,
+    #[schema(value_type = String)]
+    pub sku: SkuCode,
+    #[schema(value_type = String)]
+    pub bin: BinCode,
+    #[serde(default)]
+    #[schema(value_type = String)]
+    pub batch: BatchNo,
+    /// Only needed when the adjustment creates a lot the warehouse has never held.
+    pub expiry: Option<NaiveDate>,
+    /// `available` or `defective`; reservations are never adjusted.
+    #[schema(value_type = String)]
+    pub bucket: Bucket,
+    /// Units gained (positive) or lost (negative).
+    pub delta: i64,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AdjustmentState {
+    Pending,
+    Approved,
+    Rejected,
+}
+
+impl AdjustmentState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Approved => "approved",
+            Self::Rejected => "rejected",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pending" => Some(Self::Pending),
+            "approved" => Some(Self::Approved),
+            "rejected" => Some(Self::Rejected),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Adjustment {
+    pub id: i64,
+    pub key: String,
+    pub sku: String,
+    pub bin: String,
+    pub batch: String,
+    #[schema(value_type = String)]
+    pub bucket: Bucket,
+    pub delta: i64,
+    pub reason: String,
+    pub count_no: Option<String>,
+    pub state: AdjustmentState,
+    pub requested_by: String,
+    pub requested_at: DateTime<Utc>,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CountInput {
+    #[schema(value_type = String)]
+    pub count_no: DocumentNo,
+    #[schema(value_type = String)]
+    pub bin: BinCode,
+    pub lines: Vec<CountLineInput>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CountLineInput {
+    #[schema(value_type = String)]
+    pub sku: SkuCode,
+    #[serde(default)]
+    #[schema(value_type = String)]
+    pub batch: BatchNo,
+    pub expiry: Option<NaiveDate>,
+    /// Units physically found in the bin, sound or not, reserved or not.
+    pub counted: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CountResult {
+    pub count_no: String,
+    pub bin: String,
+    pub lines: Vec<CountedLine>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CountedLine {
+    pub sku: String,
+    pub batch: String,
+    /// What the books say is in the bin (available + locked + defective).
+    pub expected: i64,
+    pub counted: i64,
+    pub difference: i64,
+    /// The pending adjustment raised for a difference, awaiting approval.
+    pub adjustment_id: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, IntoParams, ToSchema)]
+#[into_params(parameter_in = Query)]
+pub struct StockQuery {
+    pub sku: Option<String>,
+    pub bin: Option<String>,
+    pub batch: Option<String>,
+    pub zone: Option<String>,
+    /// Include holdings whose total is zero.
+    #[serde(default)]
+    pub include_empty: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct StockRow {
+    pub sku: String,
+    pub sku_name: String,
+    pub bin: String,
+    pub zone: String,
+    pub location_kind: LocationKind,
+    pub batch: String,
+    pub expiry: Option<NaiveDate>,
+    pub available: i64,
+    pub locked: i64,
+    pub defective: i64,
+    pub total: i64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct StockTotals {
+    pub available: i64,
+    pub locked: i64,
+    pub defective: i64,
+    pub total: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct StockReport {
+    pub rows: Vec<StockRow>,
+    /// More rows matched than one answer carries; narrow the filter.
+    pub truncated: bool,
+    pub totals: StockTotals,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, IntoParams, ToSchema)]
+#[into_params(parameter_in = Query)]
+pub struct MovementQuery {
+    pub sku: Option<String>,
+    pub bin: Option<String>,
+    pub kind: Option<String>,
+    pub doc_no: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    /// Keyset paging: only movements with an id below this one (newest first).
+    pub before_id: Option<i64>,
+    pub limit: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct MovementRow {
+    pub id: i64,
+    #[schema(value_type = String)]
+    pub kind: MovementKind,
+    pub sku: String,
+    pub bin: String,
+    pub batch: String,
+    pub qty: i64,
+    #[schema(value_type = Option<String>)]
+    pub from_bucket: Option<Bucket>,
+    #[schema(value_type = Option<String>)]
+    pub to_bucket: Option<Bucket>,
+    pub doc_type: String,
+    pub doc_no: String,
+    pub customs_doc_no: Option<String>,
+    pub reason: Option<String>,
+    pub actor: String,
+    pub approver: Option<String>,
+    pub lock_id: Option<i64>,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct MovementPage {
+    pub movements: Vec<MovementRow>,
+    /// Pass as `before_id` for the next page; absent on the last page.
+    pub next_before_id: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ReconciliationRow {
+    pub sku: String,
+    pub ledger_item_no: Option<String>,
+    pub received: i64,
+    pub shipped: i64,
+    pub adjusted_in: i64,
+    pub adjusted_out: i64,
+    pub expected_on_hand: i64,
+    pub on_hand: i64,
+    pub difference: i64,
+    pub balanced: bool,
+    /// Received and shipped per customs document.
+    pub documents: Vec<DocumentTotals>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DocumentTotals {
+    pub customs_doc_no: String,
+    pub received: i64,
+    pub shipped: i64,
+}
+
+// -------------------------------------------------------------------- users
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct User {
+    pub id: i64,
+    pub username: String,
+    #[schema(value_type = Vec<String>)]
+    pub roles: Vec<Role>,
+    pub active: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub action: String,
+    pub subject: String,
+    pub detail: String,
+}
