@@ -1276,7 +1276,7 @@ impl SqlStore {
     ) -> StoreResult<Adjustment> {
         let mut tx = self.write.begin().await?;
         let at = now();
-        let row: Option<(String, i64, i64, i64, String, i64, String, String, String)> = sqlx::query_as(concat!(
+        let row: Option<PendingAdjustmentRow> = sqlx::query_as(concat!(
             "SELECT a.key, a.sku_id, a.location_id, a.lot_id, a.bucket, a.delta, a.reason, a.state, a.requested_by
              FROM adjustments a WHERE a.id = $1",
             for_update!()
@@ -2006,7 +2006,7 @@ async fn insert_adjustment(
     reason: &str,
     count_id: Option<i64>,
 ) -> StoreResult<i64> {
-    Ok(sqlx::query_scalar(
+    sqlx::query_scalar(
         "INSERT INTO adjustments (key, sku_id, location_id, lot_id, bucket, delta, reason, count_id, state,
              requested_by, requested_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $10) RETURNING id",
@@ -2028,8 +2028,11 @@ async fn insert_adjustment(
             StoreError::AlreadyExists(format!("adjustment {key}"))
         }
         other => other,
-    })?)
+    })
 }
+
+/// key, sku, bin, lot, bucket, delta, reason, state, requested_by
+type PendingAdjustmentRow = (String, i64, i64, i64, String, i64, String, String, String);
 
 const ADJUSTMENT_SELECT: &str =
     "SELECT a.id, a.key, s.code, l.code, lot.batch, a.bucket, a.delta, a.reason, c.count_no,

@@ -1,1 +1,128 @@
-pub mod x {}
+//! # bondgate-protocol
+//!
+//! The one definition of each bondgate wire format. The server, the edge
+//! bridges (scale → MQTT, MQTT → gate relay, MQTT → printer) and the hardware
+//! simulators all encode and decode through this crate, so two programs that
+//! talk to each other cannot drift apart: there is no second, hand-kept copy
+//! of a topic name or a payload field anywhere (DESIGN.md §2).
+//!
+//! **Bytes in, values out.** Nothing here does I/O, spawns, awaits, opens a
+//! socket or reads a clock (callers pass `now` where time matters, e.g.
+//! [`GateCommand::is_expired`]). That keeps every rule testable exhaustively
+//! and keeps the crate small enough to build for a Raspberry Pi bridge.
+//!
+//! **Dependencies.** This crate must never depend on tokio, axum, sqlx, an
+//! MQTT client or any other runtime or transport crate: the bridges must not
+//! pull those in (DESIGN.md §2), and a wire format has no business knowing how
+//! it is carried. Its dependencies are serde, serde_json and thiserror; a test
+//! below fails if that list grows a forbidden name.
+//!
+//! ## What is here
+//!
+//! MQTT, the first layer (DESIGN.md §4, PROTOCOLS.md §5):
+//! - [`id`]: validated topic segment ids ([`Site`], [`DeviceId`],
+//!   [`StationId`], [`GateId`]) that cannot smuggle `/`, `+`, `#` or control
+//!   characters into a topic.
+//! - [`topic`]: the topic tree, [`Topic::render`] / [`Topic::parse`] and
+//!   subscription filters ([`TopicKind::filter`]).
+//! - [`payload`]: versioned (`"v": 1`) JSON payloads with strict decoding and
+//!   errors fit to show on a PDA screen, plus the plain-text [`DeviceStatus`].
+//!
+//! Serial scale frames, relay frames and printer formats will join as their
+//! own modules.
+//!
+//! ## Example: a gate pulse from server to bridge
+//!
+//! ```
+//! use bondgate_protocol::{
+//!     CommandId, GateCmd, GateCommand, PromptText, PulseMs, ScanMsg, Site, Topic, TopicKind,
+//! };
+//!
+//! // Server: subscribe to every PDA's scans, publish a short open pulse.
+//! let site = Site::new("sh-01")?;
+//! assert_eq!(TopicKind::PdaScan.filter(&site), "bondgate/sh-01/pda/+/scan");
+//! let topic = Topic::new(TopicKind::GateCommand, "g1")?;
+//! let cmd = GateCommand {
+//!     seq: 1,
+//!     id: CommandId::new("c-0001")?,
+//!     cmd: GateCmd::Open,
+//!     pulse_ms: PulseMs::new(800)?,
+//!     expires_at: 1_700_000_005_000,
+//! };
+//! assert!(!TopicKind::GateCommand.retained()); // publish with retain = false
+//! let (name, bytes) = (topic.render(&site), cmd.encode());
+//!
+//! // Bridge: parse what arrived, drop it if stale, then pulse the relay.
+//! let (_site, Topic::GateCommand { gate }) = Topic::parse(&name)? else { unreachable!() };
+//! let got = GateCommand::decode(&bytes)?;
+//! assert_eq!((gate.as_str(), got.is_expired(1_700_000_000_000)), ("g1", false));
+//!
+//! // A refused scan: the error text is made to be shown on the PDA.
+//! let err = ScanMsg::decode(br#"{"v":1,"seq":5,"barcode":"","ts":0}"#).unwrap_err();
+//! assert_eq!(PromptText::new(&err.to_string())?.as_str(), "barcode is empty");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod id;
+pub mod payload;
+pub mod topic;
+
+pub use id::{DeviceId, GateId, IdError, Site, StationId, ID_CHARS_MAX};
+pub use payload::{
+    Barcode, CommandId, DeviceStatus, FieldError, GateCmd, GateCommand, GateState, GateStateKind,
+    Heartbeat, Next, PayloadError, PromptMsg, PromptText, PulseMs, ScanMsg, Tone, WeightMsg,
+    BARCODE_CHARS_MAX, PAYLOAD_BYTES_MAX, PROMPT_TEXT_CHARS_MAX, PULSE_MS_MAX, VERSION,
+};
+pub use topic::{Topic, TopicError, TopicKind, ROOT};
+
+#[cfg(test)]
+mod tests {
+    /// Guards the rule above: no runtime, web, database or transport crate.
+    #[test]
+    fn depends_on_no_runtime_or_transport_crate() {
+        const FORBIDDEN: [&str; 9] = [
+            "tokio",
+            "axum",
+            "sqlx",
+            "hyper",
+            "reqwest",
+            "rumqttc",
+            "rumqttd",
+            "async-std",
+            "tokio-serial",
+        ];
+        let manifest = include_str!("../Cargo.toml");
+        let mut section = "";
+        for line in manifest.lines().map(str::trim) {
+            if line.starts_with('[') {
+                section = line;
+                // `[dependencies.tokio]` names the crate in the header itself.
+                if let Some((head, name)) =
+                    line.trim_matches(['[', ']']).rsplit_once("dependencies.")
+                {
+                    let shipped = !head.ends_with("dev-");
+                    assert!(
+                        !(shipped && FORBIDDEN.contains(&name)),
+                        "bondgate-protocol must not depend on {name}"
+                    );
+                }
+                continue;
+            }
+            // Dev-dependencies may grow (e.g. a broker for an end-to-end test);
+            // what ships is [dependencies] and any target-specific variant.
+            let shipped = section.contains("dependencies") && !section.contains("dev-dependencies");
+            let name = line
+                .split(['=', '.', ' '])
+                .next()
+                .unwrap_or("")
+                .trim_matches('"');
+            assert!(
+                !(shipped && FORBIDDEN.contains(&name)),
+                "bondgate-protocol must not depend on {name}: it is bytes in, values out"
+            );
+        }
+    }
+}

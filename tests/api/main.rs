@@ -1,0 +1,11 @@
+//! The one integration-test binary: the store conformance suite on both
+//! backends, property tests against the domain model, the HTTP API through
+//! a real server, concurrency over HTTP, and the real binary.
+
+mod binary;
+mod concurrency;
+mod conformance;
+mod domain_purity;
+mod helpers;
+mod http_api;
+mod ledger_props;
