@@ -39,6 +39,8 @@ impl Server {
                 )
             })?;
         bootstrap_admin(&store, &config).await?;
+        let pii =
+            crate::crypto::PiiCipher::load_or_create(&config.data_dir, config.pii_key.as_deref())?;
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
@@ -47,6 +49,7 @@ impl Server {
         let state = AppState {
             store: store.clone(),
             config: Arc::new(config),
+            pii,
         };
         let app = http::router(state);
         let (stop, stopped) = oneshot::channel::<()>();
@@ -114,7 +117,7 @@ fn generate_password() -> String {
         .collect()
 }
 
-fn write_secret(path: &Path, secret: &str) -> anyhow::Result<()> {
+pub fn write_secret(path: &Path, secret: &str) -> anyhow::Result<()> {
     use std::io::Write;
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);

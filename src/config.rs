@@ -73,6 +73,9 @@ pub struct Config {
     pub store: StoreOptions,
     /// The first admin's password, from `BONDGATE_ADMIN_PASSWORD`; generated if absent.
     pub admin_password: Option<String>,
+    /// The key sealing personal data, base64 of 32 bytes, from
+    /// `BONDGATE_PII_KEY`; else the key file in the data directory.
+    pub pii_key: Option<String>,
 }
 
 impl Config {
@@ -94,6 +97,7 @@ impl Config {
             token_ttl: chrono::Duration::hours(12),
             store: StoreOptions::default(),
             admin_password: None,
+            pii_key: None,
         }
     }
 

@@ -3,6 +3,8 @@
 
 pub mod app;
 pub mod config;
+pub mod crypto;
 pub mod domain;
 pub mod http;
+pub mod orders;
 pub mod store;

@@ -6,10 +6,17 @@
 //! reverse.
 
 pub mod codes;
+pub mod fefo;
+pub mod idcard;
 pub mod ledger;
+pub mod money;
+pub mod order;
 pub mod reconcile;
 pub mod role;
 
 pub use codes::{BatchNo, BinCode, DocumentNo, Quantity, SkuCode};
+pub use idcard::IdNumber;
 pub use ledger::{Balance, Bucket, LedgerError, LockState, MovementKind};
+pub use money::Money;
+pub use order::{OrderState, TradeMode};
 pub use role::Role;

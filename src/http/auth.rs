@@ -48,6 +48,12 @@ fn verify_password(password: &str, hash: &str) -> bool {
     })
 }
 
+/// A hash of a random password, verified against when the user is unknown.
+fn dummy_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| hash_password(&new_token()).unwrap_or_default())
+}
+
 pub fn check_password_rules(password: &str) -> Result<(), ApiError> {
     let n = password.chars().count();
     if !(PASSWORD_LEN_MIN..=PASSWORD_LEN_MAX).contains(&n) {
@@ -146,15 +152,16 @@ pub async fn login(
         return Err(ApiError::unauthorized("wrong username or password"));
     }
     let found = st.store.login_lookup(&req.username).await?;
-    let ok = match &found {
-        Some((_, hash)) => {
-            let (pw, hash) = (req.password.clone(), hash.clone());
-            tokio::task::spawn_blocking(move || verify_password(&pw, &hash))
-                .await
-                .map_err(|e| ApiError::internal(format!("verify task: {e}")))?
-        }
-        None => false,
-    };
+    // An unknown user costs the same Argon2 work as a known one, so response
+    // times do not tell which usernames exist.
+    let hash = found
+        .as_ref()
+        .map_or_else(|| dummy_hash().to_string(), |(_, h)| h.clone());
+    let pw = req.password.clone();
+    let verified = tokio::task::spawn_blocking(move || verify_password(&pw, &hash))
+        .await
+        .map_err(|e| ApiError::internal(format!("verify task: {e}")))?;
+    let ok = verified && found.is_some();
     let Some((user, _)) = found.filter(|_| ok) else {
         tracing::warn!(username = %req.username, "failed login");
         return Err(ApiError::unauthorized("wrong username or password"));

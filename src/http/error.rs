@@ -122,6 +122,10 @@ impl From<StoreError> for ApiError {
             } => ApiError::new(S::CONFLICT, "insufficient_stock", msg).with_facts(json!({
                 "sku": sku, "bin": bin, "bucket": bucket.as_str(), "have": have, "requested": want
             })),
+            StoreError::OrderShortfall(lines) => {
+                ApiError::new(S::CONFLICT, "insufficient_stock", msg)
+                    .with_facts(json!({ "lines": lines }))
+            }
             StoreError::LockNotFound(_) => ApiError::new(S::NOT_FOUND, "lock_not_found", msg),
             StoreError::LockClosed { .. } => ApiError::new(S::CONFLICT, "lock_closed", msg),
             StoreError::IdempotencyConflict { .. } => {

@@ -7,6 +7,7 @@ pub mod error;
 mod inventory;
 mod master;
 pub mod ops;
+mod orders;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,6 +35,8 @@ use error::{ApiError, Fault};
 pub struct AppState {
     pub store: Store,
     pub config: Arc<Config>,
+    /// Seals buyer ID numbers and phones before they reach the store.
+    pub pii: crate::crypto::PiiCipher,
 }
 
 #[derive(OpenApi)]
@@ -92,6 +95,9 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(inventory::approve_adjustment))
         .routes(routes!(inventory::reject_adjustment))
         .routes(routes!(inventory::count))
+        .routes(routes!(orders::create_order, orders::list_orders))
+        .routes(routes!(orders::get_order))
+        .routes(routes!(orders::cancel_order))
         .split_for_parts();
     let doc = Arc::new(doc);
     let timeout = state.config.request_timeout;

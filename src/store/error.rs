@@ -33,6 +33,8 @@ pub enum StoreError {
         have: i64,
         want: i64,
     },
+    #[error("not enough stock for {}", describe_shortfall(.0))]
+    OrderShortfall(Vec<crate::store::types::LineShortfall>),
     #[error("reservation {0} does not exist")]
     LockNotFound(i64),
     #[error("reservation {id} is already {state}")]
@@ -55,6 +57,19 @@ pub enum StoreError {
     Db(#[from] sqlx::Error),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+}
+
+fn describe_shortfall(lines: &[crate::store::types::LineShortfall]) -> String {
+    lines
+        .iter()
+        .map(|l| {
+            format!(
+                "line {} (SKU {}: {} requested, {} available)",
+                l.line_no, l.sku, l.requested, l.available
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 impl StoreError {

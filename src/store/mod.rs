@@ -182,4 +182,9 @@ delegate! {
     pub async fn session_actor(&self, token_hash: &str) -> StoreResult<Option<Actor>>;
     pub async fn delete_session(&self, actor: &Actor, token_hash: &str) -> StoreResult<()>;
     pub async fn audit_log(&self, before_id: Option<i64>, limit: i64) -> StoreResult<Vec<AuditEntry>>;
+    pub async fn create_order(&self, actor: &Actor, input: &OrderInput, ctx: &OrderContext) -> StoreResult<OrderView>;
+    pub async fn get_order(&self, order_no: &str) -> StoreResult<OrderView>;
+    pub async fn cancel_order(&self, actor: &Actor, order_no: &str, reason: &str) -> StoreResult<OrderView>;
+    pub async fn list_orders(&self, q: &OrderQuery) -> StoreResult<Vec<OrderSummary>>;
+    pub async fn lock_order(&self, lock_id: i64) -> StoreResult<Option<String>>;
 }

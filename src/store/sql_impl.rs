@@ -99,8 +99,8 @@ fn roles_text(roles: &[Role]) -> String {
 /// used key is refused, and the answer is stored in the same transaction as
 /// the work it describes.
 macro_rules! idempotent {
-    ($self:ident, $actor:expr, $scope:expr, $key:expr, $input:expr, |$tx:ident, $op:ident, $at:ident| $body:expr) => {{
-        let hash = request_hash($input);
+    ($self:ident, $actor:expr, $scope:expr, $key:expr, $hash:expr, |$tx:ident, $op:ident, $at:ident| $body:expr) => {{
+        let hash: String = $hash;
         let mut answer = None;
         for _ in 0..IDEMPOTENCY_ATTEMPTS {
             let mut $tx = $self.write.begin().await?;
@@ -844,7 +844,7 @@ impl SqlStore {
             actor,
             "receipt",
             r.receipt_no.as_str(),
-            r,
+            request_hash(r),
             |tx, op, at| {
                 sqlx::query("INSERT INTO receipts (receipt_no, customs_doc_no, supplier, actor, at) VALUES ($1, $2, $3, $4, $5)")
                 .bind(r.receipt_no.as_str())
@@ -928,7 +928,7 @@ impl SqlStore {
             actor,
             "lock",
             input.key.as_str(),
-            input,
+            request_hash(input),
             |tx, op, at| {
                 let sku = sku_ref(&mut tx, input.sku.as_str()).await?;
                 let loc = location_ref(&mut tx, input.bin.as_str()).await?;
@@ -992,9 +992,6 @@ impl SqlStore {
         Ok(lock_from_row(row.ok_or(StoreError::LockNotFound(id))?)?.record)
     }
 
-    /// Closes a held reservation by shipping or releasing it. Asking again for
-    /// the state it is already in answers with the record and posts nothing;
-    /// asking for the other state is refused.
     async fn close_lock(
         &self,
         actor: &Actor,
@@ -1003,58 +1000,9 @@ impl SqlStore {
         reason: Option<&str>,
     ) -> StoreResult<LockRecord> {
         let mut tx = self.write.begin().await?;
-        let at = now();
-        let lock = lock_for_update(&mut tx, id).await?;
-        let next = match ship {
-            Some(_) => lock.record.state.ship(),
-            None => lock.record.state.release(),
-        };
-        let next = match next {
-            Ok(s) => s,
-            Err(_)
-                if (ship.is_some() && lock.record.state == LockState::Shipped)
-                    || (ship.is_none() && lock.record.state == LockState::Released) =>
-            {
-                return Ok(lock.record);
-            }
-            Err(_) => {
-                return Err(StoreError::LockClosed {
-                    id,
-                    state: lock.record.state,
-                })
-            }
-        };
-        if let Ok(qty) = Quantity::new(lock.record.qty) {
-            let (kind, to) = match ship {
-                Some(_) => (MovementKind::Ship, None),
-                None => (MovementKind::Release, Some(Bucket::Available)),
-            };
-            let mut m = NewMovement::new(
-                kind,
-                (&lock.record.sku, lock.sku_id),
-                (&lock.record.bin, lock.location_id),
-                lock.lot_id,
-                qty,
-            )
-            .buckets(Some(Bucket::Locked), to)
-            .doc(kind.as_str(), &lock.record.reference);
-            m.lock_id = Some(id);
-            m.customs_doc_no = ship;
-            m.reason = reason;
-            post(&mut tx, None, actor, at, m).await?;
-        }
-        sqlx::query("UPDATE locks SET state = $1, closed_at = $2 WHERE id = $3 AND state = 'held'")
-            .bind(next.as_str())
-            .bind(at)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        let row: LockRow = sqlx::query_as(LOCK_SELECT)
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?;
+        let record = close_lock_in(&mut tx, actor, now(), id, ship, reason).await?;
         tx.commit().await?;
-        Ok(lock_from_row(row)?.record)
+        Ok(record)
     }
 
     pub async fn release(
@@ -1063,6 +1011,11 @@ impl SqlStore {
         id: i64,
         input: &ReleaseInput,
     ) -> StoreResult<LockRecord> {
+        if let Some(order_no) = self.lock_order(id).await? {
+            return Err(StoreError::Invalid(format!(
+                "reservation {id} holds stock for order {order_no}: cancel the order to release it"
+            )));
+        }
         self.close_lock(actor, id, None, input.reason.as_deref())
             .await
     }
@@ -1086,7 +1039,7 @@ impl SqlStore {
             actor,
             "damage",
             input.key.as_str(),
-            input,
+            request_hash(input),
             |tx, op, at| {
                 let sku = sku_ref(&mut tx, input.sku.as_str()).await?;
                 let loc = location_ref(&mut tx, input.bin.as_str()).await?;
@@ -1162,7 +1115,7 @@ impl SqlStore {
             actor,
             "transfer",
             input.key.as_str(),
-            input,
+            request_hash(input),
             |tx, op, at| {
                 let sku = sku_ref(&mut tx, input.sku.as_str()).await?;
                 let from = location_ref(&mut tx, input.from_bin.as_str()).await?;
@@ -1227,7 +1180,7 @@ impl SqlStore {
             actor,
             "adjustment",
             input.key.as_str(),
-            input,
+            request_hash(input),
             |tx, _op, at| {
                 let sku = sku_ref(&mut tx, input.sku.as_str()).await?;
                 let loc = location_ref(&mut tx, input.bin.as_str()).await?;
@@ -1394,7 +1347,7 @@ impl SqlStore {
             actor,
             "count",
             input.count_no.as_str(),
-            input,
+            request_hash(input),
             |tx, _op, at| {
                 let loc = location_ref(&mut tx, input.bin.as_str()).await?;
                 let count_id: i64 = sqlx::query_scalar(
@@ -1941,6 +1894,69 @@ impl SqlStore {
             })
             .collect())
     }
+}
+
+/// Closes a held reservation by shipping or releasing it. Asking again for
+/// the state it is already in answers with the record and posts nothing;
+/// asking for the other state is refused.
+async fn close_lock_in(
+    tx: &mut Tx,
+    actor: &Actor,
+    at: DateTime<Utc>,
+    id: i64,
+    ship: Option<&str>,
+    reason: Option<&str>,
+) -> StoreResult<LockRecord> {
+    let lock = lock_for_update(tx, id).await?;
+    let next = match ship {
+        Some(_) => lock.record.state.ship(),
+        None => lock.record.state.release(),
+    };
+    let next = match next {
+        Ok(s) => s,
+        Err(_)
+            if (ship.is_some() && lock.record.state == LockState::Shipped)
+                || (ship.is_none() && lock.record.state == LockState::Released) =>
+        {
+            return Ok(lock.record);
+        }
+        Err(_) => {
+            return Err(StoreError::LockClosed {
+                id,
+                state: lock.record.state,
+            })
+        }
+    };
+    if let Ok(qty) = Quantity::new(lock.record.qty) {
+        let (kind, to) = match ship {
+            Some(_) => (MovementKind::Ship, None),
+            None => (MovementKind::Release, Some(Bucket::Available)),
+        };
+        let mut m = NewMovement::new(
+            kind,
+            (&lock.record.sku, lock.sku_id),
+            (&lock.record.bin, lock.location_id),
+            lock.lot_id,
+            qty,
+        )
+        .buckets(Some(Bucket::Locked), to)
+        .doc(kind.as_str(), &lock.record.reference);
+        m.lock_id = Some(id);
+        m.customs_doc_no = ship;
+        m.reason = reason;
+        post(tx, None, actor, at, m).await?;
+    }
+    sqlx::query("UPDATE locks SET state = $1, closed_at = $2 WHERE id = $3 AND state = 'held'")
+        .bind(next.as_str())
+        .bind(at)
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    let row: LockRow = sqlx::query_as(LOCK_SELECT)
+        .bind(id)
+        .fetch_one(&mut **tx)
+        .await?;
+    Ok(lock_from_row(row)?.record)
 }
 
 fn same_sku(existing: &Sku, s: &SkuInput) -> bool {

@@ -551,3 +551,208 @@ pub struct AuditEntry {
     pub subject: String,
     pub detail: String,
 }
+
+// ------------------------------------------------------------------- orders
+
+/// An order as the platform sends it. Holds personal data in the clear: it
+/// lives only in memory, between the request and [`crate::orders`], which
+/// seals it before the store sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrderInput {
+    /// The platform's order number: the idempotency key of this order.
+    #[schema(value_type = String)]
+    pub order_no: DocumentNo,
+    #[schema(value_type = String, example = "1210")]
+    pub trade_mode: crate::domain::TradeMode,
+    /// E-commerce platform code (`ebpCode`).
+    pub ebp_code: String,
+    /// E-commerce company code (`ebcCode`).
+    pub ebc_code: String,
+    /// The enterprise's own number for the customs declaration (`copNo`).
+    #[schema(value_type = String)]
+    pub cop_no: DocumentNo,
+    pub buyer: BuyerInput,
+    pub consignee: ConsigneeInput,
+    pub lines: Vec<OrderLineInput>,
+    #[schema(value_type = String, example = "199.00")]
+    pub goods_value: crate::domain::Money,
+    #[schema(value_type = String)]
+    pub freight: crate::domain::Money,
+    #[schema(value_type = String)]
+    pub discount: crate::domain::Money,
+    #[schema(value_type = String)]
+    pub tax: crate::domain::Money,
+    /// Must equal goods_value + freight + tax − discount.
+    #[schema(value_type = String)]
+    pub actual_paid: crate::domain::Money,
+}
+
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BuyerInput {
+    pub name: String,
+    /// National ID card number (GB 11643, `buyerIdType` 1).
+    pub id_number: String,
+    pub phone: String,
+}
+
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConsigneeInput {
+    pub name: String,
+    pub phone: String,
+    pub address: String,
+}
+
+/// Personal data never reaches a log through `Debug`.
+impl std::fmt::Debug for BuyerInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BuyerInput")
+            .field("name", &self.name)
+            .field(
+                "id_number",
+                &crate::domain::idcard::mask_id_number(&self.id_number),
+            )
+            .field("phone", &crate::domain::idcard::mask_phone(&self.phone))
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for ConsigneeInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsigneeInput")
+            .field("name", &self.name)
+            .field("phone", &crate::domain::idcard::mask_phone(&self.phone))
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrderLineInput {
+    #[schema(value_type = String)]
+    pub sku: SkuCode,
+    #[schema(value_type = i64, minimum = 1)]
+    pub qty: Quantity,
+    #[schema(value_type = String, example = "99.50")]
+    pub unit_price: crate::domain::Money,
+}
+
+/// The sealed personal data of an order, as the store keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedParties {
+    pub buyer_id_sealed: String,
+    pub buyer_id_masked: String,
+    /// Keyed fingerprint of the buyer's ID number, to find their orders.
+    pub buyer_ref: String,
+    pub buyer_phone_sealed: String,
+    pub buyer_phone_masked: String,
+    pub consignee_phone_sealed: String,
+    pub consignee_phone_masked: String,
+}
+
+/// What intake needs besides the order: the sealed personal data, the
+/// request's keyed fingerprint (its idempotency hash), and the business dates.
+#[derive(Debug, Clone)]
+pub struct OrderContext {
+    pub sealed: SealedParties,
+    pub fingerprint: String,
+    /// Today in China Standard Time: expired stock is not allocated.
+    pub today: chrono::NaiveDate,
+    /// 1 January of this year, 00:00 China Standard Time.
+    pub year_start: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct OrderView {
+    pub order_no: String,
+    #[schema(value_type = String)]
+    pub state: crate::domain::OrderState,
+    #[schema(value_type = String)]
+    pub trade_mode: crate::domain::TradeMode,
+    pub ebp_code: String,
+    pub ebc_code: String,
+    pub cop_no: String,
+    pub buyer: PartyView,
+    pub consignee: PartyView,
+    #[schema(value_type = String)]
+    pub goods_value: crate::domain::Money,
+    #[schema(value_type = String)]
+    pub freight: crate::domain::Money,
+    #[schema(value_type = String)]
+    pub discount: crate::domain::Money,
+    #[schema(value_type = String)]
+    pub tax: crate::domain::Money,
+    #[schema(value_type = String)]
+    pub actual_paid: crate::domain::Money,
+    pub lines: Vec<OrderLineView>,
+    /// E.g. the buyer's annual limit passed.
+    pub warnings: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub cancelled_at: Option<DateTime<Utc>>,
+    pub cancel_reason: Option<String>,
+}
+
+/// A person on an order, masked: screens and logs never see more.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PartyView {
+    pub name: String,
+    /// `3301**********1234`; absent for the consignee.
+    pub id_number: Option<String>,
+    /// `138****5678`.
+    pub phone: String,
+    pub address: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct OrderLineView {
+    pub line_no: i64,
+    pub sku: String,
+    pub qty: i64,
+    #[schema(value_type = String)]
+    pub unit_price: crate::domain::Money,
+    /// Where the units are reserved, earliest expiry first.
+    pub allocations: Vec<AllocationView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AllocationView {
+    pub lock_id: i64,
+    pub bin: String,
+    pub batch: String,
+    pub expiry: Option<NaiveDate>,
+    pub qty: i64,
+    #[schema(value_type = String)]
+    pub state: LockState,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct LineShortfall {
+    pub line_no: i64,
+    pub sku: String,
+    pub requested: i64,
+    /// Units that could be reserved now (in date, in storage or pick bins).
+    pub available: i64,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, IntoParams, ToSchema)]
+#[into_params(parameter_in = Query)]
+pub struct OrderQuery {
+    pub state: Option<String>,
+    pub before_id: Option<i64>,
+    pub limit: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct OrderSummary {
+    pub id: i64,
+    pub order_no: String,
+    #[schema(value_type = String)]
+    pub state: crate::domain::OrderState,
+    #[schema(value_type = String)]
+    pub actual_paid: crate::domain::Money,
+    pub lines: i64,
+    pub units: i64,
+    pub created_at: DateTime<Utc>,
+}

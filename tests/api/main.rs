@@ -9,3 +9,4 @@ mod domain_purity;
 mod helpers;
 mod http_api;
 mod ledger_props;
+mod orders;

@@ -1,0 +1,412 @@
+// The order use cases, compiled once per backend like `sql_impl.rs` (which
+// is included first and provides the helpers used here): intake with an
+// all-or-nothing FEFO reservation, cancellation, and reads.
+
+#[derive(sqlx::FromRow)]
+struct OrderRow {
+    order_no: String,
+    state: String,
+    trade_mode: String,
+    ebp_code: String,
+    ebc_code: String,
+    cop_no: String,
+    buyer_name: String,
+    buyer_id_masked: String,
+    buyer_phone_masked: String,
+    consignee_name: String,
+    consignee_phone_masked: String,
+    consignee_address: String,
+    goods_value_fen: i64,
+    freight_fen: i64,
+    discount_fen: i64,
+    tax_fen: i64,
+    actual_paid_fen: i64,
+    warnings: String,
+    created_at: DateTime<Utc>,
+    cancelled_at: Option<DateTime<Utc>>,
+    cancel_reason: Option<String>,
+}
+
+/// line_no, lock id, bin, batch, expiry, qty, lock state
+type AllocationRow = (i64, i64, String, String, Option<NaiveDate>, i64, String);
+/// id, order_no, state, paid (fen), lines, units, created
+type OrderSummaryRow = (i64, String, String, i64, i64, i64, DateTime<Utc>);
+
+fn money(fen: i64) -> StoreResult<crate::domain::Money> {
+    crate::domain::Money::from_fen(fen).map_err(|e| StoreError::Corrupt(format!("amount: {e}")))
+}
+
+/// The holdings an order line may take from: available units in active
+/// storage or pick bins (never quarantine, inspection, defective, dock or
+/// pack). On PostgreSQL the rows stay locked until the order commits, so two
+/// orders for the same SKU allocate one after the other.
+const FEFO_CANDIDATES: &str = concat!(
+    "SELECT h.location_id, h.lot_id, l.code, l.walk_seq, lot.expiry, h.available
+     FROM holdings h JOIN locations l ON l.id = h.location_id JOIN lots lot ON lot.id = h.lot_id
+     WHERE h.sku_id = $1 AND h.available > 0 AND l.kind IN ('storage', 'pick') AND l.active = $2",
+    for_update!("h")
+);
+
+async fn order_view(tx: &mut Tx, order_id: i64) -> StoreResult<OrderView> {
+    let o: OrderRow = sqlx::query_as(
+        "SELECT order_no, state, trade_mode, ebp_code, ebc_code, cop_no, buyer_name, buyer_id_masked,
+                buyer_phone_masked, consignee_name, consignee_phone_masked, consignee_address, goods_value_fen,
+                freight_fen, discount_fen, tax_fen, actual_paid_fen, warnings, created_at, cancelled_at, cancel_reason
+         FROM orders WHERE id = $1",
+    )
+    .bind(order_id)
+    .fetch_one(&mut **tx)
+    .await?;
+    let lines: Vec<(i64, String, i64, i64)> = sqlx::query_as(
+        "SELECT ol.line_no, s.code, ol.qty, ol.unit_price_fen FROM order_lines ol JOIN skus s ON s.id = ol.sku_id
+         WHERE ol.order_id = $1 ORDER BY ol.line_no",
+    )
+    .bind(order_id)
+    .fetch_all(&mut **tx)
+    .await?;
+    let allocs: Vec<AllocationRow> = sqlx::query_as(
+        "SELECT a.line_no, k.id, l.code, lot.batch, lot.expiry, k.qty, k.state
+         FROM order_allocations a JOIN locks k ON k.id = a.lock_id JOIN locations l ON l.id = k.location_id
+         JOIN lots lot ON lot.id = k.lot_id
+         WHERE a.order_id = $1 ORDER BY a.line_no, lot.expiry NULLS LAST, k.id",
+    )
+    .bind(order_id)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut line_views = Vec::with_capacity(lines.len());
+    for (line_no, sku, qty, price) in lines {
+        let allocations = allocs
+            .iter()
+            .filter(|a| a.0 == line_no)
+            .map(|a| {
+                Ok(AllocationView {
+                    lock_id: a.1,
+                    bin: a.2.clone(),
+                    batch: a.3.clone(),
+                    expiry: a.4,
+                    qty: a.5,
+                    state: LockState::parse(&a.6)
+                        .ok_or_else(|| StoreError::Corrupt(format!("lock state {}", a.6)))?,
+                })
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        line_views.push(OrderLineView {
+            line_no,
+            sku,
+            qty,
+            unit_price: money(price)?,
+            allocations,
+        });
+    }
+    Ok(OrderView {
+        order_no: o.order_no,
+        state: crate::domain::OrderState::parse(&o.state)
+            .ok_or_else(|| StoreError::Corrupt(format!("order state {}", o.state)))?,
+        trade_mode: crate::domain::TradeMode::parse(&o.trade_mode)
+            .ok_or_else(|| StoreError::Corrupt(format!("trade mode {}", o.trade_mode)))?,
+        ebp_code: o.ebp_code,
+        ebc_code: o.ebc_code,
+        cop_no: o.cop_no,
+        buyer: PartyView {
+            name: o.buyer_name,
+            id_number: Some(o.buyer_id_masked),
+            phone: o.buyer_phone_masked,
+            address: None,
+        },
+        consignee: PartyView {
+            name: o.consignee_name,
+            id_number: None,
+            phone: o.consignee_phone_masked,
+            address: Some(o.consignee_address),
+        },
+        goods_value: money(o.goods_value_fen)?,
+        freight: money(o.freight_fen)?,
+        discount: money(o.discount_fen)?,
+        tax: money(o.tax_fen)?,
+        actual_paid: money(o.actual_paid_fen)?,
+        lines: line_views,
+        warnings: serde_json::from_str(&o.warnings)
+            .map_err(|e| StoreError::Corrupt(format!("warnings: {e}")))?,
+        created_at: o.created_at,
+        cancelled_at: o.cancelled_at,
+        cancel_reason: o.cancel_reason,
+    })
+}
+
+/// One line's plan: its SKU and the holdings (location, lot, bin) it takes from.
+type LinePlan<'a> = (
+    i64,
+    i64,
+    &'a OrderLineInput,
+    Vec<crate::domain::fefo::Take<(i64, i64, String)>>,
+);
+
+impl SqlStore {
+    /// Takes an order and reserves stock for every line, earliest expiry
+    /// first, or reserves nothing and says per line what is short.
+    pub async fn create_order(
+        &self,
+        actor: &Actor,
+        input: &OrderInput,
+        ctx: &OrderContext,
+    ) -> StoreResult<OrderView> {
+        idempotent!(
+            self,
+            actor,
+            "order",
+            input.order_no.as_str(),
+            ctx.fingerprint.clone(),
+            |tx, op, at| {
+                // Lines are allocated in SKU order, so two orders touching the
+                // same SKUs lock their holdings in the same order (no deadlock).
+                let mut by_sku: Vec<usize> = (0..input.lines.len()).collect();
+                by_sku.sort_by(|a, b| input.lines[*a].sku.cmp(&input.lines[*b].sku));
+                let mut taken: BTreeMap<(i64, i64), i64> = BTreeMap::new();
+                let mut shortfalls = Vec::new();
+                let mut plan: Vec<LinePlan<'_>> = Vec::new();
+                for i in by_sku {
+                    let line = &input.lines[i];
+                    let line_no = i as i64 + 1;
+                    let sku = sku_ref(&mut tx, line.sku.as_str()).await?;
+                    if sku.status == RecordStatus::Revoked {
+                        return Err(StoreError::Invalid(format!(
+                        "line {line_no}: SKU {}'s customs record is revoked, so it cannot be sold",
+                        line.sku
+                    )));
+                    }
+                    let rows: Vec<(i64, i64, String, i64, Option<NaiveDate>, i64)> =
+                        sqlx::query_as(FEFO_CANDIDATES)
+                            .bind(sku.id)
+                            .bind(true)
+                            .fetch_all(&mut *tx)
+                            .await?;
+                    let candidates: Vec<_> = rows
+                        .into_iter()
+                        .map(|(loc, lot, bin, walk_seq, expiry, available)| {
+                            crate::domain::fefo::Candidate {
+                                available: available - taken.get(&(loc, lot)).copied().unwrap_or(0),
+                                key: (loc, lot, bin.clone()),
+                                expiry,
+                                walk_seq,
+                                bin,
+                            }
+                        })
+                        .collect();
+                    match crate::domain::fefo::allocate(&candidates, line.qty.get(), ctx.today) {
+                        Ok(takes) => {
+                            for t in &takes {
+                                *taken.entry((t.key.0, t.key.1)).or_default() += t.qty;
+                            }
+                            plan.push((line_no, sku.id, line, takes));
+                        }
+                        Err(s) => shortfalls.push(LineShortfall {
+                            line_no,
+                            sku: line.sku.to_string(),
+                            requested: s.requested,
+                            available: s.usable,
+                        }),
+                    }
+                }
+                if !shortfalls.is_empty() {
+                    shortfalls.sort_by_key(|s| s.line_no);
+                    return Err(StoreError::OrderShortfall(shortfalls));
+                }
+                let seen_fen: i64 = sqlx::query_scalar(
+                    "SELECT CAST(COALESCE(SUM(actual_paid_fen), 0) AS BIGINT) FROM orders
+                 WHERE buyer_ref = $1 AND created_at >= $2 AND state <> 'cancelled'",
+                )
+                .bind(&ctx.sealed.buyer_ref)
+                .bind(ctx.year_start)
+                .fetch_one(&mut *tx)
+                .await?;
+                let warnings: Vec<String> =
+                    crate::domain::order::annual_limit_warning(money(seen_fen)?, input.actual_paid)
+                        .into_iter()
+                        .collect();
+                let s = &ctx.sealed;
+                let order_id: i64 = sqlx::query_scalar(
+                "INSERT INTO orders (order_no, state, trade_mode, ebp_code, ebc_code, cop_no, buyer_name, buyer_id_sealed,
+                     buyer_id_masked, buyer_ref, buyer_phone_sealed, buyer_phone_masked, consignee_name,
+                     consignee_phone_sealed, consignee_phone_masked, consignee_address, goods_value_fen, freight_fen,
+                     discount_fen, tax_fen, actual_paid_fen, warnings, created_by, created_at)
+                 VALUES ($1, 'locked', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
+                     $20, $21, $22, $23) RETURNING id",
+            )
+            .bind(input.order_no.as_str())
+            .bind(input.trade_mode.code())
+            .bind(input.ebp_code.trim())
+            .bind(input.ebc_code.trim())
+            .bind(input.cop_no.as_str())
+            .bind(input.buyer.name.trim())
+            .bind(&s.buyer_id_sealed)
+            .bind(&s.buyer_id_masked)
+            .bind(&s.buyer_ref)
+            .bind(&s.buyer_phone_sealed)
+            .bind(&s.buyer_phone_masked)
+            .bind(input.consignee.name.trim())
+            .bind(&s.consignee_phone_sealed)
+            .bind(&s.consignee_phone_masked)
+            .bind(input.consignee.address.trim())
+            .bind(input.goods_value.fen())
+            .bind(input.freight.fen())
+            .bind(input.discount.fen())
+            .bind(input.tax.fen())
+            .bind(input.actual_paid.fen())
+            .bind(serde_json::to_string(&warnings).map_err(|e| StoreError::Corrupt(e.to_string()))?)
+            .bind(&actor.username)
+            .bind(at)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_db)?;
+                for (line_no, sku_id, line, takes) in &plan {
+                    sqlx::query("INSERT INTO order_lines (order_id, line_no, sku_id, qty, unit_price_fen) VALUES ($1, $2, $3, $4, $5)")
+                    .bind(order_id)
+                    .bind(line_no)
+                    .bind(sku_id)
+                    .bind(line.qty.get())
+                    .bind(line.unit_price.fen())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_db)?;
+                    for t in takes {
+                        let (loc, lot, bin) = &t.key;
+                        let qty =
+                            Quantity::new(t.qty).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                        let lock_id: i64 = sqlx::query_scalar(
+                        "INSERT INTO locks (operation_id, reference, sku_id, location_id, lot_id, qty, state, created_at)
+                         VALUES ($1, $2, $3, $4, $5, $6, 'held', $7) RETURNING id",
+                    )
+                    .bind(op)
+                    .bind(input.order_no.as_str())
+                    .bind(sku_id)
+                    .bind(loc)
+                    .bind(lot)
+                    .bind(t.qty)
+                    .bind(at)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(map_db)?;
+                        let mut m = NewMovement::new(
+                            MovementKind::Lock,
+                            (line.sku.as_str(), *sku_id),
+                            (bin, *loc),
+                            *lot,
+                            qty,
+                        )
+                        .buckets(Some(Bucket::Available), Some(Bucket::Locked))
+                        .doc("order", input.order_no.as_str());
+                        m.lock_id = Some(lock_id);
+                        post(&mut tx, Some(op), actor, at, m).await?;
+                        sqlx::query("INSERT INTO order_allocations (lock_id, order_id, line_no) VALUES ($1, $2, $3)")
+                        .bind(lock_id)
+                        .bind(order_id)
+                        .bind(line_no)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                }
+                order_view(&mut tx, order_id).await?
+            }
+        )
+    }
+
+    pub async fn get_order(&self, order_no: &str) -> StoreResult<OrderView> {
+        let mut tx = self.read.begin().await?;
+        let id: i64 = sqlx::query_scalar("SELECT id FROM orders WHERE order_no = $1")
+            .bind(order_no)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("order {order_no}")))?;
+        order_view(&mut tx, id).await
+    }
+
+    /// Cancels an order and releases exactly the stock reserved for it. A
+    /// repeated cancellation answers with the cancelled order.
+    pub async fn cancel_order(
+        &self,
+        actor: &Actor,
+        order_no: &str,
+        reason: &str,
+    ) -> StoreResult<OrderView> {
+        let mut tx = self.write.begin().await?;
+        let at = now();
+        let row: Option<(i64, String)> = sqlx::query_as(concat!(
+            "SELECT id, state FROM orders WHERE order_no = $1",
+            for_update!()
+        ))
+        .bind(order_no)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let (id, state) = row.ok_or_else(|| StoreError::NotFound(format!("order {order_no}")))?;
+        let state = crate::domain::OrderState::parse(&state)
+            .ok_or_else(|| StoreError::Corrupt(format!("order state {state}")))?;
+        if state == crate::domain::OrderState::Cancelled {
+            return order_view(&mut tx, id).await;
+        }
+        if !state.cancellable() {
+            return Err(StoreError::Invalid(format!(
+                "order {order_no} is {state} and can no longer be cancelled"
+            )));
+        }
+        let locks: Vec<i64> = sqlx::query_scalar(
+            "SELECT lock_id FROM order_allocations WHERE order_id = $1 ORDER BY lock_id",
+        )
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?;
+        for lock_id in locks {
+            close_lock_in(&mut tx, actor, at, lock_id, None, Some(reason)).await?;
+        }
+        sqlx::query("UPDATE orders SET state = 'cancelled', cancelled_at = $1, cancel_reason = $2 WHERE id = $3")
+            .bind(at)
+            .bind(reason)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        audit(&mut tx, actor, "order.cancel", order_no, &reason).await?;
+        let view = order_view(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(view)
+    }
+
+    pub async fn list_orders(&self, q: &OrderQuery) -> StoreResult<Vec<OrderSummary>> {
+        let rows: Vec<OrderSummaryRow> = sqlx::query_as(
+            "SELECT o.id, o.order_no, o.state, o.actual_paid_fen, COUNT(ol.line_no), CAST(COALESCE(SUM(ol.qty), 0) AS BIGINT),
+                    o.created_at
+             FROM orders o LEFT JOIN order_lines ol ON ol.order_id = o.id
+             WHERE ($1 IS NULL OR o.state = $1) AND ($2 IS NULL OR o.id < $2)
+             GROUP BY o.id, o.order_no, o.state, o.actual_paid_fen, o.created_at
+             ORDER BY o.id DESC LIMIT $3",
+        )
+        .bind(&q.state)
+        .bind(q.before_id)
+        .bind(q.limit.unwrap_or(100).clamp(1, MOVEMENT_PAGE_MAX))
+        .fetch_all(&self.read)
+        .await?;
+        rows.into_iter()
+            .map(|(id, order_no, state, paid, lines, units, created_at)| {
+                Ok(OrderSummary {
+                    id,
+                    order_no,
+                    state: crate::domain::OrderState::parse(&state)
+                        .ok_or_else(|| StoreError::Corrupt(format!("order state {state}")))?,
+                    actual_paid: money(paid)?,
+                    lines,
+                    units,
+                    created_at,
+                })
+            })
+            .collect()
+    }
+
+    /// Whether a reservation serves an order (and so is released only by
+    /// cancelling that order).
+    pub async fn lock_order(&self, lock_id: i64) -> StoreResult<Option<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT o.order_no FROM order_allocations a JOIN orders o ON o.id = a.order_id WHERE a.lock_id = $1",
+        )
+        .bind(lock_id)
+        .fetch_optional(&self.read)
+        .await?)
+    }
+}
