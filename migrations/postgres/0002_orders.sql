@@ -6,7 +6,7 @@
 CREATE TABLE orders (
     id                     BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     order_no               TEXT NOT NULL UNIQUE,
-    state                  TEXT NOT NULL CHECK (state IN ('locked', 'cancelled')),
+    state                  TEXT NOT NULL CHECK (state IN ('locked', 'picking', 'picked', 'packed', 'shipped', 'exception', 'cancelled')),
     trade_mode             TEXT NOT NULL CHECK (trade_mode IN ('1210', '9610')),
     ebp_code               TEXT NOT NULL,
     ebc_code               TEXT NOT NULL,

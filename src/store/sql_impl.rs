@@ -1128,6 +1128,15 @@ impl SqlStore {
                     input.from_bin.as_str(),
                 )
                 .await?;
+                // Lock both holdings in one global order (by location) before
+                // moving, so an A→B and a B→A transfer cannot deadlock.
+                let (first, second) = if from.id <= to.id {
+                    (from.id, to.id)
+                } else {
+                    (to.id, from.id)
+                };
+                holding_for_update(&mut tx, sku.id, first, lot).await?;
+                holding_for_update(&mut tx, sku.id, second, lot).await?;
                 let s = (input.sku.as_str(), sku.id);
                 let out = NewMovement::new(
                     MovementKind::Transfer,

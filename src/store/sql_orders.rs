@@ -39,11 +39,13 @@ fn money(fen: i64) -> StoreResult<crate::domain::Money> {
 /// The holdings an order line may take from: available units in active
 /// storage or pick bins (never quarantine, inspection, defective, dock or
 /// pack). On PostgreSQL the rows stay locked until the order commits, so two
-/// orders for the same SKU allocate one after the other.
+/// orders for the same SKU allocate one after the other; they are locked in
+/// one fixed order (location, lot) so that lockers cannot deadlock.
 const FEFO_CANDIDATES: &str = concat!(
     "SELECT h.location_id, h.lot_id, l.code, l.walk_seq, lot.expiry, h.available
      FROM holdings h JOIN locations l ON l.id = h.location_id JOIN lots lot ON lot.id = h.lot_id
-     WHERE h.sku_id = $1 AND h.available > 0 AND l.kind IN ('storage', 'pick') AND l.active = $2",
+     WHERE h.sku_id = $1 AND h.available > 0 AND l.kind IN ('storage', 'pick') AND l.active = $2
+     ORDER BY h.location_id, h.lot_id",
     for_update!("h")
 );
 
