@@ -6,5 +6,6 @@ pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod http;
+pub mod mqtt;
 pub mod orders;
 pub mod store;

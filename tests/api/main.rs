@@ -9,4 +9,5 @@ mod domain_purity;
 mod helpers;
 mod http_api;
 mod ledger_props;
+mod mqtt;
 mod orders;
