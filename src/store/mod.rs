@@ -76,7 +76,9 @@ impl IntegrityReport {
 /// SHA-256 of a request's canonical JSON: what decides whether a repeated
 /// idempotency key carries the same request.
 fn request_hash<T: Serialize>(t: &T) -> String {
-    let bytes = serde_json::to_vec(t).unwrap_or_default();
+    // The request types are plain structs with string keys: serialising them
+    // cannot fail, and a silent empty hash would make different requests equal.
+    let bytes = serde_json::to_vec(t).expect("request types serialise to JSON");
     let digest = Sha256::digest(&bytes);
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }

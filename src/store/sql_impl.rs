@@ -138,24 +138,7 @@ async fn idem_begin(
     actor: &Actor,
     at: DateTime<Utc>,
 ) -> StoreResult<Idem> {
-    let found: Option<(String, Option<String>)> = sqlx::query_as(
-        "SELECT request_hash, response FROM operations WHERE scope = $1 AND key = $2",
-    )
-    .bind(scope)
-    .bind(key)
-    .fetch_optional(&mut **tx)
-    .await?;
-    if let Some((h, resp)) = found {
-        if h != hash {
-            return Err(StoreError::IdempotencyConflict {
-                scope,
-                key: key.to_string(),
-            });
-        }
-        return resp
-            .map(Idem::Done)
-            .ok_or_else(|| StoreError::Corrupt(format!("operation {scope} {key} has no answer")));
-    }
+    // Claim the key first: a new key (the usual case) costs one statement.
     let id: Option<i64> = sqlx::query_scalar(
         "INSERT INTO operations (scope, key, request_hash, actor, at) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (scope, key) DO NOTHING RETURNING id",
@@ -167,7 +150,25 @@ async fn idem_begin(
     .bind(at)
     .fetch_optional(&mut **tx)
     .await?;
-    Ok(id.map_or(Idem::Race, Idem::New))
+    if let Some(id) = id {
+        return Ok(Idem::New(id));
+    }
+    let found: Option<(String, Option<String>)> = sqlx::query_as(
+        "SELECT request_hash, response FROM operations WHERE scope = $1 AND key = $2",
+    )
+    .bind(scope)
+    .bind(key)
+    .fetch_optional(&mut **tx)
+    .await?;
+    match found {
+        Some((h, _)) if h != hash => Err(StoreError::IdempotencyConflict {
+            scope,
+            key: key.to_string(),
+        }),
+        Some((_, Some(resp))) => Ok(Idem::Done(resp)),
+        // Claimed by a transaction we cannot see yet: retry to read its answer.
+        Some((_, None)) | None => Ok(Idem::Race),
+    }
 }
 
 async fn audit(
@@ -931,7 +932,13 @@ impl SqlStore {
             request_hash(input),
             |tx, op, at| {
                 let sku = sku_ref(&mut tx, input.sku.as_str()).await?;
-                let loc = location_ref(&mut tx, input.bin.as_str()).await?;
+                if sku.status == RecordStatus::Revoked {
+                    return Err(StoreError::Invalid(format!(
+                        "SKU {}'s customs record is revoked: its stock cannot be reserved",
+                        input.sku
+                    )));
+                }
+                let loc = active_location(&mut tx, input.bin.as_str()).await?;
                 if matches!(
                     loc.kind,
                     LocationKind::Quarantine | LocationKind::Inspection | LocationKind::Defective
