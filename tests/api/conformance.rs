@@ -665,6 +665,11 @@ both_backends!(
         assert!(
             matches!(s.receive(&a, &receipt("R-1", "A-01", 1, 0)).await, Err(StoreError::Invalid(ref m)) if m.contains("revoked"))
         );
+        let reserve = s.lock(&a, &lock_input("L-R", "A-01", 1)).await;
+        assert!(
+            matches!(reserve, Err(StoreError::Invalid(ref m)) if m.contains("revoked")),
+            "{reserve:?}"
+        );
         // A batch keeps its expiry.
         s.update_sku(&a, &sku_input("S1")).await.unwrap();
         s.receive(&a, &receipt("R-2", "A-01", 1, 0)).await.unwrap();
