@@ -957,31 +957,16 @@ impl SqlStore {
                     input.bin.as_str(),
                 )
                 .await?;
-                let lock_id: i64 = sqlx::query_scalar(
-                "INSERT INTO locks (operation_id, reference, sku_id, location_id, lot_id, qty, state, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, 'held', $7) RETURNING id",
-            )
-            .bind(op)
-            .bind(input.reference.as_str())
-            .bind(sku.id)
-            .bind(loc.id)
-            .bind(lot)
-            .bind(input.qty.get())
-            .bind(at)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(map_db)?;
-                let mut m = NewMovement::new(
-                    MovementKind::Lock,
+                let lock_id = reserve(
+                    &mut tx,
+                    (op, actor, at),
+                    ("lock", input.reference.as_str()),
                     (input.sku.as_str(), sku.id),
                     (input.bin.as_str(), loc.id),
                     lot,
                     input.qty,
                 )
-                .buckets(Some(Bucket::Available), Some(Bucket::Locked))
-                .doc("lock", input.reference.as_str());
-                m.lock_id = Some(lock_id);
-                post(&mut tx, Some(op), actor, at, m).await?;
+                .await?;
                 let row: LockRow = sqlx::query_as(LOCK_SELECT)
                     .bind(lock_id)
                     .fetch_one(&mut *tx)
@@ -1910,6 +1895,39 @@ impl SqlStore {
             })
             .collect())
     }
+}
+
+/// Reserves `qty` units of one holding: the lock row and its lock movement,
+/// in the caller's transaction. Returns the lock's id.
+async fn reserve(
+    tx: &mut Tx,
+    (op, actor, at): (i64, &Actor, DateTime<Utc>),
+    (doc_type, reference): (&str, &str),
+    sku: (&str, i64),
+    bin: (&str, i64),
+    lot_id: i64,
+    qty: Quantity,
+) -> StoreResult<i64> {
+    let lock_id: i64 = sqlx::query_scalar(
+        "INSERT INTO locks (operation_id, reference, sku_id, location_id, lot_id, qty, state, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, 'held', $7) RETURNING id",
+    )
+    .bind(op)
+    .bind(reference)
+    .bind(sku.1)
+    .bind(bin.1)
+    .bind(lot_id)
+    .bind(qty.get())
+    .bind(at)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(map_db)?;
+    let mut m = NewMovement::new(MovementKind::Lock, sku, bin, lot_id, qty)
+        .buckets(Some(Bucket::Available), Some(Bucket::Locked))
+        .doc(doc_type, reference);
+    m.lock_id = Some(lock_id);
+    post(tx, Some(op), actor, at, m).await?;
+    Ok(lock_id)
 }
 
 /// Closes a held reservation by shipping or releasing it. Asking again for

@@ -274,31 +274,16 @@ impl SqlStore {
                         let (loc, lot, bin) = &t.key;
                         let qty =
                             Quantity::new(t.qty).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                        let lock_id: i64 = sqlx::query_scalar(
-                        "INSERT INTO locks (operation_id, reference, sku_id, location_id, lot_id, qty, state, created_at)
-                         VALUES ($1, $2, $3, $4, $5, $6, 'held', $7) RETURNING id",
-                    )
-                    .bind(op)
-                    .bind(input.order_no.as_str())
-                    .bind(sku_id)
-                    .bind(loc)
-                    .bind(lot)
-                    .bind(t.qty)
-                    .bind(at)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(map_db)?;
-                        let mut m = NewMovement::new(
-                            MovementKind::Lock,
+                        let lock_id = reserve(
+                            &mut tx,
+                            (op, actor, at),
+                            ("order", input.order_no.as_str()),
                             (line.sku.as_str(), *sku_id),
                             (bin, *loc),
                             *lot,
                             qty,
                         )
-                        .buckets(Some(Bucket::Available), Some(Bucket::Locked))
-                        .doc("order", input.order_no.as_str());
-                        m.lock_id = Some(lock_id);
-                        post(&mut tx, Some(op), actor, at, m).await?;
+                        .await?;
                         sqlx::query("INSERT INTO order_allocations (lock_id, order_id, line_no) VALUES ($1, $2, $3)")
                         .bind(lock_id)
                         .bind(order_id)
