@@ -72,15 +72,4 @@ fn describe_shortfall(lines: &[crate::store::types::LineShortfall]) -> String {
         .join("; ")
 }
 
-impl StoreError {
-    /// Whether this is a fault of ours (logged as an error) rather than a
-    /// refusal of the caller's request.
-    pub fn is_fault(&self) -> bool {
-        matches!(
-            self,
-            StoreError::Db(_) | StoreError::Corrupt(_) | StoreError::Contended
-        )
-    }
-}
-
 pub type StoreResult<T> = Result<T, StoreError>;

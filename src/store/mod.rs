@@ -121,13 +121,6 @@ impl Store {
             Store::Postgres(_) => "postgres",
         }
     }
-
-    pub fn options(&self) -> &StoreOptions {
-        match self {
-            Store::Sqlite(s) => s.options(),
-            Store::Postgres(s) => s.options(),
-        }
-    }
 }
 
 /// Forwards each use case to the backend chosen at start-up.

@@ -276,7 +276,7 @@ async fn lot_ensure(
     sku: &str,
     batch: &BatchNo,
     expiry: Option<NaiveDate>,
-) -> StoreResult<i64> {
+) -> StoreResult<(i64, Option<NaiveDate>)> {
     sqlx::query("INSERT INTO lots (sku_id, batch, expiry) VALUES ($1, $2, $3) ON CONFLICT (sku_id, batch) DO NOTHING")
         .bind(sku_id)
         .bind(batch.as_str())
@@ -295,7 +295,7 @@ async fn lot_ensure(
             given: show(expiry),
         });
     }
-    Ok(id)
+    Ok((id, stored))
 }
 
 async fn holding_for_update(
@@ -601,10 +601,6 @@ impl SqlStore {
         self.read.close().await;
     }
 
-    pub fn options(&self) -> &StoreOptions {
-        &self.opts
-    }
-
     pub async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.read).await?;
         Ok(())
@@ -621,8 +617,7 @@ impl SqlStore {
         .await?)
     }
 
-    async fn sku_from_row(&self, r: SkuRow) -> StoreResult<Sku> {
-        let barcodes = self.sku_barcodes(r.0).await?;
+    fn sku_from_row(r: SkuRow, barcodes: Vec<String>) -> StoreResult<Sku> {
         Ok(Sku {
             code: r.1,
             name: r.2,
@@ -645,19 +640,30 @@ impl SqlStore {
             .bind(code)
             .fetch_optional(&self.read)
             .await?;
-        self.sku_from_row(row.ok_or_else(|| StoreError::UnknownSku(code.into()))?)
-            .await
+        let row = row.ok_or_else(|| StoreError::UnknownSku(code.into()))?;
+        let barcodes = self.sku_barcodes(row.0).await?;
+        Self::sku_from_row(row, barcodes)
     }
 
     pub async fn list_skus(&self) -> StoreResult<Vec<Sku>> {
         let rows: Vec<SkuRow> = sqlx::query_as(&format!("{SKU_SELECT} ORDER BY code"))
             .fetch_all(&self.read)
             .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in rows {
-            out.push(self.sku_from_row(r).await?);
+        // Every barcode in one query, not one query per SKU.
+        let mut barcodes: BTreeMap<i64, Vec<String>> = BTreeMap::new();
+        let all: Vec<(i64, String)> =
+            sqlx::query_as("SELECT sku_id, barcode FROM sku_barcodes ORDER BY barcode")
+                .fetch_all(&self.read)
+                .await?;
+        for (sku_id, barcode) in all {
+            barcodes.entry(sku_id).or_default().push(barcode);
         }
-        Ok(out)
+        rows.into_iter()
+            .map(|r| {
+                let codes = barcodes.remove(&r.0).unwrap_or_default();
+                Self::sku_from_row(r, codes)
+            })
+            .collect()
     }
 
     /// Creates a SKU; the same SKU sent again is answered with the stored one
@@ -866,7 +872,7 @@ impl SqlStore {
                     )));
                     }
                     let loc = active_location(&mut tx, l.bin.as_str()).await?;
-                    let lot =
+                    let (lot, expiry) =
                         lot_ensure(&mut tx, sku.id, l.sku.as_str(), &l.batch, l.expiry).await?;
                     for (n, bucket) in [
                         (l.qty, Bucket::Available),
@@ -886,9 +892,6 @@ impl SqlStore {
                             post(&mut tx, Some(op), actor, at, m).await?;
                         }
                     }
-                    let expiry = lot_find(&mut tx, sku.id, &l.batch)
-                        .await?
-                        .and_then(|(_, e)| e);
                     lines.push(ReceiptLine {
                         sku: l.sku.to_string(),
                         bin: l.bin.to_string(),
@@ -1194,6 +1197,7 @@ impl SqlStore {
                         input.expiry,
                     )
                     .await?
+                    .0
                 } else {
                     lot_require(
                         &mut tx,
@@ -1373,7 +1377,7 @@ impl SqlStore {
                     };
                     let difference = l.counted - expected;
                     let adjustment_id = if difference != 0 {
-                        let lot =
+                        let (lot, _) =
                             lot_ensure(&mut tx, sku.id, l.sku.as_str(), &l.batch, l.expiry).await?;
                         let key = format!("{}/{}", input.count_no, i + 1);
                         let reason = format!("cycle count {}", input.count_no);

@@ -85,6 +85,40 @@ impl TestDb {
         }
     }
 
+    /// Runs one statement straight on the database, bypassing bondgate: what
+    /// a buggy tool or a person at the SQL prompt could do.
+    pub async fn raw_execute(&self, sql: &str) -> Result<(), sqlx::Error> {
+        if self.pg_name.is_some() {
+            let mut c = sqlx::PgConnection::connect(&self.url).await?;
+            sqlx::query(sql).execute(&mut c).await.map(|_| ())
+        } else {
+            let mut c = sqlx::SqliteConnection::connect(&self.url).await?;
+            sqlx::query(sql).execute(&mut c).await.map(|_| ())
+        }
+    }
+
+    /// The first column of every row of a query, as text, read straight from
+    /// the database.
+    pub async fn raw_strings(&self, sql: &str) -> Vec<String> {
+        if self.pg_name.is_some() {
+            let mut c = sqlx::PgConnection::connect(&self.url)
+                .await
+                .expect("connect");
+            sqlx::query_scalar(sql)
+                .fetch_all(&mut c)
+                .await
+                .expect("raw query")
+        } else {
+            let mut c = sqlx::SqliteConnection::connect(&self.url)
+                .await
+                .expect("connect");
+            sqlx::query_scalar(sql)
+                .fetch_all(&mut c)
+                .await
+                .expect("raw query")
+        }
+    }
+
     pub async fn drop_db(&self) {
         if let Some(name) = &self.pg_name {
             if let Ok(mut conn) = sqlx::PgConnection::connect(&pg_admin_url()).await {

@@ -3,7 +3,6 @@
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use sqlx::Connection;
 
 use crate::both_backends;
 use crate::helpers::{spawn_app, Backend, TestApp};
@@ -290,39 +289,19 @@ both_backends!(personal_data_is_sealed_at_rest, |b: Backend| async move {
     receive_lot(&app, "R-1", "A-01", "B1", "2028-01-01", 10).await;
     let (s, _) = app.post("/api/v1/orders", order("ORD-1", 1)).await;
     assert_eq!(s, StatusCode::CREATED);
-    let dump: Vec<String> = match b {
-        Backend::Sqlite => {
-            let mut c = sqlx::SqliteConnection::connect(&app.db.url).await.unwrap();
-            sqlx::query_scalar("SELECT buyer_id_sealed || buyer_phone_sealed || consignee_phone_sealed || buyer_ref || buyer_id_masked FROM orders")
-                .fetch_all(&mut c).await.unwrap()
-        }
-        Backend::Postgres => {
-            let mut c = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
-            sqlx::query_scalar("SELECT buyer_id_sealed || buyer_phone_sealed || consignee_phone_sealed || buyer_ref || buyer_id_masked FROM orders")
-                .fetch_all(&mut c).await.unwrap()
-        }
-    };
+    let dump = app
+        .db
+        .raw_strings("SELECT buyer_id_sealed || buyer_phone_sealed || consignee_phone_sealed || buyer_ref || buyer_id_masked FROM orders")
+        .await;
     let row = &dump[0];
     for secret in [BUYER_ID, "13812345678", "13912345678", "19491231"] {
         assert!(!row.contains(secret), "{secret} stored in the clear");
     }
     // Nor in the stored idempotent answer or the operation log.
-    let ops: Vec<String> = match b {
-        Backend::Sqlite => {
-            let mut c = sqlx::SqliteConnection::connect(&app.db.url).await.unwrap();
-            sqlx::query_scalar("SELECT COALESCE(response, '') || request_hash FROM operations")
-                .fetch_all(&mut c)
-                .await
-                .unwrap()
-        }
-        Backend::Postgres => {
-            let mut c = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
-            sqlx::query_scalar("SELECT COALESCE(response, '') || request_hash FROM operations")
-                .fetch_all(&mut c)
-                .await
-                .unwrap()
-        }
-    };
+    let ops = app
+        .db
+        .raw_strings("SELECT COALESCE(response, '') || request_hash FROM operations")
+        .await;
     assert!(ops
         .iter()
         .all(|o| !o.contains(BUYER_ID) && !o.contains("13812345678")));
