@@ -19,9 +19,15 @@ pub const BARCODE_CHARS_MAX: usize = 128;
 /// under [`super::PAYLOAD_BYTES_MAX`].
 pub const PROMPT_TEXT_CHARS_MAX: usize = 160;
 
+/// The GS1 group separator (ASCII 29, FNC1 in a scanned GS1-128 or GS1
+/// DataMatrix code): ends a variable-length element such as a batch number,
+/// so it is the one control character a scan may carry.
+pub const GS: char = '\u{1d}';
+
 /// A scanned code: CR/LF trimmed from both ends (scanners append them as a
-/// suffix), not empty, no other control characters (a CR or LF *inside* means
-/// two scans ran together), at most [`BARCODE_CHARS_MAX`] characters.
+/// suffix), not empty, no other control characters than [`GS`] (a CR or LF
+/// *inside* means two scans ran together), at most [`BARCODE_CHARS_MAX`]
+/// characters.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Barcode(String);
@@ -33,7 +39,8 @@ impl Barcode {
         if code.is_empty() {
             return Err(FieldError::Empty { field: "barcode" });
         }
-        check_text("barcode", code, BARCODE_CHARS_MAX)?;
+        // GS is checked as if it were a printable character.
+        check_text("barcode", &code.replace(GS, " "), BARCODE_CHARS_MAX)?;
         Ok(Barcode(code.to_owned()))
     }
 
@@ -86,6 +93,16 @@ impl PromptText {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The code the picker is asked to scan or enter next. By convention the
+    /// server writes it in square brackets, once, e.g. `Go to [A-01-02] and
+    /// scan the bin`; the PDA may show it large, and the simulator scans it.
+    pub fn expected(&self) -> Option<&str> {
+        let start = self.0.find('[')? + 1;
+        let len = self.0[start..].find(']')?;
+        Some(&self.0[start..start + len])
+            .filter(|c| !c.is_empty() && !c.contains(|ch: char| ch == '[' || ch.is_whitespace()))
+    }
 }
 
 impl TryFrom<String> for PromptText {
@@ -124,6 +141,12 @@ pub enum Next {
     Item,
     /// Enter or confirm a quantity.
     Qty,
+    /// Scan a tote (container) label to pick into.
+    Tote,
+    /// Scan the lot (batch) label, when the item's barcode carries no batch.
+    Lot,
+    /// Scan a short-pick reason card: `#EMPTY`, `#DAMAGED` or `#WRONG`.
+    Reason,
     /// The task is finished.
     Done,
     /// Log in (badge scan) first.
@@ -262,6 +285,24 @@ mod tests {
             " A ",
             "spaces are data in Code 128"
         );
+    }
+
+    #[test]
+    fn prompt_text_names_the_expected_code_in_brackets() {
+        let t = PromptText::new("Go to [A-01-02] and scan the bin").unwrap();
+        assert_eq!(t.expected(), Some("A-01-02"));
+        assert_eq!(PromptText::new("Wrong bin").unwrap().expected(), None);
+        assert_eq!(PromptText::new("odd [ and [] ]").unwrap().expected(), None);
+    }
+
+    #[test]
+    fn scan_accepts_gs1_group_separator_but_no_other_control() {
+        let gs1 = "0106901234567892\u{1d}10B123\u{1d}17271231";
+        assert_eq!(Barcode::new(gs1).unwrap().as_str(), gs1);
+        assert!(matches!(
+            Barcode::new("01069\u{1b}01234"),
+            Err(FieldError::ControlChar { at: 6, .. })
+        ));
     }
 
     #[test]
