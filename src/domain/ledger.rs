@@ -68,10 +68,13 @@ pub enum MovementKind {
     /// Between bins: available → outside at the source, outside → available at
     /// the destination, as two legs of one operation.
     Transfer,
+    /// Picked into a tote: locked → outside at the bin, outside → locked in
+    /// the tote, as two legs of one operation. The reservation moves with it.
+    Pick,
 }
 
 impl MovementKind {
-    pub const ALL: [MovementKind; 7] = [
+    pub const ALL: [MovementKind; 8] = [
         MovementKind::Receive,
         MovementKind::Lock,
         MovementKind::Release,
@@ -79,6 +82,7 @@ impl MovementKind {
         MovementKind::Damage,
         MovementKind::Adjust,
         MovementKind::Transfer,
+        MovementKind::Pick,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -90,6 +94,7 @@ impl MovementKind {
             MovementKind::Damage => "damage",
             MovementKind::Adjust => "adjust",
             MovementKind::Transfer => "transfer",
+            MovementKind::Pick => "pick",
         }
     }
 
@@ -116,6 +121,8 @@ impl MovementKind {
                 | (MovementKind::Adjust, Some(Available | Defective), None)
                 | (MovementKind::Transfer, Some(Available), None)
                 | (MovementKind::Transfer, None, Some(Available))
+                | (MovementKind::Pick, Some(Locked), None)
+                | (MovementKind::Pick, None, Some(Locked))
         )
     }
 }

@@ -46,29 +46,52 @@ impl TradeMode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OrderState {
-    /// Stock is reserved for every line.
+    /// Stock is reserved for every line, waiting for a wave.
     Locked,
+    /// In a wave: pick tasks exist and pickers are walking them.
+    Picking,
+    /// Every pick task is done; the goods are in a tote for the pack station.
+    Picked,
+    /// Packed, weighed and labelled.
+    Packed,
+    /// Left through the gate.
+    Shipped,
+    /// A short pick could not be made good from other bins: a manager decides.
+    Exception,
     /// Cancelled; its reservations were released.
     Cancelled,
 }
 
 impl OrderState {
+    pub const ALL: [OrderState; 7] = [
+        OrderState::Locked,
+        OrderState::Picking,
+        OrderState::Picked,
+        OrderState::Packed,
+        OrderState::Shipped,
+        OrderState::Exception,
+        OrderState::Cancelled,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             OrderState::Locked => "locked",
+            OrderState::Picking => "picking",
+            OrderState::Picked => "picked",
+            OrderState::Packed => "packed",
+            OrderState::Shipped => "shipped",
+            OrderState::Exception => "exception",
             OrderState::Cancelled => "cancelled",
         }
     }
     pub fn parse(s: &str) -> Option<OrderState> {
-        match s {
-            "locked" => Some(OrderState::Locked),
-            "cancelled" => Some(OrderState::Cancelled),
-            _ => None,
-        }
+        OrderState::ALL.into_iter().find(|o| o.as_str() == s)
     }
-    /// Whether a cancellation may release this order's stock.
+    /// Whether a cancellation may release this order's stock. Anything not
+    /// yet through the gate can be cancelled: picked goods come back to stock
+    /// from the tote they wait in.
     pub fn cancellable(self) -> bool {
-        matches!(self, OrderState::Locked)
+        !matches!(self, OrderState::Shipped | OrderState::Cancelled)
     }
 }
 
