@@ -182,4 +182,15 @@ delegate! {
     pub async fn cancel_order(&self, actor: &Actor, order_no: &str, reason: &str) -> StoreResult<OrderView>;
     pub async fn list_orders(&self, q: &OrderQuery) -> StoreResult<Vec<OrderSummary>>;
     pub async fn lock_order(&self, lock_id: i64) -> StoreResult<Option<String>>;
+    pub async fn create_wave(&self, actor: &Actor, input: &WaveInput, origin: WaveOrigin) -> StoreResult<WaveView>;
+    pub async fn auto_wave(&self, policy: crate::domain::picking::WavePolicy) -> StoreResult<Option<WaveView>>;
+    pub async fn get_wave(&self, wave_no: &str) -> StoreResult<WaveView>;
+    pub async fn list_pick_tasks(&self, q: &PickTaskQuery) -> StoreResult<Vec<PickTaskView>>;
+    pub async fn assign_order(&self, actor: &Actor, input: &AssignInput) -> StoreResult<Vec<PickTaskView>>;
+    pub async fn set_badge(&self, actor: &Actor, username: &str, badge: Option<&str>) -> StoreResult<()>;
+    /// One PDA scan, answered once per device sequence number.
+    pub async fn pda_scan(&self, input: &ScanInput, ctx: &ScanContext<'_>) -> StoreResult<ScanAnswer>;
+    pub async fn list_count_requests(&self) -> StoreResult<Vec<CountRequestView>>;
+    pub async fn device_status(&self, site: &str, device: &str, online: bool) -> StoreResult<()>;
+    pub async fn list_devices(&self) -> StoreResult<Vec<DeviceView>>;
 }

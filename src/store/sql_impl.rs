@@ -1365,6 +1365,15 @@ impl SqlStore {
             .fetch_one(&mut *tx)
             .await
             .map_err(map_db)?;
+                // A count of the bin answers every short pick reported there.
+                sqlx::query(
+                    "UPDATE count_requests SET closed_at = $1, count_id = $2 WHERE location_id = $3 AND closed_at IS NULL",
+                )
+                .bind(at)
+                .bind(count_id)
+                .bind(loc.id)
+                .execute(&mut *tx)
+                .await?;
                 let mut lines = Vec::with_capacity(input.lines.len());
                 for (i, l) in input.lines.iter().enumerate() {
                     let sku = sku_ref(&mut tx, l.sku.as_str()).await?;

@@ -25,6 +25,9 @@ struct OrderRow {
     created_at: DateTime<Utc>,
     cancelled_at: Option<DateTime<Utc>>,
     cancel_reason: Option<String>,
+    wave_no: Option<String>,
+    tote: Option<String>,
+    exception_reason: Option<String>,
 }
 
 /// line_no, lock id, bin, batch, expiry, qty, lock state
@@ -38,13 +41,15 @@ fn money(fen: i64) -> StoreResult<crate::domain::Money> {
 
 /// The holdings an order line may take from: available units in active
 /// storage or pick bins (never quarantine, inspection, defective, dock or
-/// pack). On PostgreSQL the rows stay locked until the order commits, so two
+/// pack, and not from a bin waiting to be counted after a short pick). On PostgreSQL the rows stay locked until the order commits, so two
 /// orders for the same SKU allocate one after the other; they are locked in
 /// one fixed order (location, lot) so that lockers cannot deadlock.
 const FEFO_CANDIDATES: &str = concat!(
     "SELECT h.location_id, h.lot_id, l.code, l.walk_seq, lot.expiry, h.available
      FROM holdings h JOIN locations l ON l.id = h.location_id JOIN lots lot ON lot.id = h.lot_id
      WHERE h.sku_id = $1 AND h.available > 0 AND l.kind IN ('storage', 'pick') AND l.active = $2
+       AND NOT EXISTS (SELECT 1 FROM count_requests c
+                       WHERE c.sku_id = h.sku_id AND c.location_id = h.location_id AND c.closed_at IS NULL)
      ORDER BY h.location_id, h.lot_id",
     for_update!("h")
 );
@@ -53,8 +58,9 @@ async fn order_view(tx: &mut Tx, order_id: i64) -> StoreResult<OrderView> {
     let o: OrderRow = sqlx::query_as(
         "SELECT order_no, state, trade_mode, ebp_code, ebc_code, cop_no, buyer_name, buyer_id_masked,
                 buyer_phone_masked, consignee_name, consignee_phone_masked, consignee_address, goods_value_fen,
-                freight_fen, discount_fen, tax_fen, actual_paid_fen, warnings, created_at, cancelled_at, cancel_reason
-         FROM orders WHERE id = $1",
+                freight_fen, discount_fen, tax_fen, actual_paid_fen, warnings, o.created_at, cancelled_at, cancel_reason,
+                w.wave_no, tote, exception_reason
+         FROM orders o LEFT JOIN waves w ON w.id = o.wave_id WHERE o.id = $1",
     )
     .bind(order_id)
     .fetch_one(&mut **tx)
@@ -132,6 +138,9 @@ async fn order_view(tx: &mut Tx, order_id: i64) -> StoreResult<OrderView> {
         created_at: o.created_at,
         cancelled_at: o.cancelled_at,
         cancel_reason: o.cancel_reason,
+        wave_no: o.wave_no,
+        tote: o.tote,
+        exception_reason: o.exception_reason,
     })
 }
 
@@ -344,6 +353,16 @@ impl SqlStore {
         for lock_id in locks {
             close_lock_in(&mut tx, actor, at, lock_id, None, Some(reason)).await?;
         }
+        // Pickers walking this order are sent on to their next task; goods
+        // already in its tote are released there, for putting back.
+        sqlx::query(
+            "UPDATE pick_tasks SET state = 'cancelled', updated_at = $1
+             WHERE order_id = $2 AND state IN ('open', 'assigned', 'in_progress')",
+        )
+        .bind(at)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
         sqlx::query("UPDATE orders SET state = 'cancelled', cancelled_at = $1, cancel_reason = $2 WHERE id = $3")
             .bind(at)
             .bind(reason)

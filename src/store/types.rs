@@ -692,6 +692,12 @@ pub struct OrderView {
     pub created_at: DateTime<Utc>,
     pub cancelled_at: Option<DateTime<Utc>>,
     pub cancel_reason: Option<String>,
+    /// The wave it is picked in, once waved.
+    pub wave_no: Option<String>,
+    /// The tote its goods are picked into.
+    pub tote: Option<String>,
+    /// Why it is on the exception list.
+    pub exception_reason: Option<String>,
 }
 
 /// A person on an order, masked: screens and logs never see more.
@@ -755,4 +761,178 @@ pub struct OrderSummary {
     pub lines: i64,
     pub units: i64,
     pub created_at: DateTime<Utc>,
+}
+
+// ------------------------------------------------------------------ picking
+
+/// A manager's wave: the orders to pick together. Idempotent on `wave_no`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WaveInput {
+    #[schema(value_type = String)]
+    pub wave_no: DocumentNo,
+    /// The orders to put in the wave; absent: the oldest orders waiting.
+    #[serde(default)]
+    pub order_nos: Option<Vec<String>>,
+    /// With no `order_nos`: at most this many (default 50).
+    #[serde(default)]
+    pub max_orders: Option<i64>,
+    /// Assign every task of the wave to this picker at once.
+    #[serde(default)]
+    pub picker: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WaveOrigin {
+    Manual,
+    Auto,
+}
+
+impl WaveOrigin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WaveOrigin::Manual => "manual",
+            WaveOrigin::Auto => "auto",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct WaveView {
+    pub wave_no: String,
+    pub origin: WaveOrigin,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    pub order_nos: Vec<String>,
+    /// In bin walk order.
+    pub tasks: Vec<PickTaskView>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskState {
+    Open,
+    Assigned,
+    InProgress,
+    Picked,
+    Short,
+    Cancelled,
+}
+
+impl TaskState {
+    pub const ALL: [TaskState; 6] = [
+        TaskState::Open,
+        TaskState::Assigned,
+        TaskState::InProgress,
+        TaskState::Picked,
+        TaskState::Short,
+        TaskState::Cancelled,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskState::Open => "open",
+            TaskState::Assigned => "assigned",
+            TaskState::InProgress => "in_progress",
+            TaskState::Picked => "picked",
+            TaskState::Short => "short",
+            TaskState::Cancelled => "cancelled",
+        }
+    }
+    pub fn parse(s: &str) -> Option<TaskState> {
+        TaskState::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PickTaskView {
+    pub id: i64,
+    pub wave_no: String,
+    pub order_no: String,
+    pub line_no: i64,
+    pub lock_id: i64,
+    pub sku: String,
+    pub bin: String,
+    pub walk_seq: i64,
+    pub batch: String,
+    pub expiry: Option<NaiveDate>,
+    pub qty: i64,
+    pub picked_qty: i64,
+    pub short_qty: i64,
+    #[schema(value_type = Option<String>)]
+    pub short_reason: Option<crate::domain::picking::ShortReason>,
+    pub state: TaskState,
+    pub picker: Option<String>,
+    pub tote: Option<String>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, IntoParams, ToSchema)]
+#[into_params(parameter_in = Query)]
+pub struct PickTaskQuery {
+    pub wave_no: Option<String>,
+    pub order_no: Option<String>,
+    pub state: Option<String>,
+    pub picker: Option<String>,
+    pub limit: Option<i64>,
+}
+
+/// Hand an order's unfinished tasks to a picker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AssignInput {
+    pub order_no: String,
+    pub picker: String,
+}
+
+/// One scan from a PDA, over HTTP (the browser PDA page) or MQTT.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScanInput {
+    /// The device's id, e.g. `PDA-07` or the browser page's own id.
+    pub device: String,
+    /// The device's scan sequence number: a repeat gets the same answer.
+    pub seq: u64,
+    pub barcode: String,
+}
+
+/// What the PDA shows and sounds after a scan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ScanAnswer {
+    pub seq: u64,
+    pub ok: bool,
+    /// `ok`, `warning` or `error`.
+    pub tone: String,
+    /// What to do; the code to scan next is in square brackets.
+    pub text: String,
+    /// What to scan next: login, tote, bin, item, lot, qty, reason or done.
+    pub next: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DeviceView {
+    pub site: String,
+    pub device: String,
+    pub online: bool,
+    pub changed_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CountRequestView {
+    pub id: i64,
+    pub sku: String,
+    pub bin: String,
+    pub reason: String,
+    pub raised_by: String,
+    pub raised_at: DateTime<Utc>,
+}
+
+/// What a PDA scan needs besides the scan.
+#[derive(Debug, Clone)]
+pub struct ScanContext<'a> {
+    /// Tote labels start with this (e.g. `TOTE`).
+    pub tote_prefix: &'a str,
+    /// The logged-in user of the browser PDA page; None over MQTT, where the
+    /// picker logs in by badge.
+    pub user: Option<&'a Actor>,
 }

@@ -11,3 +11,4 @@ mod http_api;
 mod ledger_props;
 mod mqtt;
 mod orders;
+mod picking;
