@@ -10,9 +10,13 @@ use rand::Rng;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::config::Config;
+use bondgate_protocol::{DeviceId, Site};
+use tokio::sync::watch;
+
+use crate::config::{Config, MqttBroker};
 use crate::domain::Role;
 use crate::http::{self, auth, AppState};
+use crate::mqtt::{Broker, BrokerAddr, LinkOptions, MqttLink};
 use crate::store::{Actor, Store};
 
 /// Name of the file that receives a generated first-admin password.
@@ -22,8 +26,17 @@ pub const INITIAL_PASSWORD_FILE: &str = "initial-admin-password";
 pub struct Server {
     pub addr: SocketAddr,
     pub store: Store,
+    /// The broker PDAs and bridges connect to: the embedded one's address, or
+    /// the external broker's URL.
+    pub mqtt_url: String,
     stop: oneshot::Sender<()>,
     task: JoinHandle<std::io::Result<()>>,
+    link: MqttLink,
+    /// Kept for the life of the server: rumqttd has no stop, it ends with
+    /// the process.
+    _broker: Option<Broker>,
+    background_stop: watch::Sender<bool>,
+    background: Vec<JoinHandle<()>>,
 }
 
 impl Server {
@@ -46,10 +59,43 @@ impl Server {
             .with_context(|| format!("binding {}", config.listen))?;
         let addr = listener.local_addr()?;
         http::ops::metrics_handle();
+
+        let (broker, broker_addr) = match &config.mqtt.broker {
+            MqttBroker::Embedded(listen) => {
+                let b = Broker::start(*listen)
+                    .await
+                    .with_context(|| format!("starting the embedded MQTT broker on {listen}"))?;
+                let a = BrokerAddr::from(b.addr());
+                (Some(b), a)
+            }
+            MqttBroker::External(url) => (None, BrokerAddr::parse(url)?),
+        };
+        let site = Site::new(&config.mqtt.site)?;
+        let client_id = DeviceId::new(&format!(
+            "bondgate-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..12]
+        ))?;
+        let mqtt_url = broker_addr.to_string();
+        let link = MqttLink::start(
+            LinkOptions::new(site, client_id, broker_addr),
+            crate::picking::PdaHandler::new(store.clone(), config.picking.tote_prefix.clone()),
+        );
+        let (background_stop, background_rx) = watch::channel(false);
+        let mut background = Vec::new();
+        if let Some(policy) = config.picking.auto_wave {
+            background.push(crate::picking::spawn_auto_waves(
+                store.clone(),
+                policy,
+                config.picking.wave_check,
+                background_rx.clone(),
+            ));
+        }
+
         let state = AppState {
             store: store.clone(),
             config: Arc::new(config),
             pii,
+            mqtt_ready: Some(link.ready_signal()),
         };
         let app = http::router(state);
         let (stop, stopped) = oneshot::channel::<()>();
@@ -60,19 +106,30 @@ impl Server {
                 })
                 .await
         });
-        tracing::info!(%addr, backend = store.backend(), "bondgate listening");
+        tracing::info!(%addr, backend = store.backend(), mqtt = %mqtt_url, "bondgate listening");
         Ok(Server {
             addr,
             store,
+            mqtt_url,
             stop,
             task,
+            link,
+            _broker: broker,
+            background_stop,
+            background,
         })
     }
 
-    /// Stops accepting, lets requests in flight finish, closes the database.
+    /// Stops accepting, lets requests and scans in flight finish (their
+    /// answers go out), then closes the database.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         let _ = self.stop.send(());
+        let _ = self.background_stop.send(true);
         self.task.await.context("server task")??;
+        self.link.shutdown().await;
+        for t in self.background {
+            let _ = t.await;
+        }
         self.store.close().await;
         Ok(())
     }

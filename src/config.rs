@@ -31,6 +31,43 @@ pub struct Args {
     /// Log format: text or json.
     #[arg(long, env = "BONDGATE_LOG_FORMAT")]
     pub log_format: Option<LogFormat>,
+    /// An external MQTT broker, mqtt://[user:password@]host:port (Mosquitto,
+    /// EMQX). Without it the server runs its own broker on --mqtt-listen.
+    #[arg(long, env = "MQTT_URL")]
+    pub mqtt_url: Option<String>,
+    /// Where the embedded MQTT broker listens (default 127.0.0.1:1884; port 0
+    /// picks a free port).
+    #[arg(long, env = "BONDGATE_MQTT_LISTEN")]
+    pub mqtt_listen: Option<SocketAddr>,
+    /// This warehouse's site id: the MQTT topic root is bondgate/{site}/.
+    #[arg(long, env = "BONDGATE_SITE")]
+    pub site: Option<String>,
+}
+
+/// Which MQTT broker the server's devices talk through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MqttBroker {
+    /// The server runs rumqttd itself, listening here.
+    Embedded(SocketAddr),
+    /// An external broker, `mqtt://…`.
+    External(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct MqttConfig {
+    pub broker: MqttBroker,
+    /// The site id: topics are `bondgate/{site}/…`.
+    pub site: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct PickingConfig {
+    /// Tote labels start with this.
+    pub tote_prefix: String,
+    /// Automatic waves; None: only managers cut waves.
+    pub auto_wave: Option<crate::domain::picking::WavePolicy>,
+    /// How often the automatic wave policy is checked.
+    pub wave_check: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum, Default)]
@@ -56,6 +93,13 @@ struct FileConfig {
     pg_max_connections: Option<u32>,
     sqlite_synchronous: Option<String>,
     adjustments_need_second_approver: Option<bool>,
+    mqtt_url: Option<String>,
+    mqtt_listen: Option<SocketAddr>,
+    site: Option<String>,
+    tote_prefix: Option<String>,
+    /// 0 turns automatic waves off.
+    wave_max_orders: Option<usize>,
+    wave_max_wait_secs: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -76,10 +120,16 @@ pub struct Config {
     /// The key sealing personal data, base64 of 32 bytes, from
     /// `BONDGATE_PII_KEY`; else the key file in the data directory.
     pub pii_key: Option<String>,
+    pub mqtt: MqttConfig,
+    pub picking: PickingConfig,
 }
 
 impl Config {
     pub const DEFAULT_LISTEN: &'static str = "127.0.0.1:8080";
+    /// Not 1883: a machine that also runs Mosquitto (as production and CI
+    /// machines do) keeps its port, and the embedded default still starts.
+    pub const DEFAULT_MQTT_LISTEN: &'static str = "127.0.0.1:1884";
+    pub const DEFAULT_SITE: &'static str = "SH01";
     pub const DEFAULT_DATA_DIR: &'static str = "./data";
 
     /// Defaults for a server on the given data directory (used by tests and
@@ -98,6 +148,22 @@ impl Config {
             store: StoreOptions::default(),
             admin_password: None,
             pii_key: None,
+            mqtt: MqttConfig {
+                broker: MqttBroker::Embedded(
+                    Self::DEFAULT_MQTT_LISTEN
+                        .parse()
+                        .expect("constant address parses"),
+                ),
+                site: Self::DEFAULT_SITE.into(),
+            },
+            picking: PickingConfig {
+                tote_prefix: "TOTE".into(),
+                auto_wave: Some(crate::domain::picking::WavePolicy {
+                    max_orders: 50,
+                    max_wait_secs: 300,
+                }),
+                wave_check: Duration::from_secs(10),
+            },
         }
     }
 
@@ -147,6 +213,36 @@ impl Config {
         }
         if let Some(b) = file.adjustments_need_second_approver {
             c.store.four_eyes = b;
+        }
+        if let Some(l) = args.mqtt_listen.or(file.mqtt_listen) {
+            c.mqtt.broker = MqttBroker::Embedded(l);
+        }
+        if let Some(u) = args.mqtt_url.clone().or(file.mqtt_url) {
+            crate::mqtt::BrokerAddr::parse(&u).map_err(|e| anyhow::anyhow!("MQTT_URL: {e}"))?;
+            c.mqtt.broker = MqttBroker::External(u);
+        }
+        if let Some(site) = args.site.clone().or(file.site) {
+            bondgate_protocol::Site::new(&site).map_err(|e| anyhow::anyhow!("site: {e}"))?;
+            c.mqtt.site = site;
+        }
+        if let Some(p) = file.tote_prefix {
+            anyhow::ensure!(
+                (1..=8).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_alphanumeric()),
+                "tote_prefix must be 1 to 8 letters or digits"
+            );
+            c.picking.tote_prefix = p.to_ascii_uppercase();
+        }
+        if let Some(policy) = &mut c.picking.auto_wave {
+            if let Some(n) = file.wave_max_orders {
+                policy.max_orders = n;
+            }
+            if let Some(w) = file.wave_max_wait_secs {
+                anyhow::ensure!(w >= 0, "wave_max_wait_secs must not be negative");
+                policy.max_wait_secs = w;
+            }
+        }
+        if file.wave_max_orders == Some(0) {
+            c.picking.auto_wave = None;
         }
         c.admin_password = std::env::var("BONDGATE_ADMIN_PASSWORD")
             .ok()

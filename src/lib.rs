@@ -8,4 +8,5 @@ pub mod domain;
 pub mod http;
 pub mod mqtt;
 pub mod orders;
+pub mod picking;
 pub mod store;

@@ -8,6 +8,7 @@ mod inventory;
 mod master;
 pub mod ops;
 mod orders;
+mod picking;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -37,6 +38,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Seals buyer ID numbers and phones before they reach the store.
     pub pii: crate::crypto::PiiCipher,
+    /// Whether the MQTT link is connected and subscribed (None: no link).
+    pub mqtt_ready: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 #[derive(OpenApi)]
@@ -98,6 +101,14 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(orders::create_order, orders::list_orders))
         .routes(routes!(orders::get_order))
         .routes(routes!(orders::cancel_order))
+        .routes(routes!(picking::create_wave))
+        .routes(routes!(picking::get_wave))
+        .routes(routes!(picking::list_pick_tasks))
+        .routes(routes!(picking::assign))
+        .routes(routes!(picking::scan))
+        .routes(routes!(picking::set_badge))
+        .routes(routes!(picking::count_requests))
+        .routes(routes!(picking::devices))
         .split_for_parts();
     let doc = Arc::new(doc);
     let timeout = state.config.request_timeout;

@@ -57,33 +57,41 @@ pub struct Readiness {
     pub status: &'static str,
     pub database: &'static str,
     pub backend: &'static str,
+    /// `connected`, `disconnected` (PDAs cannot reach the server) or `off`.
+    pub mqtt: &'static str,
 }
 
-/// Ready to serve: the database answers.
+/// Ready to serve: the database answers and the MQTT link is connected and
+/// subscribed.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
 pub async fn readyz(State(st): State<AppState>) -> (StatusCode, Json<Readiness>) {
-    match st.store.ping().await {
-        Ok(()) => (
-            StatusCode::OK,
-            Json(Readiness {
-                status: "ready",
-                database: "ok",
-                backend: st.store.backend(),
-            }),
-        ),
+    let database = match st.store.ping().await {
+        Ok(()) => "ok",
         Err(e) => {
             tracing::warn!(error = ?e, "readiness check: database unreachable");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(Readiness {
-                    status: "not ready",
-                    database: "unreachable",
-                    backend: st.store.backend(),
-                }),
-            )
+            "unreachable"
         }
-    }
+    };
+    let mqtt = match &st.mqtt_ready {
+        None => "off",
+        Some(r) if *r.borrow() => "connected",
+        Some(_) => "disconnected",
+    };
+    let ready = database == "ok" && mqtt != "disconnected";
+    (
+        if ready {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        },
+        Json(Readiness {
+            status: if ready { "ready" } else { "not ready" },
+            database,
+            backend: st.store.backend(),
+            mqtt,
+        }),
+    )
 }
 
 /// Prometheus text exposition format.

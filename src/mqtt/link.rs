@@ -241,6 +241,12 @@ impl MqttLink {
         *self.ready.borrow()
     }
 
+    /// A handle on [`MqttLink::is_connected`] that outlives borrows of the
+    /// link, for `/readyz`.
+    pub fn ready_signal(&self) -> watch::Receiver<bool> {
+        self.ready.clone()
+    }
+
     /// Waits until [`MqttLink::is_connected`], at most `timeout`; returns
     /// whether it is.
     pub async fn wait_connected(&self, timeout: Duration) -> bool {

@@ -14,6 +14,8 @@ async fn serve_starts_on_an_empty_directory_and_stops_on_sigterm() {
         .arg("serve")
         .current_dir(dir.path())
         .env("BONDGATE_LISTEN", "127.0.0.1:0")
+        .env("BONDGATE_MQTT_LISTEN", "127.0.0.1:0")
+        .env_remove("MQTT_URL")
         .env("BONDGATE_LOG_FORMAT", "json")
         .env_remove("DATABASE_URL")
         .env_remove("BONDGATE_ADMIN_PASSWORD")
@@ -62,8 +64,20 @@ async fn serve_starts_on_an_empty_directory_and_stops_on_sigterm() {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
-    let ready = client.get(format!("{base}/readyz")).send().await.unwrap();
-    assert_eq!(ready.status(), 200);
+    // Ready once the database answers and the MQTT link is subscribed.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let ready = client.get(format!("{base}/readyz")).send().await.unwrap();
+        if ready.status() == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never ready: {}",
+            ready.text().await.unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     let pid = child.id().to_string();
     let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();

@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bondgate::app::Server;
-use bondgate::config::Config;
+use bondgate::config::{Config, MqttBroker};
 use bondgate::store::{Store, StoreOptions};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{json, Value};
@@ -160,11 +160,20 @@ pub struct TestApp {
 }
 
 pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
+    spawn_app_with(backend, |_| {}).await
+}
+
+/// A server with its own embedded broker on a free port and no automatic
+/// waves (tests cut them), after `adjust` has changed what the test needs.
+pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> Option<TestApp> {
     let db = TestDb::new(backend).await?;
     let mut config = Config::for_data_dir(db.dir.path());
     config.listen = "127.0.0.1:0".parse().unwrap();
     config.database_url = db.url.clone();
     config.admin_password = Some(ADMIN_PASSWORD.into());
+    config.mqtt.broker = MqttBroker::Embedded("127.0.0.1:0".parse().unwrap());
+    config.picking.auto_wave = None;
+    adjust(&mut config);
     let server = Server::start(config).await.expect("server starts");
     let base = format!("http://{}", server.addr);
     let client = Client::new();
@@ -176,6 +185,19 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
         db,
     };
     app.token = app.login("admin", ADMIN_PASSWORD).await;
+    // Ready means the MQTT link is up too: PDAs can be answered.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let (s, r) = app.call_as(None, Method::GET, "/readyz", None).await;
+        if s == StatusCode::OK {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "server never ready: {r}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     Some(app)
 }
 

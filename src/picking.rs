@@ -1,0 +1,129 @@
+//! The picking service around the store: PDA traffic from the MQTT link, and
+//! the timer that cuts waves by policy.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bondgate_protocol::{DeviceId, DeviceStatus, Next, PromptMsg, PromptText, ScanMsg, Site, Tone};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::domain::picking::WavePolicy;
+use crate::mqtt::{BoxFuture, DeviceHandler};
+use crate::store::{ScanAnswer, ScanContext, ScanInput, Store, StoreError};
+
+/// Answers PDA scans arriving over MQTT and records device status.
+pub struct PdaHandler {
+    store: Store,
+    tote_prefix: String,
+}
+
+impl PdaHandler {
+    pub fn new(store: Store, tote_prefix: String) -> Arc<PdaHandler> {
+        Arc::new(PdaHandler { store, tote_prefix })
+    }
+
+    async fn scan(&self, device: &DeviceId, scan: ScanMsg) -> PromptMsg {
+        let input = ScanInput {
+            device: device.as_str().to_string(),
+            seq: scan.seq,
+            barcode: scan.barcode.as_str().to_string(),
+        };
+        let ctx = ScanContext {
+            tote_prefix: &self.tote_prefix,
+            user: None,
+        };
+        match self.store.pda_scan(&input, &ctx).await {
+            Ok(a) => prompt_msg(a),
+            Err(StoreError::IdempotencyConflict { .. }) => PromptMsg {
+                seq: scan.seq,
+                ok: false,
+                tone: Tone::Error,
+                text: PromptText::clamp(&format!(
+                    "Scan number {} was already used for another code. Restart the PDA's scan counter",
+                    scan.seq
+                )),
+                next: Next::Bin,
+            },
+            Err(e) => {
+                // Nothing was stored: the same scan again is a fresh try.
+                tracing::error!(device = %device.as_str(), seq = scan.seq, error = %e, "PDA scan failed");
+                PromptMsg {
+                    seq: scan.seq,
+                    ok: false,
+                    tone: Tone::Error,
+                    text: PromptText::clamp("Server problem: nothing was recorded. Scan again"),
+                    next: Next::Bin,
+                }
+            }
+        }
+    }
+}
+
+/// The store's answer on the wire. The store words prompts for the PDA, so
+/// anything else is a bug; it is shown clamped rather than dropped.
+fn prompt_msg(a: ScanAnswer) -> PromptMsg {
+    PromptMsg {
+        seq: a.seq,
+        ok: a.ok,
+        tone: match a.tone.as_str() {
+            "ok" => Tone::Ok,
+            "warning" => Tone::Warning,
+            _ => Tone::Error,
+        },
+        text: PromptText::clamp(&a.text),
+        next: match a.next.as_str() {
+            "login" => Next::Login,
+            "tote" => Next::Tote,
+            "item" => Next::Item,
+            "lot" => Next::Lot,
+            "qty" => Next::Qty,
+            "reason" => Next::Reason,
+            "done" => Next::Done,
+            _ => Next::Bin,
+        },
+    }
+}
+
+impl DeviceHandler for PdaHandler {
+    fn on_scan(&self, _site: &Site, device: &DeviceId, scan: ScanMsg) -> BoxFuture<'_, PromptMsg> {
+        let device = device.clone();
+        Box::pin(async move { self.scan(&device, scan).await })
+    }
+
+    fn on_status(&self, site: &Site, device: &DeviceId, status: DeviceStatus) -> BoxFuture<'_, ()> {
+        let (site, device) = (site.as_str().to_string(), device.as_str().to_string());
+        Box::pin(async move {
+            let online = status == DeviceStatus::Online;
+            if let Err(e) = self.store.device_status(&site, &device, online).await {
+                tracing::warn!(%device, error = %e, "could not record device status");
+            }
+        })
+    }
+}
+
+/// Checks the wave policy every `every` until `stop` turns true.
+pub fn spawn_auto_waves(
+    store: Store,
+    policy: WavePolicy,
+    every: Duration,
+    mut stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.changed() => return,
+            }
+            match store.auto_wave(policy).await {
+                Ok(Some(w)) => {
+                    tracing::info!(wave = %w.wave_no, orders = w.order_nos.len(), tasks = w.tasks.len(), "wave cut by policy")
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "automatic wave failed; will retry"),
+            }
+        }
+    })
+}
