@@ -1,0 +1,55 @@
+//! # bondgate-sim
+//!
+//! Simulators of the devices bondgate drives, speaking the real protocols over
+//! real transports. Every topic and payload comes from `bondgate-protocol`,
+//! the same code the server and the edge bridges use, so a simulator cannot
+//! drift from what a real device sends (DESIGN.md §2).
+//!
+//! Only the PDA exists so far:
+//!
+//! - [`Pda`] is one handheld on MQTT: it announces itself (`online`
+//!   retained, `offline` as its last will), publishes scans with its own
+//!   sequence numbers and waits for the prompt that echoes each one
+//!   (PROTOCOLS.md §3, DESIGN.md §4).
+//! - [`Walker`] is a picker holding that PDA: it scans whatever the server's
+//!   prompts ask for (`next` plus the code in `[brackets]`), optionally with
+//!   scripted mistakes ([`Fault`]), and returns a [`Transcript`].
+//!
+//! The simulator never talks to the server any other way and never depends
+//! on the server crate: if the server changes its grammar, a walk fails with a
+//! message naming what was sent, what came back and what was expected.
+//!
+//! ```no_run
+//! # use bondgate_sim::{BrokerAddr, Fault, Pda, PdaOptions, Walker};
+//! # use bondgate_protocol::{DeviceId, Site};
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let options = PdaOptions::new(
+//!     BrokerAddr::parse("mqtt://127.0.0.1:1883")?,
+//!     Site::new("SH01")?,
+//!     DeviceId::new("PDA-01")?,
+//! );
+//! let mut pda = Pda::connect(options).await?;
+//! pda.wait_ready().await?;
+//! let transcript = Walker::new("BADGE-alice")
+//!     .fault(Fault::WrongBinOnce)
+//!     .walk(&mut pda)
+//!     .await?;
+//! println!("{transcript}");
+//! pda.disconnect().await?;
+//! # Ok(()) }
+//! ```
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod backoff;
+mod broker_addr;
+pub mod pda;
+pub mod transcript;
+pub mod walker;
+
+pub use backoff::Backoff;
+pub use broker_addr::{BrokerAddr, BrokerAddrError};
+pub use pda::{Pda, PdaError, PdaOptions};
+pub use transcript::{Step, Transcript};
+pub use walker::{codes, Fault, FaultParseError, Reason, WalkError, Walker};

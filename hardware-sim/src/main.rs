@@ -1,0 +1,149 @@
+//! `bondgate-sim`: device simulators on the command line. A thin layer over
+//! the library: parse flags, build options, print what comes back. Each
+//! device is a subcommand (`pda` now; scales, printers and gates later).
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use bondgate_protocol::{DeviceId, Site};
+use bondgate_sim::walker::STEP_LIMIT_DEFAULT;
+use bondgate_sim::{BrokerAddr, Fault, Pda, PdaOptions, Step, Walker};
+use clap::{Args, Parser, Subcommand};
+use tokio::io::AsyncBufReadExt as _;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "bondgate-sim",
+    version,
+    about = "Simulators of the devices bondgate drives"
+)]
+struct Cli {
+    #[command(subcommand)]
+    device: Device,
+}
+
+#[derive(Debug, Subcommand)]
+enum Device {
+    /// A picker's handheld on MQTT: scans in, prompts out. Reads codes from
+    /// stdin, one per line, or walks the pick path on its own with --walk.
+    Pda(PdaArgs),
+}
+
+#[derive(Debug, Args)]
+struct PdaArgs {
+    /// The broker the server listens on.
+    #[arg(long, default_value = "mqtt://127.0.0.1:1883")]
+    broker: BrokerAddr,
+    /// Site id (topic segment).
+    #[arg(long)]
+    site: Site,
+    /// PDA id (topic segment).
+    #[arg(long)]
+    device: DeviceId,
+    /// Badge to log in with: scanned first, and whenever the server asks.
+    #[arg(long)]
+    badge: Option<String>,
+    /// Walk the pick path on its own until the server says done.
+    #[arg(long, requires = "badge")]
+    walk: bool,
+    /// Scripted mistake for --walk (repeatable): wrong-bin-once,
+    /// wrong-item-once, duplicate-every-scan, short-at=TASK:FOUND:REASON
+    /// (REASON: empty, damaged or wrong), logout-after=TASKS.
+    #[arg(long = "fault", value_name = "FAULT", requires = "walk")]
+    faults: Vec<Fault>,
+    /// Most scans in a walk before it counts as looping.
+    #[arg(long, default_value_t = STEP_LIMIT_DEFAULT, requires = "walk")]
+    step_limit: usize,
+    /// Seq of the first scan (continue above the last one the server saw).
+    #[arg(long, default_value_t = 1)]
+    first_seq: u64,
+    /// How long to wait for each prompt and for the connection, in ms.
+    #[arg(long, default_value_t = 5000)]
+    timeout_ms: u64,
+    /// MQTT client id [default: sim-SITE-DEVICE].
+    #[arg(long)]
+    client_id: Option<String>,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .init();
+    let result = match Cli::parse().device {
+        Device::Pda(args) => pda(args).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn pda(args: PdaArgs) -> anyhow::Result<()> {
+    let mut options = PdaOptions::new(args.broker, args.site, args.device);
+    options.first_seq = args.first_seq;
+    options.timeout = Duration::from_millis(args.timeout_ms);
+    if let Some(id) = args.client_id {
+        options.client_id = id;
+    }
+    let mut pda = Pda::connect(options).await?;
+    pda.wait_ready().await?;
+    let outcome = match (args.walk, args.badge) {
+        (true, Some(badge)) => {
+            let walker = Walker::new(badge)
+                .faults(args.faults)
+                .step_limit(args.step_limit);
+            let printed = |step: &Step| println!("{step}");
+            walker
+                .walk_with(&mut pda, printed)
+                .await
+                .map(|transcript| println!("{}", transcript.summary()))
+                .context("walk failed")
+        }
+        (_, badge) => interactive(&mut pda, badge).await,
+    };
+    pda.disconnect().await?;
+    outcome
+}
+
+/// Scans the badge (if any), then each line of stdin; prints every prompt.
+/// Keeps going after a failed scan, as a picker would, and reports failure
+/// at the end.
+async fn interactive(pda: &mut Pda, badge: Option<String>) -> anyhow::Result<()> {
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    let mut failed = 0_usize;
+    let mut code = badge;
+    loop {
+        if let Some(code) = code.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
+            match pda.scan(code).await {
+                Ok(prompt) => {
+                    let step = Step {
+                        seq: prompt.seq,
+                        asked: None,
+                        sent: code.to_owned(),
+                        prompt,
+                        replay: false,
+                    };
+                    println!("{step}");
+                }
+                Err(error) => {
+                    failed += 1;
+                    eprintln!("error: {error}");
+                }
+            }
+        }
+        code = lines.next_line().await.context("reading stdin")?;
+        if code.is_none() {
+            break;
+        }
+    }
+    anyhow::ensure!(failed == 0, "{failed} scan(s) failed");
+    Ok(())
+}
