@@ -42,14 +42,13 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-mod backoff;
-mod broker_addr;
 pub mod pda;
 pub mod transcript;
 pub mod walker;
 
-pub use backoff::Backoff;
-pub use broker_addr::{BrokerAddr, BrokerAddrError};
+/// The broker URL grammar is `bondgate-protocol`'s, the same the server and
+/// the bridges parse; re-exported because [`PdaOptions`] takes one.
+pub use bondgate_protocol::{BrokerAddr, BrokerAddrError};
 pub use pda::{Pda, PdaError, PdaOptions};
 pub use transcript::{Step, Transcript};
 pub use walker::{codes, Fault, FaultParseError, Reason, WalkError, Walker};

@@ -16,7 +16,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bondgate_protocol::{DeviceId, DeviceStatus, Site, Topic, TopicKind};
+use bondgate_protocol::{Backoff, BrokerAddr, DeviceId, DeviceStatus, Site, Topic, TopicKind};
 use rumqttc::{
     AsyncClient, Event, EventLoop, LastWill, MqttOptions, Outgoing, Packet, Publish, QoS,
     SubscribeFilter, SubscribeReasonCode,
@@ -25,7 +25,7 @@ use tokio::sync::{mpsc, watch, Notify, Semaphore};
 use tokio::task::JoinHandle;
 
 use super::dispatch::{Dispatcher, HANDLERS_IN_FLIGHT_MAX};
-use super::{Backoff, BrokerAddr, DeviceHandler, PACKET_BYTES_MAX};
+use super::{DeviceHandler, PACKET_BYTES_MAX};
 
 /// How often the link pings an idle broker. The broker declares us gone (and
 /// publishes our `offline` will) after 1.5 × this without a packet, and we
@@ -381,7 +381,7 @@ impl Poller {
                             tracing::warn!(broker = %self.broker, %error, "MQTT link cannot connect; retrying")
                         }
                     }
-                    let delay = backoff.next_delay();
+                    let delay = backoff.next_delay_with(rand::random());
                     tokio::select! {
                         _ = stopped(&mut self.stop) => break,
                         _ = tokio::time::sleep(delay) => {}

@@ -14,7 +14,9 @@
 //!   incoming message to a [`DeviceHandler`], in order per device.
 //!
 //! Topic names and payloads come only from `bondgate-protocol`; nothing in
-//! this module builds a topic string by hand.
+//! this module builds a topic string by hand. So do the broker URL grammar
+//! ([`BrokerAddr`]) and the reconnect delays ([`Backoff`]), which every MQTT
+//! client of the site shares.
 //!
 //! ```no_run
 //! # use std::sync::Arc;
@@ -33,8 +35,6 @@
 //! # Ok(()) }
 //! ```
 
-mod addr;
-mod backoff;
 mod broker;
 mod dispatch;
 mod link;
@@ -44,8 +44,10 @@ use std::pin::Pin;
 
 use bondgate_protocol::{DeviceId, DeviceStatus, PromptMsg, ScanMsg, Site};
 
-pub use addr::{BrokerAddr, BrokerAddrError};
-pub use backoff::Backoff;
+/// The broker URL and the reconnect delays live in `bondgate-protocol`, shared
+/// with the bridges and simulators; re-exported so `bondgate::mqtt::BrokerAddr`
+/// and `bondgate::mqtt::Backoff` keep working.
+pub use bondgate_protocol::{Backoff, BrokerAddr, BrokerAddrError};
 pub use broker::{Broker, BrokerError, CONNECTIONS_MAX};
 pub use dispatch::{
     malformed_scan_prompt, HANDLERS_IN_FLIGHT_MAX, MALFORMED_SCAN_NEXT, MALFORMED_SCAN_SEQ,

@@ -7,9 +7,11 @@
 //! of a topic name or a payload field anywhere (DESIGN.md §2).
 //!
 //! **Bytes in, values out.** Nothing here does I/O, spawns, awaits, opens a
-//! socket or reads a clock (callers pass `now` where time matters, e.g.
-//! [`GateCommand::is_expired`]). That keeps every rule testable exhaustively
-//! and keeps the crate small enough to build for a Raspberry Pi bridge.
+//! socket, reads a clock or draws random numbers (callers pass `now` where
+//! time matters, e.g. [`GateCommand::is_expired`], and the jitter where
+//! chance does, e.g. [`Backoff::next_delay_with`]). That keeps every rule
+//! testable exhaustively and keeps the crate small enough to build for a
+//! Raspberry Pi bridge.
 //!
 //! **Dependencies.** This crate must never depend on tokio, axum, sqlx, an
 //! MQTT client or any other runtime or transport crate: the bridges must not
@@ -27,6 +29,14 @@
 //!   subscription filters ([`TopicKind::filter`]).
 //! - [`payload`]: versioned (`"v": 1`) JSON payloads with strict decoding and
 //!   errors fit to show on a PDA screen, plus the plain-text [`DeviceStatus`].
+//!
+//! Connecting, shared by every MQTT client (server link, bridges,
+//! simulators) so they agree on the URL and on how politely they retry:
+//! - [`broker`]: [`BrokerAddr`], the `mqtt://[user:password@]host[:port]`
+//!   grammar, parsed (no name resolution, no socket), with a `Debug` and
+//!   `Display` that never show the password.
+//! - [`backoff`]: [`Backoff`], the reconnect delays (exponential, capped,
+//!   jittered) as pure state: the caller sleeps and supplies the randomness.
 //!
 //! Serial scale frames, relay frames and printer formats will join as their
 //! own modules.
@@ -66,10 +76,14 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod backoff;
+pub mod broker;
 pub mod id;
 pub mod payload;
 pub mod topic;
 
+pub use backoff::Backoff;
+pub use broker::{BrokerAddr, BrokerAddrError};
 pub use id::{DeviceId, GateId, IdError, Site, StationId, ID_CHARS_MAX};
 pub use payload::{
     Barcode, CommandId, DeviceStatus, FieldError, GateCmd, GateCommand, GateState, GateStateKind,

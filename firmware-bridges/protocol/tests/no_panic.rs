@@ -1,10 +1,12 @@
 //! Property tests: no input makes a decoder panic, and every refusal reads
 //! well on a PDA screen. Decoders face bytes from any device on the network
 //! (or anyone who can reach the broker), so they must be total functions.
+//! Broker URLs come from configuration, which is typed by hand: their parser
+//! must not panic either, nor repeat a password in its refusal.
 
 use bondgate_protocol::{
-    DeviceStatus, GateCommand, GateState, Heartbeat, PayloadError, PromptMsg, PromptText, ScanMsg,
-    Topic, WeightMsg, PROMPT_TEXT_CHARS_MAX,
+    BrokerAddr, DeviceStatus, GateCommand, GateState, Heartbeat, PayloadError, PromptMsg,
+    PromptText, ScanMsg, Topic, WeightMsg, PROMPT_TEXT_CHARS_MAX,
 };
 use proptest::prelude::*;
 
@@ -112,6 +114,21 @@ proptest! {
     fn arbitrary_text_never_panics(s in any::<String>()) {
         assert_screen_safe(&decode_all(s.as_bytes()))?;
         let _ = Topic::parse(&s);
+    }
+
+    #[test]
+    fn broker_urls_never_panic_nor_leak_the_password(
+        before in any::<String>(),
+        password in "[a-z]{12}",
+        after in any::<String>(),
+        scheme in prop::sample::select(vec!["", "mqtt://", "tcp://", "mqtts://", "u:"]),
+    ) {
+        let _ = BrokerAddr::parse(&before);
+        let url = format!("{scheme}{before}user:{password}@{after}");
+        if let Err(e) = BrokerAddr::parse(&url) {
+            prop_assert!(!e.to_string().contains(&password), "{}: {}", url, e);
+            prop_assert!(!format!("{e:?}").contains(&password), "{}: {:?}", url, e);
+        }
     }
 
     #[test]

@@ -1,11 +1,14 @@
 //! Property tests: everything this crate encodes, it decodes back to the same
-//! value, and every topic it renders parses back to the same topic. These are
-//! what let the server, bridges and simulators trust each other's bytes.
+//! value, every topic it renders parses back to the same topic, and every
+//! broker address it shows parses back to the same address. These are what
+//! let the server, bridges and simulators trust each other's bytes.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use bondgate_protocol::{
-    Barcode, CommandId, DeviceStatus, GateCmd, GateCommand, GateState, GateStateKind, Heartbeat,
-    Next, PromptMsg, PromptText, PulseMs, ScanMsg, Site, Tone, Topic, TopicKind, WeightMsg,
-    BARCODE_CHARS_MAX, PAYLOAD_BYTES_MAX, PROMPT_TEXT_CHARS_MAX, PULSE_MS_MAX,
+    Barcode, BrokerAddr, CommandId, DeviceStatus, GateCmd, GateCommand, GateState, GateStateKind,
+    Heartbeat, Next, PromptMsg, PromptText, PulseMs, ScanMsg, Site, Tone, Topic, TopicKind,
+    WeightMsg, BARCODE_CHARS_MAX, PAYLOAD_BYTES_MAX, PROMPT_TEXT_CHARS_MAX, PULSE_MS_MAX,
 };
 use proptest::prelude::*;
 use proptest::sample::select;
@@ -41,6 +44,15 @@ fn next() -> impl Strategy<Value = Next> {
         Next::Done,
         Next::Login,
     ])
+}
+
+/// A broker host as `BrokerAddr` keeps it: a name, an IPv4 or an IPv6 address.
+fn broker_host() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[A-Za-z0-9][A-Za-z0-9._-]{0,30}",
+        any::<Ipv4Addr>().prop_map(|a| a.to_string()),
+        any::<Ipv6Addr>().prop_map(|a| a.to_string()),
+    ]
 }
 
 /// Does an MQTT filter match a topic? (MQTT 3.1.1 §4.7; enough for `+` and `#`.)
@@ -183,6 +195,33 @@ proptest! {
         if let Ok((site, topic)) = Topic::parse(&s) {
             prop_assert_eq!(topic.render(&site), s);
         }
+    }
+
+    /// A broker URL parses to what it says, and what `Display` shows (the
+    /// credentials left out) parses back to the same place.
+    #[test]
+    fn broker_addr_round_trips(
+        host in broker_host(),
+        port in 1u16..,
+        // Anything printable but the URL delimiters `/ ? #` in the password
+        // (there is no percent-decoding), `@` and `:` included.
+        credentials in proptest::option::of(
+            ("[A-Za-z0-9_.-]{1,16}", "[ -\"$-.0->@-~]{0,16}"),
+        ),
+    ) {
+        let bracketed = if host.contains(':') { format!("[{host}]") } else { host.clone() };
+        let userinfo = credentials.as_ref().map(|(u, p)| format!("{u}:{p}@")).unwrap_or_default();
+        let addr = BrokerAddr::parse(&format!("mqtt://{userinfo}{bracketed}:{port}")).unwrap();
+        prop_assert_eq!((addr.host(), addr.port()), (host.as_str(), port));
+        let want = credentials.as_ref().map(|(u, p)| (u.as_str(), p.as_str()));
+        prop_assert_eq!(addr.credentials(), want);
+        let shown = addr.to_string();
+        prop_assert_eq!(&shown, &format!("mqtt://{bracketed}:{port}"));
+        let again = BrokerAddr::parse(&shown).unwrap();
+        prop_assert_eq!(
+            (again.host(), again.port(), again.credentials()),
+            (host.as_str(), port, None)
+        );
     }
 
     /// No character outside the id alphabet gets into a topic, wherever it sits.

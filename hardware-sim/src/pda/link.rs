@@ -11,16 +11,16 @@
 //!   subscriptions on every disconnect. `online` goes first, so by the time
 //!   the SubAck makes the PDA ready, the announcement is on the wire.
 
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
 use std::time::Instant;
 
-use bondgate_protocol::{DeviceStatus, PayloadError, PromptMsg, TopicKind};
+use bondgate_protocol::{Backoff, DeviceStatus, PayloadError, PromptMsg, TopicKind};
 use rumqttc::{
     AsyncClient, ConnectionError, Event, EventLoop, Outgoing, Packet, Publish, QoS,
     SubscribeReasonCode,
 };
 use tokio::sync::{mpsc, watch};
-
-use crate::Backoff;
 
 /// What the poll task reports about the connection.
 #[derive(Debug, Clone, Default)]
@@ -94,7 +94,7 @@ impl Poller {
                     {
                         backoff.reset();
                     }
-                    tokio::time::sleep(backoff.next_delay()).await;
+                    tokio::time::sleep(backoff.next_delay_with(jitter())).await;
                 }
             }
         }
@@ -153,5 +153,25 @@ impl Session {
         self.client
             .subscribe(&self.prompt_topic, QoS::AtLeastOnce)
             .await
+    }
+}
+
+/// Random bits for [`Backoff::next_delay_with`], from the standard library's
+/// hasher keys (random per process, and different on every call): enough to
+/// spread a fleet of simulated PDAs apart, without a `rand` dependency.
+fn jitter() -> u64 {
+    RandomState::new().build_hasher().finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_spreads_delays() {
+        let delays: std::collections::HashSet<_> = (0..20)
+            .map(|_| Backoff::new().next_delay_with(jitter()))
+            .collect();
+        assert!(delays.len() > 10, "{delays:?}");
     }
 }

@@ -1,11 +1,16 @@
-//! Where the link connects: `mqtt://[user:password@]host[:port]`.
+//! Where an MQTT client connects: `mqtt://[user:password@]host[:port]`.
 //!
-//! Parsed here rather than with rumqttc's `url` feature: the grammar we accept
-//! is tiny, and refusing what we cannot honour (TLS, websockets, paths) with a
-//! clear message beats a connection that silently ignores half the URL.
+//! One parser for every program that connects to the broker — the server's
+//! link, the edge bridges and the simulators — so one URL works for all of
+//! them and a URL that one refuses, all refuse with the same message.
+//!
+//! Parsed by hand rather than with rumqttc's `url` feature: the grammar we
+//! accept is tiny, and refusing what we cannot honour (TLS, websockets,
+//! paths) with a clear message beats a connection that silently ignores half
+//! the URL. Only parsing happens here; nothing resolves the host or connects.
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{Ipv6Addr, SocketAddr};
 use std::str::FromStr;
 
 /// An MQTT broker's address, and optional credentials.
@@ -25,16 +30,18 @@ pub enum BrokerAddrError {
     /// No `scheme://`.
     #[error("MQTT broker URL must start with mqtt:// (e.g. mqtt://127.0.0.1:1883)")]
     MissingScheme,
-    /// A scheme this build cannot speak.
+    /// A scheme this build cannot speak; the scheme as written, or `?` if it
+    /// does not look like one (see [`BrokerAddr::parse`]).
     #[error("MQTT broker URL scheme {0:?} is not supported: only plain mqtt:// (or tcp://) is built in, TLS and websockets are not")]
     UnsupportedScheme(String),
     /// Something after the authority (path, query, fragment).
     #[error("MQTT broker URL must not have a path, query or fragment (expected mqtt://host:port)")]
     Path,
     /// No host.
-    #[error("MQTT broker URL has no host")]
+    #[error("MQTT broker URL has no host (expected mqtt://host:port)")]
     EmptyHost,
-    /// A host with characters no host name or address has.
+    /// A host with characters no host name or address has, or a bracketed
+    /// host that is not an IPv6 address.
     #[error("MQTT broker URL has an invalid host")]
     BadHost,
     /// A port that is not a number in 1..=65535.
@@ -49,16 +56,21 @@ impl BrokerAddr {
     /// The IANA port for unencrypted MQTT, used when the URL names none.
     pub const DEFAULT_PORT: u16 = 1883;
 
-    /// Parses `mqtt://[user:password@]host[:port]` (also `tcp://`). The host
-    /// is a name, an IPv4 address or a bracketed IPv6 address (`[::1]`).
-    /// Credentials are taken literally (no percent-decoding).
+    /// Parses `mqtt://[user:password@]host[:port]` (also `tcp://`, and the
+    /// scheme in any case). The host is a name, an IPv4 address or a
+    /// bracketed IPv6 address (`mqtt://[::1]:1883`). One trailing `/` is
+    /// allowed. Credentials are taken literally (no percent-decoding); the
+    /// password may contain `:`.
+    ///
+    /// An unsupported scheme is quoted in the error only if it looks like a
+    /// scheme, so a mangled URL (`user:pw@mqtt://…`) cannot smuggle its
+    /// credentials into a log line.
     pub fn parse(url: &str) -> Result<BrokerAddr, BrokerAddrError> {
         let (scheme, rest) = url
             .split_once("://")
             .ok_or(BrokerAddrError::MissingScheme)?;
-        match scheme.to_ascii_lowercase().as_str() {
-            "mqtt" | "tcp" => {}
-            _ => return Err(BrokerAddrError::UnsupportedScheme(quote_scheme(scheme))),
+        if !matches!(scheme.to_ascii_lowercase().as_str(), "mqtt" | "tcp") {
+            return Err(BrokerAddrError::UnsupportedScheme(quote_scheme(scheme)));
         }
         let authority = rest.strip_suffix('/').unwrap_or(rest);
         if authority.contains(['/', '?', '#']) {
@@ -75,7 +87,7 @@ impl BrokerAddr {
         };
         let (host, port) = split_host_port(host_port)?;
         Ok(BrokerAddr {
-            host,
+            host: host.to_owned(),
             port,
             credentials,
         })
@@ -99,9 +111,10 @@ impl BrokerAddr {
     }
 }
 
-/// The scheme, for an error message: quoted only if it looks like one, so a
-/// mangled URL cannot smuggle its credentials into a log line.
+/// The scheme, for an error message: as written only if it looks like one.
 fn quote_scheme(scheme: &str) -> String {
+    /// Longer than any real scheme (`mqtt`, `mqtts`, `wss`, `ssl`), short
+    /// enough that a password mistaken for a scheme is cut off.
     const SCHEME_CHARS_MAX: usize = 10;
     let plain = scheme.len() <= SCHEME_CHARS_MAX
         && scheme
@@ -114,24 +127,26 @@ fn quote_scheme(scheme: &str) -> String {
     }
 }
 
-fn split_host_port(s: &str) -> Result<(String, u16), BrokerAddrError> {
-    let (host, port) = if let Some(v6) = s.strip_prefix('[') {
-        let (host, after) = v6.split_once(']').ok_or(BrokerAddrError::BadHost)?;
-        if host.parse::<std::net::Ipv6Addr>().is_err() {
-            return Err(BrokerAddrError::BadHost);
+/// Splits `host[:port]` or `[v6][:port]`, checking both halves.
+fn split_host_port(s: &str) -> Result<(&str, u16), BrokerAddrError> {
+    let (host, port) = match s.strip_prefix('[') {
+        Some(v6) => {
+            let (host, after) = v6.split_once(']').ok_or(BrokerAddrError::BadHost)?;
+            if host.parse::<Ipv6Addr>().is_err() {
+                return Err(BrokerAddrError::BadHost);
+            }
+            match after {
+                "" => (host, None),
+                _ => (
+                    host,
+                    Some(after.strip_prefix(':').ok_or(BrokerAddrError::BadHost)?),
+                ),
+            }
         }
-        match after {
-            "" => (host, None),
-            _ => (
-                host,
-                Some(after.strip_prefix(':').ok_or(BrokerAddrError::BadHost)?),
-            ),
-        }
-    } else {
-        match s.split_once(':') {
+        None => match s.split_once(':') {
             None => (s, None),
             Some((host, port)) => (host, Some(port)),
-        }
+        },
     };
     if host.is_empty() {
         return Err(BrokerAddrError::EmptyHost);
@@ -142,16 +157,18 @@ fn split_host_port(s: &str) -> Result<(String, u16), BrokerAddrError> {
     }
     let port = match port {
         None => BrokerAddr::DEFAULT_PORT,
+        // Digits only: `u16::from_str` alone would take `+1`.
         Some(p) => match p.parse::<u16>() {
             Ok(n) if n != 0 && p.bytes().all(|b| b.is_ascii_digit()) => n,
             _ => return Err(BrokerAddrError::BadPort),
         },
     };
-    Ok((host.to_owned(), port))
+    Ok((host, port))
 }
 
 impl From<SocketAddr> for BrokerAddr {
-    /// The embedded broker's (or any known) socket address, no credentials.
+    /// A known socket address (the embedded broker, a test broker on a free
+    /// port), without credentials.
     fn from(addr: SocketAddr) -> BrokerAddr {
         BrokerAddr {
             host: addr.ip().to_string(),
@@ -208,11 +225,21 @@ mod tests {
             ok("tcp://broker.local"),
             ("broker.local".into(), 1883, None)
         );
+        assert_eq!(ok("tcp://broker"), ("broker".into(), 1883, None));
         assert_eq!(ok("MQTT://b:1884/"), ("b".into(), 1884, None));
         assert_eq!(ok("mqtt://[::1]:1885"), ("::1".into(), 1885, None));
         assert_eq!(ok("mqtt://[::1]"), ("::1".into(), 1883, None));
         let with_user = ok("mqtt://bondgate:s3cr:et@emqx:1883");
         assert_eq!(with_user.2, Some(("bondgate".into(), "s3cr:et".into())));
+        let sim = ok("mqtt://sim:pa:ss@b:1");
+        assert_eq!(sim, ("b".into(), 1, Some(("sim".into(), "pa:ss".into()))));
+    }
+
+    #[test]
+    fn shows_ipv6_hosts_in_brackets() {
+        let v6 = BrokerAddr::parse("mqtt://[::1]:1885").unwrap();
+        assert_eq!(v6.host(), "::1");
+        assert_eq!(v6.to_string(), "mqtt://[::1]:1885");
     }
 
     #[test]
@@ -222,8 +249,10 @@ mod tests {
             ("127.0.0.1:1883", MissingScheme),
             ("mqtts://b:8883", UnsupportedScheme("mqtts".into())),
             ("ws://b/mqtt", UnsupportedScheme("ws".into())),
+            ("ws://b", UnsupportedScheme("ws".into())),
             ("u:pw@mqtt://b", UnsupportedScheme("?".into())),
             ("mqtt://b:1883/x", Path),
+            ("mqtt://b/x", Path),
             ("mqtt://b?client_id=1", Path),
             ("mqtt://", EmptyHost),
             ("mqtt://:1883", EmptyHost),
@@ -233,6 +262,7 @@ mod tests {
             ("mqtt://b:", BadPort),
             ("mqtt://b c", BadHost),
             ("mqtt://[::1", BadHost),
+            ("mqtt://[nope]", BadHost),
             ("mqtt://[nope]:1", BadHost),
             ("mqtt://[::1]x", BadHost),
             ("mqtt://user@b", BadCredentials),
@@ -249,6 +279,8 @@ mod tests {
         assert!(!format!("{a:?}").contains("hunter2"), "{a:?}");
         let err = BrokerAddr::parse("mqtt://u:hunter2@b:x").unwrap_err();
         assert!(!err.to_string().contains("hunter2"));
+        let err = BrokerAddr::parse("u:hunter2@mqtt://b").unwrap_err();
+        assert!(!err.to_string().contains("hunter2"), "{err}");
     }
 
     #[test]
