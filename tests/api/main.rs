@@ -11,4 +11,5 @@ mod http_api;
 mod ledger_props;
 mod mqtt;
 mod orders;
+mod pda_mqtt;
 mod picking;

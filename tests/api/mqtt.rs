@@ -53,7 +53,7 @@ macro_rules! on_both_brokers {
 
 /// The shared Mosquitto's URL; `None` (with a notice) if unreachable outside
 /// CI, a panic if unreachable with `CI=true` — as `TestDb` does for PostgreSQL.
-async fn shared_mosquitto() -> Option<String> {
+pub(crate) async fn shared_mosquitto() -> Option<String> {
     let url =
         std::env::var("BONDGATE_TEST_MQTT_URL").unwrap_or_else(|_| "mqtt://127.0.0.1:1883".into());
     let addr = BrokerAddr::parse(&url).expect("BONDGATE_TEST_MQTT_URL is mqtt://host:port");
