@@ -186,7 +186,12 @@ impl MqttLink {
         if let Some((user, password)) = options.broker.credentials() {
             mqtt.set_credentials(user, password);
         }
-        let (client, eventloop) = AsyncClient::new(mqtt, REQUEST_CHANNEL_CAPACITY);
+        let (client, mut eventloop) = AsyncClient::new(mqtt, REQUEST_CHANNEL_CAPACITY);
+        // Prompts are small and a picker waits on each one: send them at
+        // once instead of letting Nagle hold them for the peer's delayed ACK.
+        let mut network = eventloop.network_options();
+        network.set_tcp_nodelay(true);
+        eventloop.set_network_options(network);
 
         let (ready_tx, ready) = watch::channel(false);
         let (stop, stop_rx) = watch::channel(false);

@@ -7,6 +7,14 @@ type Db = sqlx::Postgres;
 
 /// Row locks taken by read-modify-write transactions, so two servers (or two
 /// requests) reserving the same stock queue on the holding's row.
+/// Claims the first row of `t` nobody else is claiming: pickers logging in
+/// together each take a different order instead of queueing for the same one.
+macro_rules! skip_locked {
+    () => {
+        " FOR UPDATE OF t SKIP LOCKED"
+    };
+}
+
 macro_rules! for_update {
     () => {
         " FOR UPDATE"

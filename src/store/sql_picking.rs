@@ -220,11 +220,12 @@ async fn find_work(
             };
             return Ok((step, task));
         }
-        let open: Option<i64> = sqlx::query_scalar(
+        let open: Option<i64> = sqlx::query_scalar(concat!(
             "SELECT t.order_id FROM pick_tasks t JOIN orders o ON o.id = t.order_id
              WHERE t.state = 'open' AND t.picker_id IS NULL AND o.state IN ('picking', 'exception')
              ORDER BY t.wave_id, t.order_id LIMIT 1",
-        )
+            skip_locked!()
+        ))
         .fetch_optional(&mut **tx)
         .await?;
         let Some(order_id) = open else {

@@ -10,6 +10,14 @@ type Db = sqlx::Sqlite;
 
 /// SQLite has one writer at a time, so row locks do not exist: the single
 /// writer connection already serialises every read-modify-write.
+/// Claims the first row of `t` nobody else is claiming: pickers logging in
+/// together each take a different order instead of queueing for the same one.
+macro_rules! skip_locked {
+    () => {
+        ""
+    };
+}
+
 macro_rules! for_update {
     () => {
         ""

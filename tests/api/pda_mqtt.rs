@@ -64,7 +64,9 @@ async fn pda(app: &TestApp, site: &str, device: &str) -> Pda {
 }
 
 async fn locked_at(app: &TestApp, bin: &str) -> i64 {
-    let (_, b) = app.get(&format!("/api/v1/inventory?sku=SKU-1&bin={bin}")).await;
+    let (_, b) = app
+        .get(&format!("/api/v1/inventory?sku=SKU-1&bin={bin}"))
+        .await;
     b["totals"]["locked"].as_i64().unwrap()
 }
 
@@ -87,7 +89,10 @@ async fn device_shows(app: &TestApp, device: &str, online: bool) {
         if found == Some(true) {
             return;
         }
-        assert!(Instant::now() < deadline, "{device} never showed online={online}: {list}");
+        assert!(
+            Instant::now() < deadline,
+            "{device} never showed online={online}: {list}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -125,7 +130,14 @@ async fn walk_two_orders(backend: Backend, via: Via) {
     assert_eq!(locked_at(&app, "TOTE-PDA-01-2").await, 3);
     assert_eq!(locked_at(&app, "A-01").await, 0);
     let (_, tasks) = app.get("/api/v1/pick-tasks?wave_no=W-1").await;
-    assert!(tasks.as_array().unwrap().iter().all(|t| t["state"] == "picked" && t["picker"] == "pia"), "{tasks}");
+    assert!(
+        tasks
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["state"] == "picked" && t["picker"] == "pia"),
+        "{tasks}"
+    );
     app.integrity_clean().await;
 
     // A PDA that vanishes without a goodbye is reported offline by its will.
@@ -175,11 +187,17 @@ async fn short_pick_is_made_good(backend: Backend) {
         .await
         .unwrap_or_else(|e| panic!("walk failed: {e}"));
     let sent = transcript.codes();
-    assert!(sent.contains(&"#DAMAGED") && sent.contains(&"A-02"), "{transcript}");
+    assert!(
+        sent.contains(&"#DAMAGED") && sent.contains(&"A-02"),
+        "{transcript}"
+    );
     assert_eq!(state_of(&app, "ORD-1").await, "picked");
     assert_eq!(locked_at(&app, "TOTE-PDA-02-1").await, 3);
     let (_, a01) = app.get("/api/v1/inventory?sku=SKU-1&bin=A-01").await;
-    assert_eq!(a01["totals"], json!({"available": 0, "locked": 0, "defective": 1, "total": 1}));
+    assert_eq!(
+        a01["totals"],
+        json!({"available": 0, "locked": 0, "defective": 1, "total": 1})
+    );
     app.integrity_clean().await;
     pda.disconnect().await.unwrap();
     app.finish().await;
@@ -213,7 +231,9 @@ async fn bad_input_and_cancel_mid_pick(backend: Backend) {
     assert_eq!((p.ok, p.next), (true, Next::Tote), "{p:?}");
 
     // Garbage on the scan topic: an error prompt, and nothing happens.
-    pda.publish_raw(b"{\"v\":1,\"seq\":\"x\"}".to_vec()).await.unwrap();
+    pda.publish_raw(b"{\"v\":1,\"seq\":\"x\"}".to_vec())
+        .await
+        .unwrap();
     let p = pda.next_prompt().await.unwrap();
     assert_eq!((p.seq, p.ok), (0, false), "{p:?}");
     let p = pda.scan("TOTE-9").await.unwrap();
@@ -230,13 +250,21 @@ async fn bad_input_and_cancel_mid_pick(backend: Backend) {
     assert_eq!(p.next, Next::Bin, "on to A-02: {p:?}");
     assert_eq!(locked_at(&app, "TOTE-9").await, 2);
 
-    let (s, o) = app.post("/api/v1/orders/ORD-1/cancel", json!({"reason": "buyer cancelled"})).await;
+    let (s, o) = app
+        .post(
+            "/api/v1/orders/ORD-1/cancel",
+            json!({"reason": "buyer cancelled"}),
+        )
+        .await;
     assert_eq!(s, StatusCode::OK, "{o}");
     let p = pda.scan("A-02").await.unwrap();
     assert_eq!(p.next, Next::Done, "{p:?}");
     assert!(p.text.as_str().contains("ORD-1 was cancelled"), "{p:?}");
     let (_, tote) = app.get("/api/v1/inventory?sku=SKU-1&bin=TOTE-9").await;
-    assert_eq!(tote["totals"]["available"], 2, "the tote's goods are free to put back");
+    assert_eq!(
+        tote["totals"]["available"], 2,
+        "the tote's goods are free to put back"
+    );
     assert_eq!(locked_at(&app, "A-02").await, 0);
     app.integrity_clean().await;
     pda.disconnect().await.unwrap();
@@ -272,7 +300,11 @@ async fn the_wave_policy_cuts_waves_by_itself() {
     app.receive("R-1", "A-01", 10).await;
     app.post("/api/v1/orders", order("ORD-1", 1)).await;
     tokio::time::sleep(Duration::from_millis(400)).await;
-    assert_eq!(state_of(&app, "ORD-1").await, "locked", "one order waits for company");
+    assert_eq!(
+        state_of(&app, "ORD-1").await,
+        "locked",
+        "one order waits for company"
+    );
     app.post("/api/v1/orders", order("ORD-2", 1)).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     while state_of(&app, "ORD-2").await != "picking" {

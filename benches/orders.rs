@@ -1,0 +1,1701 @@
+//! Order intake with the FEFO lock, per second, through the store on SQLite
+//! and on PostgreSQL, beside the same transaction written as raw SQL in the
+//! same run (DESIGN §7: at least 1,500 orders/s sustained, and the store at
+//! least 50 % of raw).
+//!
+//! One **order** is what the platform's integration does per order, as the
+//! HTTP handler does it: `bondgate::orders::prepare` (the domain checks, the
+//! buyer's ID number and both phones sealed with AES-GCM, two keyed HMACs),
+//! then `Store::create_order`, which claims the order number as idempotency
+//! key, allocates every line earliest-expiry-first, reserves the stock (lock
+//! rows and lock movements, whose trigger moves the balances), records the
+//! order, its lines and which reservation serves which line, and stores the
+//! answer. An order has 1 to 3 lines on different SKUs, 1 or 2 units each
+//! (fixed per SKU, see `units`).
+//!
+//! The raw path runs on a second fresh database with the same migrations and
+//! stock, calls the same `prepare`, and writes the same rows with the fewest
+//! statements that are still correct: SKU codes resolved once at set-up (a
+//! cache that still refuses revoked SKUs), the key claimed with one
+//! `INSERT .. ON CONFLICT DO NOTHING RETURNING`, one FEFO select for all the
+//! order's SKUs (the store's WHERE, `FOR UPDATE OF h` on PostgreSQL), the same
+//! `fefo::allocate`, one multi-row INSERT per table, and the answer built in
+//! memory rather than read back. Both paths are warmed up, then measured in
+//! alternating rounds. Afterwards both databases must pass `Store::integrity`,
+//! hold the same number of rows in every ledger table and the same stock, and
+//! have stored the same answer for every order (on SQLite, where the order of
+//! the orders is fixed, the same reservations to the lock id), or the
+//! benchmark fails: a baseline that skipped a write would flatter the store.
+//!
+//! Then, for the raw path only, SQLite `synchronous=FULL` with group commit
+//! (16 and 64 orders per transaction, one fresh database each, checked
+//! against the store's like the raw one): what a batching writer could reach
+//! on this disk. It is an upper bound for a design decision, not the store: a
+//! real batching writer would also need a savepoint per order, so that one
+//! refused order does not undo its group, and that is not included.
+//!
+//! Besides throughput and latency, each row shows CPU time per order: this
+//! process's (which includes SQLite, running in-process) and, on PostgreSQL,
+//! that of the server backends serving the path's database (Linux, server on
+//! the same machine).
+//!
+//! Run: `cargo bench --bench orders`. Knobs (environment):
+//! - `BENCH_ORDERS`: measured orders per path and backend (default 3,000).
+//! - `BENCH_PG_URL`: PostgreSQL server to create scratch databases on
+//!   (default `postgres://postgres@127.0.0.1:5432/postgres`).
+//! - `BENCH_PG_TASKS`: concurrent tasks on PostgreSQL (default 8).
+//! - `CI=true`: an unreachable PostgreSQL fails the run instead of being skipped.
+//! - `TMPDIR`: where the SQLite files go (its disk decides what a sync costs).
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::process::ExitCode;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+use bondgate::crypto::PiiCipher;
+use bondgate::domain::fefo::{self, Candidate};
+use bondgate::domain::order::annual_limit_warning;
+use bondgate::domain::{
+    BatchNo, BinCode, DocumentNo, LockState, Money, OrderState, Quantity, Role, SkuCode, TradeMode,
+};
+use bondgate::store::{
+    Actor, AllocationView, BuyerInput, ConsigneeInput, LocationInput, LocationKind, OrderContext,
+    OrderInput, OrderLineInput, OrderLineView, OrderView, PartyView, ReceiptInput,
+    ReceiptLineInput, RecordStatus, SkuInput, StockQuery, Store, StoreOptions,
+};
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::postgres::{PgConnection, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::Connection;
+
+/// SKUs in the master data; an order's lines pick among them uniformly.
+const SKUS: usize = 200;
+/// Bins: storage first, then pick faces, then quarantine (40 in all).
+const STORAGE_BINS: usize = 34;
+const PICK_BINS: usize = 4;
+const QUARANTINE_BINS: usize = 2;
+const BINS: usize = STORAGE_BINS + PICK_BINS + QUARANTINE_BINS;
+/// Bins FEFO may take from (storage and pick).
+const SELLABLE_BINS: usize = STORAGE_BINS + PICK_BINS;
+/// In-date batches of each SKU, each spread over this many bins: FEFO chooses
+/// among 12 holdings per SKU, by expiry and then along the walk.
+const LOTS_PER_SKU: usize = 4;
+const BINS_PER_LOT: usize = 3;
+/// Stock per SKU is the run's largest per-SKU demand plus this margin, spread
+/// evenly over its in-date holdings, so no order runs short.
+const STOCK_MARGIN_PERCENT: usize = 25;
+/// Smallest holding: small holdings make a 2-unit line split over two.
+const HOLDING_QTY_MIN: i64 = 7;
+/// Beside the in-date stock, per SKU: an expired batch in a storage bin (FEFO
+/// reads it and must skip it) and a quarantined batch with the earliest expiry
+/// (the WHERE clause must exclude it).
+const EXPIRED_QTY: i64 = 20;
+const QUARANTINE_QTY: i64 = 20;
+/// Distinct buyers: the annual-limit look-up finds a few earlier orders each.
+const BUYERS: usize = 5_000;
+const LINES_PER_ORDER_MAX: u64 = 3;
+const ORDERS_DEFAULT: usize = 3_000;
+/// A bound on `BENCH_ORDERS`, so a typo cannot run for hours (the answers of
+/// both databases are held in memory for the comparison).
+const ORDERS_MAX: usize = 100_000;
+/// Warm-up orders before each measured run (prepared statements, pool
+/// connections, page cache); at most a tenth of the measured count.
+const WARMUP_MAX: usize = 200;
+/// SQLite has one writer: concurrency would only queue on the store's single
+/// write connection, so it runs one order at a time.
+const SQLITE_TASKS: usize = 1;
+/// Measured rounds per path, alternating between the two paths.
+const ROUNDS: usize = 6;
+/// Orders per transaction in the raw-only group-commit rows.
+const GROUP_SIZES: [usize; 2] = [16, 64];
+const PG_TASKS_DEFAULT: usize = 8;
+const PG_TASKS_MAX: usize = 64;
+const PG_URL_DEFAULT: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+const PG_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// DESIGN §7's targets.
+const TARGET_PERCENT: u64 = 50;
+const TARGET_ORDERS_PER_S: u64 = 1_500;
+/// The store's own SQLite busy timeout, mirrored by the raw pool.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Ledger tables whose row counts must match between the databases after a run.
+const LEDGER_COUNTS: [(&str, &str); 8] = [
+    ("operations", "SELECT COUNT(*) FROM operations"),
+    (
+        "answered",
+        "SELECT COUNT(*) FROM operations WHERE response IS NOT NULL",
+    ),
+    ("orders", "SELECT COUNT(*) FROM orders"),
+    ("order_lines", "SELECT COUNT(*) FROM order_lines"),
+    ("locks", "SELECT COUNT(*) FROM locks"),
+    ("movements", "SELECT COUNT(*) FROM movements"),
+    (
+        "order_allocations",
+        "SELECT COUNT(*) FROM order_allocations",
+    ),
+    ("holdings", "SELECT COUNT(*) FROM holdings"),
+];
+
+struct Config {
+    orders: usize,
+    warmup: usize,
+    pg_url: String,
+    pg_tasks: usize,
+    ci: bool,
+}
+
+fn env_count(name: &str, default: usize, max: usize) -> Result<usize> {
+    let Ok(text) = std::env::var(name) else {
+        return Ok(default);
+    };
+    let n: usize = text
+        .trim()
+        .replace('_', "")
+        .parse()
+        .with_context(|| format!("{name}={text} is not a whole number"))?;
+    ensure!(
+        (1..=max).contains(&n),
+        "{name} must be between 1 and {max}, got {n}"
+    );
+    Ok(n)
+}
+
+impl Config {
+    fn from_env() -> Result<Config> {
+        let orders = env_count("BENCH_ORDERS", ORDERS_DEFAULT, ORDERS_MAX)?;
+        Ok(Config {
+            orders,
+            warmup: (orders / 10).clamp(1, WARMUP_MAX),
+            pg_url: std::env::var("BENCH_PG_URL").unwrap_or_else(|_| PG_URL_DEFAULT.into()),
+            pg_tasks: env_count("BENCH_PG_TASKS", PG_TASKS_DEFAULT, PG_TASKS_MAX)?,
+            ci: std::env::var("CI").is_ok_and(|v| v == "true" || v == "1"),
+        })
+    }
+
+    /// Every order one database takes in a run: the warm-up's, then the
+    /// measured ones.
+    fn runs(&self) -> [(&'static str, usize); 2] {
+        [("W", self.warmup), ("M", self.orders)]
+    }
+}
+
+// ------------------------------------------------------------------ workload
+
+fn sku_code(n: usize) -> String {
+    format!("BENCH-SKU-{n:03}")
+}
+
+fn bin_code(n: usize) -> String {
+    if n < STORAGE_BINS {
+        format!("A-{n:02}-01-1")
+    } else if n < SELLABLE_BINS {
+        format!("P-{:02}-01-1", n - STORAGE_BINS)
+    } else {
+        format!("Q-{:02}-01-1", n - SELLABLE_BINS)
+    }
+}
+
+/// Generated codes are valid by construction; a failure here is a bug in the
+/// benchmark, not an operating error.
+fn valid<T, E: std::fmt::Debug>(r: Result<T, E>) -> T {
+    r.expect("the benchmark generates valid codes")
+}
+
+/// splitmix64: the workload is pseudo-random but the same on every database
+/// and in every run.
+fn mix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Order `i` of run `tag`: its buyer and its lines (SKU index, units).
+struct Shape {
+    buyer: usize,
+    lines: Vec<(usize, i64)>,
+}
+
+fn shape(tag: &str, i: usize) -> Shape {
+    let salt = tag.bytes().fold(0u64, |h, b| (h << 8) | u64::from(b));
+    let mut r = mix(((i as u64) << 16) ^ salt);
+    let mut next = || {
+        r = mix(r);
+        r
+    };
+    let n = 1 + (next() % LINES_PER_ORDER_MAX) as usize;
+    let mut lines: Vec<(usize, i64)> = Vec::with_capacity(n);
+    while lines.len() < n {
+        let sku = (next() % SKUS as u64) as usize;
+        if lines.iter().all(|(s, _)| *s != sku) {
+            lines.push((sku, units(sku)));
+        }
+    }
+    Shape {
+        buyer: (next() % BUYERS as u64) as usize,
+        lines,
+    }
+}
+
+/// Units per line: 1 for even SKUs, 2 for odd ones. Fixed per SKU so that
+/// how often a line is split over two holdings does not depend on which of
+/// two concurrent orders came first: with 8 tasks on PostgreSQL the two
+/// databases see the orders in different interleavings, yet must end with
+/// the same number of reservations.
+fn units(sku: usize) -> i64 {
+    1 + (sku % 2) as i64
+}
+
+fn unit_price_fen(sku: usize) -> i64 {
+    4_990 + (sku as i64 % 50) * 500
+}
+
+/// A resident ID number that passes the GB 11643 check.
+fn id_number(buyer: usize) -> String {
+    const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+    const CHECK: [char; 11] = ['1', '0', 'X', '9', '8', '7', '6', '5', '4', '3', '2'];
+    let born = NaiveDate::from_ymd_opt(1970, 1, 1).expect("a date")
+        + chrono::Days::new((buyer * 3 % 15_000) as u64);
+    let body = format!("330106{}{:03}", born.format("%Y%m%d"), buyer % 1_000);
+    let sum: u32 = body
+        .chars()
+        .zip(WEIGHTS)
+        .map(|(c, w)| c.to_digit(10).expect("digits") * w)
+        .sum();
+    format!("{body}{}", CHECK[(sum % 11) as usize])
+}
+
+fn money(fen: i64) -> Money {
+    valid(Money::from_fen(fen))
+}
+
+/// Order `i` of run `tag` as the platform sends it, amounts consistent.
+fn work(tag: &str, i: usize) -> OrderInput {
+    let s = shape(tag, i);
+    let goods: i64 = s
+        .lines
+        .iter()
+        .map(|(sku, q)| unit_price_fen(*sku) * q)
+        .sum();
+    let freight = if goods >= 19_900 { 0 } else { 1_000 };
+    let discount = if i % 5 == 0 { 500 } else { 0 };
+    let tax = (goods * 91 + 500) / 1_000;
+    let b = s.buyer;
+    OrderInput {
+        order_no: valid(DocumentNo::parse(format!("ORD-{tag}{i:07}"))),
+        trade_mode: TradeMode::BondedImport,
+        ebp_code: "3301964J31".into(),
+        ebc_code: "3301964J3X".into(),
+        cop_no: valid(DocumentNo::parse(format!("COP-{tag}{i:07}"))),
+        buyer: BuyerInput {
+            name: format!("买家{b}"),
+            id_number: id_number(b),
+            phone: format!("138{b:08}"),
+        },
+        consignee: ConsigneeInput {
+            name: format!("收件人{b}"),
+            phone: format!("139{b:08}"),
+            address: format!(
+                "浙江省杭州市西湖区文三路 {} 号 {} 幢 {} 室",
+                b % 400 + 1,
+                b % 30 + 1,
+                b % 900 + 101
+            ),
+        },
+        lines: s
+            .lines
+            .iter()
+            .map(|(sku, q)| OrderLineInput {
+                sku: valid(SkuCode::parse(sku_code(*sku))),
+                qty: valid(Quantity::new(*q)),
+                unit_price: money(unit_price_fen(*sku)),
+            })
+            .collect(),
+        goods_value: money(goods),
+        freight: money(freight),
+        discount: money(discount),
+        tax: money(tax),
+        actual_paid: money(goods + freight + tax - discount),
+    }
+}
+
+/// Who sends orders: the platform's integration account.
+fn platform() -> Actor {
+    Actor {
+        user_id: 2,
+        username: "platform".into(),
+        roles: vec![Role::Integration],
+    }
+}
+
+/// The stock a run needs: units demanded per SKU by every order one database
+/// takes, and the size of each in-date holding that covers the largest of them
+/// with the margin.
+struct Stock {
+    holding_qty: i64,
+    /// Units all orders of a run reserve.
+    ordered: i64,
+}
+
+impl Stock {
+    fn for_run(cfg: &Config) -> Stock {
+        let mut demand = [0i64; SKUS];
+        for (tag, n) in cfg.runs() {
+            for i in 0..n {
+                for (sku, q) in shape(tag, i).lines {
+                    demand[sku] += q;
+                }
+            }
+        }
+        let max = demand.iter().copied().max().unwrap_or(0);
+        let holdings = (LOTS_PER_SKU * BINS_PER_LOT) as i64;
+        let needed = max * (100 + STOCK_MARGIN_PERCENT as i64) / 100;
+        // Odd, so that 2-unit lines split at every other holding boundary.
+        let holding_qty = ((needed + holdings - 1) / holdings).max(HOLDING_QTY_MIN) | 1;
+        Stock {
+            holding_qty,
+            ordered: demand.iter().sum(),
+        }
+    }
+
+    /// Everything received: in-date, expired and quarantined units.
+    fn received(&self) -> i64 {
+        let in_date = self.holding_qty * (LOTS_PER_SKU * BINS_PER_LOT) as i64;
+        (in_date + EXPIRED_QTY + QUARANTINE_QTY) * SKUS as i64
+    }
+}
+
+/// The bins of SKU `sku`'s in-date lot `lot`: three different sellable bins,
+/// scattered so that walk order and expiry order disagree.
+fn lot_bin(sku: usize, lot: usize, copy: usize) -> usize {
+    (sku * 7 + lot * 11 + copy * 13) % SELLABLE_BINS
+}
+
+/// Expiries in 2027–2028, permuted per SKU so that the earliest batch is not
+/// always the first received.
+fn lot_expiry(sku: usize, lot: usize) -> NaiveDate {
+    let base = NaiveDate::from_ymd_opt(2027, 2, 1).expect("a date");
+    base + chrono::Days::new((sku % 30 + ((lot * 3 + sku) % LOTS_PER_SKU) * 60) as u64)
+}
+
+/// The same master data and stock on every database, through the store's API.
+async fn seed(store: &Store, stock: &Stock) -> Result<()> {
+    let actor = Actor::system();
+    for n in 0..BINS {
+        let (zone, kind) = if n < STORAGE_BINS {
+            ("A", LocationKind::Storage)
+        } else if n < SELLABLE_BINS {
+            ("P", LocationKind::Pick)
+        } else {
+            ("Q", LocationKind::Quarantine)
+        };
+        let bin = LocationInput {
+            code: valid(BinCode::parse(bin_code(n))),
+            zone: zone.into(),
+            walk_seq: n as i64,
+            kind,
+            active: true,
+        };
+        store.create_location(&actor, &bin).await?;
+    }
+    for n in 0..SKUS {
+        let sku = SkuInput {
+            code: valid(SkuCode::parse(sku_code(n))),
+            name: format!("Bench serum {n}"),
+            barcodes: Vec::new(),
+            hs_code: Some("3304990099".into()),
+            customs_item_record_no: None,
+            ledger_item_no: Some(format!("{}", n + 1)),
+            unit_weight_grams: 120,
+            shelf_life_days: Some(1_095),
+            origin_country: Some("KOR".into()),
+            record_status: RecordStatus::Active,
+        };
+        store.create_sku(&actor, &sku).await?;
+    }
+    let line =
+        |sku: usize, bin: usize, batch: &str, expiry: NaiveDate, qty: i64| ReceiptLineInput {
+            sku: valid(SkuCode::parse(sku_code(sku))),
+            bin: valid(BinCode::parse(bin_code(bin))),
+            batch: valid(BatchNo::parse(batch)),
+            expiry: Some(expiry),
+            qty,
+            damaged_qty: 0,
+        };
+    let mut receipts = Vec::with_capacity(LOTS_PER_SKU + 2);
+    for lot in 0..LOTS_PER_SKU {
+        let mut lines = Vec::with_capacity(SKUS * BINS_PER_LOT);
+        for sku in 0..SKUS {
+            for copy in 0..BINS_PER_LOT {
+                let (bin, expiry) = (lot_bin(sku, lot, copy), lot_expiry(sku, lot));
+                lines.push(line(
+                    sku,
+                    bin,
+                    &format!("L{lot}"),
+                    expiry,
+                    stock.holding_qty,
+                ));
+            }
+        }
+        receipts.push((format!("RCV-LOT{lot}"), lines));
+    }
+    let expired = NaiveDate::from_ymd_opt(2026, 6, 30).expect("a date");
+    let quarantined = NaiveDate::from_ymd_opt(2027, 1, 15).expect("a date");
+    receipts.push((
+        "RCV-EXPIRED".into(),
+        (0..SKUS)
+            .map(|sku| line(sku, sku % STORAGE_BINS, "EXP", expired, EXPIRED_QTY))
+            .collect(),
+    ));
+    receipts.push((
+        "RCV-QUARANTINE".into(),
+        (0..SKUS)
+            .map(|sku| {
+                let bin = SELLABLE_BINS + sku % QUARANTINE_BINS;
+                line(sku, bin, "QC", quarantined, QUARANTINE_QTY)
+            })
+            .collect(),
+    ));
+    for (no, lines) in receipts {
+        let receipt = ReceiptInput {
+            receipt_no: valid(DocumentNo::parse(no.clone())),
+            customs_doc_no: valid(DocumentNo::parse(format!("QD-{no}"))),
+            supplier: Some("Bench Cosmetics Co.".into()),
+            lines,
+        };
+        store.receive(&actor, &receipt).await?;
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------------------ raw path
+
+/// The same as the store's private `now()`: microseconds, what PostgreSQL keeps.
+fn now() -> DateTime<Utc> {
+    let t = Utc::now();
+    DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)
+}
+
+/// `rows` copies of `template` joined by commas, each `?` replaced by the next
+/// numbered placeholder from `$first` on (`$n` written in the template stays:
+/// a value shared by every row is bound once).
+fn values(template: &str, rows: usize, first: usize) -> String {
+    let mut out = String::with_capacity(rows * (template.len() + 8));
+    let mut n = first;
+    for row in 0..rows {
+        if row > 0 {
+            out.push_str(", ");
+        }
+        for c in template.chars() {
+            if c == '?' {
+                let _ = write!(out, "${n}");
+                n += 1;
+            } else {
+                out.push(c);
+            }
+        }
+    }
+    out
+}
+
+/// A FEFO candidate row: sku, location, lot, bin code, walk, batch, expiry,
+/// available.
+type FefoRow = (i64, i64, i64, String, i64, String, Option<NaiveDate>, i64);
+/// A lock row as inserted: id, sku, location, lot, qty.
+type LockRow = (i64, i64, i64, i64, i64);
+
+/// One reservation of the raw plan: line index, sku id, and the FEFO row and
+/// units it takes.
+struct Take {
+    line: usize,
+    sku_id: i64,
+    row: usize,
+    qty: i64,
+    lock_id: i64,
+}
+
+/// The raw path for one sqlx driver. One text for both backends, as in the
+/// store: `$lock_holdings` is the only difference (row locks on PostgreSQL;
+/// SQLite's single writer already serialises).
+macro_rules! raw_path {
+    ($module:ident, $db:ty, $lock_holdings:literal) => {
+        mod $module {
+            use super::*;
+
+            pub type Pool = sqlx::Pool<$db>;
+            pub type Tx = sqlx::Transaction<'static, $db>;
+
+            #[derive(Clone)]
+            pub struct Raw {
+                pool: Pool,
+                /// SKU code → (id, may be sold): the master-data cache.
+                skus: Arc<HashMap<String, (i64, bool)>>,
+            }
+
+            impl Raw {
+                pub async fn new(pool: Pool) -> Result<Raw> {
+                    let skus: Vec<(String, i64, String)> =
+                        sqlx::query_as("SELECT code, id, record_status FROM skus")
+                            .fetch_all(&pool)
+                            .await?;
+                    let skus = skus
+                        .into_iter()
+                        .map(|(code, id, status)| (code, (id, status != "revoked")))
+                        .collect();
+                    Ok(Raw { pool, skus: Arc::new(skus) })
+                }
+
+                pub async fn close(&self) {
+                    self.pool.close().await;
+                }
+
+                /// For the group-commit rows, which run on SQLite only.
+                #[allow(dead_code)]
+                pub async fn begin(&self) -> Result<Tx> {
+                    Ok(self.pool.begin().await?)
+                }
+
+                /// One order in its own transaction.
+                pub async fn create_order(&self, actor: &Actor, input: &OrderInput, ctx: &OrderContext) -> Result<()> {
+                    let mut tx = self.pool.begin().await?;
+                    self.create_order_in(&mut tx, actor, input, ctx).await?;
+                    tx.commit().await?;
+                    Ok(())
+                }
+
+                /// The order's writes inside `tx`: 9 statements whatever the
+                /// number of lines and reservations.
+                pub async fn create_order_in(
+                    &self,
+                    tx: &mut Tx,
+                    actor: &Actor,
+                    input: &OrderInput,
+                    ctx: &OrderContext,
+                ) -> Result<()> {
+                    let at = now();
+                    let order_no = input.order_no.as_str();
+                    let mut sku_ids = Vec::with_capacity(input.lines.len());
+                    for (i, line) in input.lines.iter().enumerate() {
+                        let (id, sellable) = *self
+                            .skus
+                            .get(line.sku.as_str())
+                            .with_context(|| format!("line {}: unknown SKU {}", i + 1, line.sku))?;
+                        ensure!(sellable, "line {}: SKU {}'s customs record is revoked", i + 1, line.sku);
+                        sku_ids.push(id);
+                    }
+
+                    // 1. Claim the key; the benchmark never repeats one.
+                    let op: Option<i64> = sqlx::query_scalar(
+                        "INSERT INTO operations (scope, key, request_hash, actor, at) VALUES ($1, $2, $3, $4, $5)
+                         ON CONFLICT (scope, key) DO NOTHING RETURNING id",
+                    )
+                    .bind("order")
+                    .bind(order_no)
+                    .bind(&ctx.fingerprint)
+                    .bind(&actor.username)
+                    .bind(at)
+                    .fetch_optional(&mut **tx)
+                    .await?;
+                    let op = op.with_context(|| format!("order {order_no} was already taken"))?;
+
+                    // 2. Every candidate holding of the order's SKUs, locked in
+                    //    one fixed order (sku, location, lot): no deadlocks.
+                    let mut distinct = sku_ids.clone();
+                    distinct.sort_unstable();
+                    distinct.dedup();
+                    let sql = format!(
+                        "SELECT h.sku_id, h.location_id, h.lot_id, l.code, l.walk_seq, lot.batch, lot.expiry, h.available
+                         FROM holdings h JOIN locations l ON l.id = h.location_id JOIN lots lot ON lot.id = h.lot_id
+                         WHERE h.sku_id IN ({}) AND h.available > 0 AND l.kind IN ('storage', 'pick') AND l.active = $1
+                           AND NOT EXISTS (SELECT 1 FROM count_requests c
+                                           WHERE c.sku_id = h.sku_id AND c.location_id = h.location_id AND c.closed_at IS NULL)
+                         ORDER BY h.sku_id, h.location_id, h.lot_id{}",
+                        values("?", distinct.len(), 2),
+                        $lock_holdings
+                    );
+                    let mut q = sqlx::query_as::<_, FefoRow>(&sql).bind(true);
+                    for id in &distinct {
+                        q = q.bind(*id);
+                    }
+                    let rows = q.fetch_all(&mut **tx).await?;
+
+                    // The store's rule, in the store's line order (by SKU code).
+                    let mut by_sku: Vec<usize> = (0..input.lines.len()).collect();
+                    by_sku.sort_by(|a, b| input.lines[*a].sku.cmp(&input.lines[*b].sku));
+                    let mut taken = vec![0i64; rows.len()];
+                    let mut takes: Vec<Take> = Vec::new();
+                    for i in by_sku {
+                        let line = &input.lines[i];
+                        let candidates: Vec<Candidate<usize>> = rows
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, r)| r.0 == sku_ids[i])
+                            .map(|(n, r)| Candidate {
+                                key: n,
+                                expiry: r.6,
+                                walk_seq: r.4,
+                                bin: r.3.clone(),
+                                available: r.7 - taken[n],
+                            })
+                            .collect();
+                        let plan = fefo::allocate(&candidates, line.qty.get(), ctx.today).map_err(|s| {
+                            anyhow::anyhow!(
+                                "line {}: SKU {} is short: {} requested, {} usable",
+                                i + 1,
+                                line.sku,
+                                s.requested,
+                                s.usable
+                            )
+                        })?;
+                        for t in plan {
+                            taken[t.key] += t.qty;
+                            takes.push(Take { line: i, sku_id: sku_ids[i], row: t.key, qty: t.qty, lock_id: 0 });
+                        }
+                    }
+
+                    // 3. The buyer's orders this year, for the annual-limit warning.
+                    let seen_fen: i64 = sqlx::query_scalar(
+                        "SELECT CAST(COALESCE(SUM(actual_paid_fen), 0) AS BIGINT) FROM orders
+                         WHERE buyer_ref = $1 AND created_at >= $2 AND state <> 'cancelled'",
+                    )
+                    .bind(&ctx.sealed.buyer_ref)
+                    .bind(ctx.year_start)
+                    .fetch_one(&mut **tx)
+                    .await?;
+                    let warnings: Vec<String> =
+                        annual_limit_warning(Money::from_fen(seen_fen)?, input.actual_paid).into_iter().collect();
+
+                    // 4. The order.
+                    let s = &ctx.sealed;
+                    let order_id: i64 = sqlx::query_scalar(
+                        "INSERT INTO orders (order_no, state, trade_mode, ebp_code, ebc_code, cop_no, buyer_name, buyer_id_sealed,
+                             buyer_id_masked, buyer_ref, buyer_phone_sealed, buyer_phone_masked, consignee_name,
+                             consignee_phone_sealed, consignee_phone_masked, consignee_address, goods_value_fen, freight_fen,
+                             discount_fen, tax_fen, actual_paid_fen, warnings, created_by, created_at)
+                         VALUES ($1, 'locked', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
+                             $20, $21, $22, $23) RETURNING id",
+                    )
+                    .bind(order_no)
+                    .bind(input.trade_mode.code())
+                    .bind(input.ebp_code.trim())
+                    .bind(input.ebc_code.trim())
+                    .bind(input.cop_no.as_str())
+                    .bind(input.buyer.name.trim())
+                    .bind(&s.buyer_id_sealed)
+                    .bind(&s.buyer_id_masked)
+                    .bind(&s.buyer_ref)
+                    .bind(&s.buyer_phone_sealed)
+                    .bind(&s.buyer_phone_masked)
+                    .bind(input.consignee.name.trim())
+                    .bind(&s.consignee_phone_sealed)
+                    .bind(&s.consignee_phone_masked)
+                    .bind(input.consignee.address.trim())
+                    .bind(input.goods_value.fen())
+                    .bind(input.freight.fen())
+                    .bind(input.discount.fen())
+                    .bind(input.tax.fen())
+                    .bind(input.actual_paid.fen())
+                    .bind(serde_json::to_string(&warnings)?)
+                    .bind(&actor.username)
+                    .bind(at)
+                    .fetch_one(&mut **tx)
+                    .await?;
+
+                    // 5. Its lines.
+                    let sql = format!(
+                        "INSERT INTO order_lines (order_id, line_no, sku_id, qty, unit_price_fen) VALUES {}",
+                        values("($1, ?, ?, ?, ?)", input.lines.len(), 2)
+                    );
+                    let mut q = sqlx::query(&sql).bind(order_id);
+                    for (i, line) in input.lines.iter().enumerate() {
+                        q = q.bind(i as i64 + 1).bind(sku_ids[i]).bind(line.qty.get()).bind(line.unit_price.fen());
+                    }
+                    q.execute(&mut **tx).await?;
+
+                    // 6. The reservations. RETURNING's row order is not
+                    //    promised, so each row is matched back by what it holds.
+                    let sql = format!(
+                        "INSERT INTO locks (operation_id, reference, sku_id, location_id, lot_id, qty, state, created_at)
+                         VALUES {} RETURNING id, sku_id, location_id, lot_id, qty",
+                        values("($1, $2, ?, ?, ?, ?, 'held', $3)", takes.len(), 4)
+                    );
+                    let mut q = sqlx::query_as::<_, LockRow>(&sql).bind(op).bind(order_no).bind(at);
+                    for t in &takes {
+                        let r = &rows[t.row];
+                        q = q.bind(t.sku_id).bind(r.1).bind(r.2).bind(t.qty);
+                    }
+                    let mut locks = q.fetch_all(&mut **tx).await?;
+                    ensure!(locks.len() == takes.len(), "{} locks inserted for {} takes", locks.len(), takes.len());
+                    for t in &mut takes {
+                        let r = &rows[t.row];
+                        let pos = locks
+                            .iter()
+                            .position(|k| (k.1, k.2, k.3, k.4) == (t.sku_id, r.1, r.2, t.qty))
+                            .context("an inserted lock is missing from RETURNING")?;
+                        t.lock_id = locks.swap_remove(pos).0;
+                    }
+
+                    // 7. The lock movements; the trigger moves the balances and
+                    //    the holdings' CHECKs are the backstop against overselling.
+                    let sql = format!(
+                        "INSERT INTO movements (operation_id, kind, sku_id, location_id, lot_id, qty, from_bucket, to_bucket,
+                             doc_type, doc_no, actor, lock_id, at)
+                         VALUES {}",
+                        values("($1, 'lock', ?, ?, ?, ?, 'available', 'locked', 'order', $2, $3, ?, $4)", takes.len(), 5)
+                    );
+                    let mut q = sqlx::query(&sql).bind(op).bind(order_no).bind(&actor.username).bind(at);
+                    for t in &takes {
+                        let r = &rows[t.row];
+                        q = q.bind(t.sku_id).bind(r.1).bind(r.2).bind(t.qty).bind(t.lock_id);
+                    }
+                    q.execute(&mut **tx).await?;
+
+                    // 8. Which reservation serves which line.
+                    let sql = format!(
+                        "INSERT INTO order_allocations (lock_id, order_id, line_no) VALUES {}",
+                        values("(?, $1, ?)", takes.len(), 2)
+                    );
+                    let mut q = sqlx::query(&sql).bind(order_id);
+                    for t in &takes {
+                        q = q.bind(t.lock_id).bind(t.line as i64 + 1);
+                    }
+                    q.execute(&mut **tx).await?;
+
+                    // 9. The answer, built from what was written.
+                    let view = order_view(input, ctx, &rows, &takes, warnings, at);
+                    sqlx::query("UPDATE operations SET response = $1 WHERE id = $2")
+                        .bind(serde_json::to_string(&view)?)
+                        .bind(op)
+                        .execute(&mut **tx)
+                        .await?;
+                    Ok(())
+                }
+            }
+
+            /// A SQLite or PostgreSQL pool's view of a finished run.
+            pub async fn contents(pool: &Pool) -> Result<(Vec<i64>, BTreeMap<String, OrderView>)> {
+                let mut counts = Vec::with_capacity(LEDGER_COUNTS.len());
+                for (_, sql) in LEDGER_COUNTS {
+                    counts.push(sqlx::query_scalar(sql).fetch_one(pool).await?);
+                }
+                let answers: Vec<(String, String)> =
+                    sqlx::query_as("SELECT key, response FROM operations WHERE scope = 'order' AND response IS NOT NULL")
+                        .fetch_all(pool)
+                        .await?;
+                let mut out = BTreeMap::new();
+                for (key, response) in answers {
+                    let view: OrderView = serde_json::from_str(&response)
+                        .with_context(|| format!("the stored answer of order {key} is not an OrderView"))?;
+                    out.insert(key, view);
+                }
+                Ok((counts, out))
+            }
+        }
+    };
+}
+
+raw_path!(raw_sqlite, sqlx::Sqlite, "");
+raw_path!(raw_pg, sqlx::Postgres, " FOR UPDATE OF h");
+
+/// The answer the store gives, from the raw path's plan instead of reading
+/// the rows back: lines by number, each line's reservations earliest expiry
+/// first (no expiry last), then by lock id.
+fn order_view(
+    input: &OrderInput,
+    ctx: &OrderContext,
+    rows: &[FefoRow],
+    takes: &[Take],
+    warnings: Vec<String>,
+    at: DateTime<Utc>,
+) -> OrderView {
+    let s = &ctx.sealed;
+    let lines = input
+        .lines
+        .iter()
+        .enumerate()
+        .map(|(i, line)| {
+            let mut allocations: Vec<AllocationView> = takes
+                .iter()
+                .filter(|t| t.line == i)
+                .map(|t| {
+                    let r = &rows[t.row];
+                    AllocationView {
+                        lock_id: t.lock_id,
+                        bin: r.3.clone(),
+                        batch: r.5.clone(),
+                        expiry: r.6,
+                        qty: t.qty,
+                        state: LockState::Held,
+                    }
+                })
+                .collect();
+            allocations.sort_by_key(|a| (a.expiry.is_none(), a.expiry, a.lock_id));
+            OrderLineView {
+                line_no: i as i64 + 1,
+                sku: line.sku.to_string(),
+                qty: line.qty.get(),
+                unit_price: line.unit_price,
+                allocations,
+            }
+        })
+        .collect();
+    OrderView {
+        order_no: input.order_no.to_string(),
+        state: OrderState::Locked,
+        trade_mode: input.trade_mode,
+        ebp_code: input.ebp_code.trim().to_string(),
+        ebc_code: input.ebc_code.trim().to_string(),
+        cop_no: input.cop_no.to_string(),
+        buyer: PartyView {
+            name: input.buyer.name.trim().to_string(),
+            id_number: Some(s.buyer_id_masked.clone()),
+            phone: s.buyer_phone_masked.clone(),
+            address: None,
+        },
+        consignee: PartyView {
+            name: input.consignee.name.trim().to_string(),
+            id_number: None,
+            phone: s.consignee_phone_masked.clone(),
+            address: Some(input.consignee.address.trim().to_string()),
+        },
+        goods_value: input.goods_value,
+        freight: input.freight,
+        discount: input.discount,
+        tax: input.tax,
+        actual_paid: input.actual_paid,
+        lines,
+        warnings,
+        created_at: at,
+        cancelled_at: None,
+        cancel_reason: None,
+        wave_no: None,
+        tote: None,
+        exception_reason: None,
+    }
+}
+
+/// A pool with the store's own SQLite settings and its single writer.
+async fn sqlite_pool(path: &std::path::Path, sync_full: bool) -> Result<raw_sqlite::Pool> {
+    let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(if sync_full {
+            SqliteSynchronous::Full
+        } else {
+            SqliteSynchronous::Normal
+        })
+        .busy_timeout(SQLITE_BUSY_TIMEOUT)
+        .foreign_keys(true);
+    Ok(SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await?)
+}
+
+/// A pool sized like the store's.
+async fn pg_pool(url: &str, opts: &StoreOptions) -> Result<raw_pg::Pool> {
+    Ok(PgPoolOptions::new()
+        .max_connections(opts.pg_max_connections)
+        .acquire_timeout(opts.acquire_timeout)
+        .connect(url)
+        .await?)
+}
+
+// ------------------------------------------------------------------- driving
+
+#[derive(Clone)]
+enum Target {
+    Store(Store),
+    RawSqlite(raw_sqlite::Raw),
+    RawPg(raw_pg::Raw),
+}
+
+impl Target {
+    /// One order as the HTTP handler takes it: prepared (checked and sealed),
+    /// then written.
+    async fn take(&self, actor: &Actor, pii: &PiiCipher, input: &OrderInput) -> Result<()> {
+        let ctx = bondgate::orders::prepare(input, pii, Utc::now())?;
+        match self {
+            Target::Store(s) => {
+                s.create_order(actor, input, &ctx).await?;
+            }
+            Target::RawSqlite(r) => r.create_order(actor, input, &ctx).await?,
+            Target::RawPg(r) => r.create_order(actor, input, &ctx).await?,
+        }
+        Ok(())
+    }
+}
+
+/// A process's command name and CPU time (user + system, clock ticks of
+/// 10 ms) from its `/proc/<pid>/stat` line.
+fn stat_cpu(stat: &str) -> Option<(&str, Duration)> {
+    const TICK: Duration = Duration::from_millis(10);
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    let comm = stat.get(open + 1..close)?;
+    // After the name: state is field 3, utime 14, stime 15.
+    let fields: Vec<&str> = stat.get(close + 2..)?.split_whitespace().collect();
+    let utime: u32 = fields.get(11)?.parse().ok()?;
+    let stime: u32 = fields.get(12)?.parse().ok()?;
+    Some((comm, TICK * (utime + stime)))
+}
+
+/// CPU time this process has used so far, all threads (the tokio workers,
+/// sqlx's SQLite worker threads and SQLite itself). Linux only; read around
+/// whole rounds, the unit being 10 ms.
+fn process_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    stat_cpu(&stat).map(|(_, cpu)| cpu)
+}
+
+/// CPU time of the PostgreSQL backends connected to `database` (found by
+/// their process title, `postgres: .. user database host(port) state`).
+/// A backend that exits during a round would be missed; the pools keep
+/// theirs open. Server-wide work (WAL writer, checkpointer) is not counted.
+/// Linux, with the server on this machine, only.
+fn pg_backend_cpu(database: &str) -> Option<Duration> {
+    let needle = format!(" {database} ");
+    let mut total = Duration::ZERO;
+    let mut seen = false;
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        if !entry
+            .file_name()
+            .to_string_lossy()
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+        {
+            continue;
+        }
+        let Ok(title) = std::fs::read(entry.path().join("cmdline")) else {
+            continue; // exited meanwhile
+        };
+        if !String::from_utf8_lossy(&title).contains(&needle) {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        if let Some(("postgres", cpu)) = stat_cpu(&stat) {
+            total += cpu;
+            seen = true;
+        }
+    }
+    seen.then_some(total)
+}
+
+/// CPU used between two readings, where both could be taken.
+fn cpu_since(before: Option<Duration>, now: Option<Duration>) -> Option<Duration> {
+    now.zip(before).map(|(a, b)| a.saturating_sub(b))
+}
+
+struct Measured {
+    orders: usize,
+    elapsed: Duration,
+    /// This process's CPU time over the run, if the platform tells.
+    cpu: Option<Duration>,
+    /// CPU time of the PostgreSQL backends serving the run (PostgreSQL only).
+    server_cpu: Option<Duration>,
+    /// Per-order latency; sorted once all rounds are in.
+    latencies_us: Vec<u64>,
+}
+
+impl Measured {
+    fn empty() -> Measured {
+        Measured {
+            orders: 0,
+            elapsed: Duration::ZERO,
+            cpu: Some(Duration::ZERO),
+            server_cpu: Some(Duration::ZERO),
+            latencies_us: Vec::new(),
+        }
+    }
+    fn add(&mut self, m: Measured) {
+        self.orders += m.orders;
+        self.elapsed += m.elapsed;
+        self.cpu = self.cpu.zip(m.cpu).map(|(a, b)| a + b);
+        self.server_cpu = self.server_cpu.zip(m.server_cpu).map(|(a, b)| a + b);
+        self.latencies_us.extend(m.latencies_us);
+    }
+    fn per_s(&self) -> u64 {
+        (self.orders as u128 * 1_000_000 / self.elapsed.as_micros().max(1)) as u64
+    }
+    /// CPU per order, in µs, as text ("-" where unknown).
+    fn per_order(&self, cpu: Option<Duration>) -> String {
+        cpu.map_or_else(
+            || "-".into(),
+            |c| (c.as_micros() / self.orders.max(1) as u128).to_string(),
+        )
+    }
+    fn percentile_us(&self, p: usize) -> u64 {
+        let n = self.latencies_us.len();
+        self.latencies_us[(n * p / 100).min(n - 1)]
+    }
+}
+
+/// Runs orders `range` of run `tag` on `tasks` concurrent tasks, each taking
+/// the next index until none is left. `pg_database`: the PostgreSQL database
+/// whose backends' CPU time to count.
+async fn drive(
+    target: &Target,
+    pii: &PiiCipher,
+    tag: &'static str,
+    range: std::ops::Range<usize>,
+    (tasks, pg_database): (usize, Option<&str>),
+) -> Result<Measured> {
+    let (first, end) = (range.start, range.end);
+    let next = Arc::new(AtomicUsize::new(first));
+    let server_before = pg_database.and_then(pg_backend_cpu);
+    let cpu_before = process_cpu();
+    let started = Instant::now();
+    let mut handles = Vec::with_capacity(tasks);
+    for _ in 0..tasks {
+        let (target, pii, next) = (target.clone(), pii.clone(), next.clone());
+        handles.push(tokio::spawn(async move {
+            let actor = platform();
+            let mut latencies_us = Vec::with_capacity((end - first) / tasks + 1);
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= end {
+                    return Ok(latencies_us);
+                }
+                let input = work(tag, i);
+                let t0 = Instant::now();
+                if let Err(e) = target.take(&actor, &pii, &input).await {
+                    next.store(end, Ordering::Relaxed); // stop the other tasks
+                    return Err(e.context(format!("order {tag}{i}")));
+                }
+                latencies_us.push(t0.elapsed().as_micros() as u64);
+            }
+        }));
+    }
+    let mut latencies_us = Vec::with_capacity(end - first);
+    for h in handles {
+        latencies_us.extend(h.await.context("benchmark task panicked")??);
+    }
+    let elapsed = started.elapsed();
+    let cpu = cpu_since(cpu_before, process_cpu());
+    Ok(Measured {
+        orders: end - first,
+        elapsed,
+        cpu,
+        server_cpu: cpu_since(server_before, pg_database.and_then(pg_backend_cpu)),
+        latencies_us,
+    })
+}
+
+/// Warms both paths up at the measured concurrency (that opens and prepares
+/// every pooled connection), then measures them in alternating rounds
+/// (store, raw, raw, store, ...): whatever else the machine is doing, or a
+/// WAL checkpoint, falls on both paths alike instead of on whichever ran second.
+async fn compare(
+    cfg: &Config,
+    pii: &PiiCipher,
+    [store, raw]: [(&Target, Option<&str>); 2],
+    tasks: usize,
+) -> Result<(Measured, Measured)> {
+    drive(store.0, pii, "W", 0..cfg.warmup, (tasks, store.1))
+        .await
+        .context("store path warm-up")?;
+    drive(raw.0, pii, "W", 0..cfg.warmup, (tasks, raw.1))
+        .await
+        .context("raw path warm-up")?;
+    let mut totals = [Measured::empty(), Measured::empty()];
+    let rounds = ROUNDS.min(cfg.orders);
+    for round in 0..rounds {
+        let range = cfg.orders * round / rounds..cfg.orders * (round + 1) / rounds;
+        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+        for which in order {
+            let ((target, database), name) = [(store, "store"), (raw, "raw")][which];
+            let m = drive(target, pii, "M", range.clone(), (tasks, database))
+                .await
+                .with_context(|| format!("{name} path"))?;
+            totals[which].add(m);
+        }
+    }
+    let [mut store_run, mut raw_run] = totals;
+    store_run.latencies_us.sort_unstable();
+    raw_run.latencies_us.sort_unstable();
+    Ok((store_run, raw_run))
+}
+
+/// The raw path with `group` orders per transaction, one writer: an order's
+/// latency runs from its own start to its group's commit.
+async fn drive_grouped(
+    raw: &raw_sqlite::Raw,
+    pii: &PiiCipher,
+    tag: &'static str,
+    range: std::ops::Range<usize>,
+    group: usize,
+) -> Result<Measured> {
+    let actor = platform();
+    let cpu_before = process_cpu();
+    let started = Instant::now();
+    let mut latencies_us = Vec::with_capacity(range.len());
+    let mut first = range.start;
+    while first < range.end {
+        let end = (first + group).min(range.end);
+        let mut starts = Vec::with_capacity(end - first);
+        let mut tx = raw.begin().await?;
+        for i in first..end {
+            let input = work(tag, i);
+            starts.push(Instant::now());
+            let ctx = bondgate::orders::prepare(&input, pii, Utc::now())?;
+            raw.create_order_in(&mut tx, &actor, &input, &ctx)
+                .await
+                .with_context(|| format!("order {tag}{i}"))?;
+        }
+        tx.commit().await?;
+        latencies_us.extend(starts.iter().map(|t| t.elapsed().as_micros() as u64));
+        first = end;
+    }
+    latencies_us.sort_unstable();
+    Ok(Measured {
+        orders: range.len(),
+        elapsed: started.elapsed(),
+        cpu: cpu_since(cpu_before, process_cpu()),
+        server_cpu: None,
+        latencies_us,
+    })
+}
+
+/// What a database holds after a run, checked by the store itself.
+struct Contents {
+    counts: Vec<i64>,
+    available: i64,
+    locked: i64,
+    answers: BTreeMap<String, OrderView>,
+}
+
+impl Contents {
+    /// Lines and reservations per order, from the stored answers.
+    fn shape(&self) -> (f64, f64) {
+        let n = self.answers.len().max(1) as f64;
+        let lines: usize = self.answers.values().map(|v| v.lines.len()).sum();
+        let takes: usize = self
+            .answers
+            .values()
+            .flat_map(|v| &v.lines)
+            .map(|l| l.allocations.len())
+            .sum();
+        (lines as f64 / n, takes as f64 / n)
+    }
+}
+
+/// Passes `Store::integrity`, holds the stock the run leaves, answered every
+/// order; then the counts and answers for the comparison.
+async fn contents(
+    cfg: &Config,
+    stock: &Stock,
+    url: &str,
+    opts: &StoreOptions,
+    path: &str,
+) -> Result<Contents> {
+    let store = Store::connect(url, opts).await?;
+    let report = store.integrity().await?;
+    ensure!(
+        report.is_clean(),
+        "{path} database fails the integrity check: {report:?}"
+    );
+    let totals = store.stock(&StockQuery::default()).await?.totals;
+    store.close().await;
+    ensure!(
+        totals.locked == stock.ordered && totals.available + totals.locked == stock.received(),
+        "{path} database holds {} available and {} locked; expected {} locked of {} received",
+        totals.available,
+        totals.locked,
+        stock.ordered,
+        stock.received()
+    );
+    let (counts, answers) = if url.starts_with("sqlite:") {
+        let pool = raw_sqlite::Pool::connect(url).await?;
+        let c = raw_sqlite::contents(&pool).await?;
+        pool.close().await;
+        c
+    } else {
+        let pool = pg_pool(url, opts).await?;
+        let c = raw_pg::contents(&pool).await?;
+        pool.close().await;
+        c
+    };
+    let orders = cfg.runs().iter().map(|(_, n)| n).sum::<usize>();
+    ensure!(
+        answers.len() == orders,
+        "{path} database answered {} orders of {orders}",
+        answers.len()
+    );
+    Ok(Contents {
+        counts,
+        available: totals.available,
+        locked: totals.locked,
+        answers,
+    })
+}
+
+/// The answer with what may differ between two correct runs blanked: the
+/// time, and where the orders of concurrent tasks interleave differently (on
+/// PostgreSQL), which holdings and locks served a line. The units reserved per
+/// line must still add up.
+fn normalised(view: &OrderView, exact: bool) -> Result<OrderView> {
+    let mut v = view.clone();
+    v.created_at = DateTime::UNIX_EPOCH;
+    for line in &mut v.lines {
+        let reserved: i64 = line.allocations.iter().map(|a| a.qty).sum();
+        ensure!(
+            reserved == line.qty,
+            "order {} line {} reserves {reserved} of {} units",
+            v.order_no,
+            line.line_no,
+            line.qty
+        );
+        if !exact {
+            line.allocations.clear();
+        }
+    }
+    Ok(v)
+}
+
+/// Two databases that took the same orders must hold the same: otherwise the
+/// two paths did not do the same work.
+fn same(what: &str, a: &Contents, b: &Contents, exact: bool) -> Result<()> {
+    if a.counts != b.counts {
+        let diff: Vec<String> = LEDGER_COUNTS
+            .iter()
+            .zip(a.counts.iter().zip(&b.counts))
+            .filter(|(_, (x, y))| x != y)
+            .map(|((table, _), (x, y))| format!("{table}: {x} vs {y}"))
+            .collect();
+        bail!("{what}: different row counts: {}", diff.join("; "));
+    }
+    ensure!(
+        (a.available, a.locked) == (b.available, b.locked),
+        "{what}: different stock"
+    );
+    for (key, va) in &a.answers {
+        let vb = b
+            .answers
+            .get(key)
+            .with_context(|| format!("{what}: order {key} answered on one side only"))?;
+        ensure!(
+            normalised(va, exact)? == normalised(vb, exact)?,
+            "{what}: order {key} answered differently:\n{va:?}\n{vb:?}"
+        );
+    }
+    Ok(())
+}
+
+struct Row {
+    backend: String,
+    tasks: usize,
+    store: Measured,
+    raw: Measured,
+    /// Lines and reservations per order.
+    shape: (f64, f64),
+}
+
+impl Row {
+    fn ratio_percent(&self) -> u64 {
+        self.store.per_s() * 100 / self.raw.per_s().max(1)
+    }
+}
+
+struct GroupRow {
+    group: usize,
+    raw: Measured,
+}
+
+// -------------------------------------------------------------------- SQLite
+
+/// A fresh SQLite database with the schema, master data and stock, created by
+/// a store that then steps aside.
+async fn sqlite_fresh(url: &str, opts: &StoreOptions, stock: &Stock) -> Result<()> {
+    let store = Store::connect(url, opts).await?;
+    seed(&store, stock).await?;
+    store.close().await;
+    Ok(())
+}
+
+async fn bench_sqlite(
+    cfg: &Config,
+    pii: &PiiCipher,
+    stock: &Stock,
+    sync_full: bool,
+    groups: &[usize],
+) -> Result<(Row, Vec<GroupRow>)> {
+    let dir = tempfile::tempdir()?;
+    let opts = StoreOptions {
+        sqlite_sync_full: sync_full,
+        ..StoreOptions::default()
+    };
+    let file = [dir.path().join("store.db"), dir.path().join("raw.db")];
+    let urls = file.clone().map(|f| format!("sqlite://{}", f.display()));
+
+    let store = Store::connect(&urls[0], &opts).await?;
+    seed(&store, stock).await?;
+    // The raw path is its file's only writer, as the store is for its own.
+    sqlite_fresh(&urls[1], &opts, stock).await?;
+    let raw = raw_sqlite::Raw::new(sqlite_pool(&file[1], sync_full).await?).await?;
+    let runs = compare(
+        cfg,
+        pii,
+        [
+            (&Target::Store(store.clone()), None),
+            (&Target::RawSqlite(raw.clone()), None),
+        ],
+        SQLITE_TASKS,
+    )
+    .await;
+    store.close().await;
+    raw.close().await;
+    let (store_run, raw_run) = runs?;
+    let backend = format!("sqlite sync={}", if sync_full { "FULL" } else { "NORMAL" });
+    let by_store = contents(cfg, stock, &urls[0], &opts, "store").await?;
+    let by_raw = contents(cfg, stock, &urls[1], &opts, "raw").await?;
+    same(&format!("{backend} store vs raw"), &by_store, &by_raw, true)?;
+
+    let mut group_rows = Vec::with_capacity(groups.len());
+    for &group in groups {
+        let f = dir.path().join(format!("group{group}.db"));
+        let url = format!("sqlite://{}", f.display());
+        sqlite_fresh(&url, &opts, stock).await?;
+        let raw = raw_sqlite::Raw::new(sqlite_pool(&f, sync_full).await?).await?;
+        let run = async {
+            drive_grouped(&raw, pii, "W", 0..cfg.warmup, group)
+                .await
+                .context("group-commit warm-up")?;
+            drive_grouped(&raw, pii, "M", 0..cfg.orders, group).await
+        }
+        .await;
+        raw.close().await;
+        let run = run?;
+        let by_group = contents(cfg, stock, &url, &opts, "group-commit").await?;
+        same(
+            &format!("{backend} store vs raw with {group} per commit"),
+            &by_store,
+            &by_group,
+            true,
+        )?;
+        group_rows.push(GroupRow { group, raw: run });
+    }
+    let row = Row {
+        backend,
+        tasks: SQLITE_TASKS,
+        store: store_run,
+        raw: raw_run,
+        shape: by_store.shape(),
+    };
+    Ok((row, group_rows))
+}
+
+async fn sqlite_version() -> Result<String> {
+    let mut conn = sqlx::SqliteConnection::connect("sqlite::memory:").await?;
+    Ok(sqlx::query_scalar("SELECT sqlite_version()")
+        .fetch_one(&mut conn)
+        .await?)
+}
+
+// ---------------------------------------------------------------- PostgreSQL
+
+/// `url` with its database name replaced (query parameters kept).
+fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (url, String::new()),
+    };
+    let authority_start = base.find("://").map_or(0, |i| i + 3);
+    let path_start = base[authority_start..]
+        .find('/')
+        .map_or(base.len(), |i| authority_start + i);
+    format!("{}/{database}{query}", &base[..path_start])
+}
+
+async fn pg_connect(url: &str) -> Result<PgConnection> {
+    tokio::time::timeout(PG_CONNECT_TIMEOUT, PgConnection::connect(url))
+        .await
+        .with_context(|| format!("no answer within {} s", PG_CONNECT_TIMEOUT.as_secs()))?
+        .map_err(Into::into)
+}
+
+async fn bench_pg(
+    cfg: &Config,
+    pii: &PiiCipher,
+    stock: &Stock,
+    admin: &mut PgConnection,
+) -> Result<Row> {
+    let run = format!("{:08x}", rand::random::<u32>());
+    let databases = [
+        format!("bondgate_bench_orders_{run}_store"),
+        format!("bondgate_bench_orders_{run}_raw"),
+    ];
+    let mut result = Ok(());
+    for db in &databases {
+        result = sqlx::query(&format!("CREATE DATABASE {db}"))
+            .execute(&mut *admin)
+            .await
+            .map(|_| ())
+            .with_context(|| format!("creating database {db}"));
+        if result.is_err() {
+            break;
+        }
+    }
+    let urls = databases.clone().map(|db| with_database(&cfg.pg_url, &db));
+    let result = match result {
+        Ok(()) => bench_pg_on(cfg, pii, stock, &databases, &urls).await,
+        Err(e) => Err(e),
+    };
+    for db in &databases {
+        // FORCE: a failed run may leave a pooled connection behind.
+        if let Err(e) = sqlx::query(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+            .execute(&mut *admin)
+            .await
+        {
+            eprintln!("warning: could not drop database {db}: {e}");
+        }
+    }
+    result
+}
+
+async fn bench_pg_on(
+    cfg: &Config,
+    pii: &PiiCipher,
+    stock: &Stock,
+    databases: &[String; 2],
+    urls: &[String; 2],
+) -> Result<Row> {
+    let opts = StoreOptions::default();
+
+    let store = Store::connect(&urls[0], &opts).await?;
+    seed(&store, stock).await?;
+    let schema = Store::connect(&urls[1], &opts).await?;
+    seed(&schema, stock).await?;
+    schema.close().await;
+    let raw = raw_pg::Raw::new(pg_pool(&urls[1], &opts).await?).await?;
+    let runs = compare(
+        cfg,
+        pii,
+        [
+            (&Target::Store(store.clone()), Some(databases[0].as_str())),
+            (&Target::RawPg(raw.clone()), Some(databases[1].as_str())),
+        ],
+        cfg.pg_tasks,
+    )
+    .await;
+    store.close().await;
+    raw.close().await;
+    let (store_run, raw_run) = runs?;
+    let by_store = contents(cfg, stock, &urls[0], &opts, "store").await?;
+    let by_raw = contents(cfg, stock, &urls[1], &opts, "raw").await?;
+    // Concurrent tasks interleave differently on the two databases, so FEFO
+    // may serve a line from other holdings: compare all but those.
+    same("postgres store vs raw", &by_store, &by_raw, false)?;
+    Ok(Row {
+        backend: "postgres".into(),
+        tasks: cfg.pg_tasks,
+        store: store_run,
+        raw: raw_run,
+        shape: by_store.shape(),
+    })
+}
+
+async fn pg_describe(admin: &mut PgConnection) -> Result<String> {
+    let version: String = sqlx::query_scalar("SHOW server_version")
+        .fetch_one(&mut *admin)
+        .await?;
+    let fsync: String = sqlx::query_scalar("SHOW fsync")
+        .fetch_one(&mut *admin)
+        .await?;
+    let commit: String = sqlx::query_scalar("SHOW synchronous_commit")
+        .fetch_one(&mut *admin)
+        .await?;
+    Ok(format!(
+        "PostgreSQL {version} (fsync={fsync}, synchronous_commit={commit})"
+    ))
+}
+
+// ---------------------------------------------------------------------- main
+
+/// What `prepare` alone costs per order (checks, three AES-GCM seals, two
+/// HMACs, the request's canonical JSON), on one thread: it is part of every
+/// measured order on both paths.
+fn prepare_cost(cfg: &Config, pii: &PiiCipher) -> Result<Duration> {
+    let inputs: Vec<OrderInput> = (0..cfg.orders).map(|i| work("M", i)).collect();
+    let started = Instant::now();
+    for input in &inputs {
+        std::hint::black_box(bondgate::orders::prepare(input, pii, Utc::now())?);
+    }
+    Ok(started.elapsed() / cfg.orders as u32)
+}
+
+/// Round trips of one order, `BEGIN` and `COMMIT` included, from the code:
+/// the store makes 9 + 3 per line + 4 per reservation (SKU look-up and FEFO
+/// select per line, the line's insert; per reservation the lock insert, the
+/// holding re-read in `post`, the movement and the allocation; three reads
+/// for the answer); the raw path makes 11 whatever the order.
+fn round_trips((lines, takes): (f64, f64)) -> (f64, f64) {
+    (9.0 + 3.0 * lines + 4.0 * takes, 11.0)
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met {
+        "met"
+    } else {
+        "MISSED"
+    }
+}
+
+fn print_table(rows: &[Row], groups: &[GroupRow]) {
+    let line = |backend: &str, path: &str, tasks: usize, m: &Measured, ratio: String| {
+        println!(
+            "{:<22} {:<6} {:>5} {:>7} {:>9} {:>8} {:>8} {:>10} {:>11} {:>11}",
+            backend,
+            path,
+            tasks,
+            m.orders,
+            m.per_s(),
+            m.percentile_us(50),
+            m.percentile_us(99),
+            ratio,
+            m.per_order(m.cpu),
+            m.per_order(m.server_cpu)
+        );
+    };
+    println!();
+    println!(
+        "{:<22} {:<6} {:>5} {:>7} {:>9} {:>8} {:>8} {:>10} {:>11} {:>11}",
+        "backend",
+        "path",
+        "tasks",
+        "orders",
+        "orders/s",
+        "p50 µs",
+        "p99 µs",
+        "store/raw",
+        "client CPU",
+        "server CPU"
+    );
+    for row in rows {
+        line(
+            &row.backend,
+            "store",
+            row.tasks,
+            &row.store,
+            format!("{} %", row.ratio_percent()),
+        );
+        line(&row.backend, "raw", row.tasks, &row.raw, String::new());
+    }
+    if !groups.is_empty() {
+        println!();
+        println!(
+            "Raw path only, SQLite sync=FULL, group commit (an upper bound for a batching writer, NOT the store):"
+        );
+        for g in groups {
+            let backend = format!("sqlite FULL {}/commit", g.group);
+            line(&backend, "raw", 1, &g.raw, String::new());
+        }
+    }
+    println!();
+    println!(
+        "CPU is µs per order: client = this process (tokio, sqlx, and SQLite, which runs in-process); \
+         server = the PostgreSQL backends connected to that path's database"
+    );
+    for row in rows {
+        let (store_rt, raw_rt) = round_trips(row.shape);
+        println!(
+            "{}: {:.2} lines and {:.2} reservations per order; round trips per order: store {store_rt:.1}, raw {raw_rt:.0}",
+            row.backend, row.shape.0, row.shape.1
+        );
+    }
+    for row in rows {
+        let per_s = row.store.per_s();
+        println!(
+            "{}: store {per_s} orders/s (target ≥ {TARGET_ORDERS_PER_S}): {}; store at {} % of raw (target ≥ {TARGET_PERCENT} %): {}",
+            row.backend,
+            verdict(per_s >= TARGET_ORDERS_PER_S),
+            row.ratio_percent(),
+            verdict(row.ratio_percent() >= TARGET_PERCENT)
+        );
+    }
+}
+
+async fn run() -> Result<()> {
+    let cfg = Config::from_env()?;
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let stock = Stock::for_run(&cfg);
+    let pii = PiiCipher::from_key(&rand::random::<[u8; 32]>());
+    println!(
+        "orders bench: intake with FEFO lock, 1–{LINES_PER_ORDER_MAX} lines of 1–2 units each; \
+         {} measured after {} warm-up; {SKUS} SKUs over {BINS} bins; {} units per in-date holding \
+         ({LOTS_PER_SKU} batches × {BINS_PER_LOT} bins per SKU, plus an expired and a quarantined batch); {cores} cores",
+        cfg.orders, cfg.warmup, stock.holding_qty
+    );
+    println!("SQLite {}, WAL, one writer", sqlite_version().await?);
+    let prepare = prepare_cost(&cfg, &pii)?;
+    println!(
+        "prepare (checks + 3 AES-GCM seals + 2 HMACs), included in every order on both paths: {} µs per order",
+        prepare.as_micros()
+    );
+
+    // Ask PostgreSQL first, so CI fails before spending minutes on SQLite.
+    let mut admin = match pg_connect(&cfg.pg_url).await {
+        Ok(mut conn) => {
+            println!("{}", pg_describe(&mut conn).await?);
+            Some(conn)
+        }
+        Err(e) if cfg.ci => {
+            bail!(
+                "PostgreSQL at {} is unreachable ({e:#}); CI=true, so this fails the run",
+                cfg.pg_url
+            )
+        }
+        Err(e) => {
+            println!(
+                "PostgreSQL at {} is unreachable ({e:#}): SKIPPING the PostgreSQL rows (set BENCH_PG_URL)",
+                cfg.pg_url
+            );
+            None
+        }
+    };
+
+    let mut rows = Vec::with_capacity(3);
+    let mut group_rows = Vec::new();
+    for sync_full in [true, false] {
+        let started = Instant::now();
+        let groups: &[usize] = if sync_full { &GROUP_SIZES } else { &[] };
+        let (row, g) = bench_sqlite(&cfg, &pii, &stock, sync_full, groups).await?;
+        println!("{} done in {} s", row.backend, started.elapsed().as_secs());
+        rows.push(row);
+        group_rows.extend(g);
+    }
+    if let Some(conn) = admin.as_mut() {
+        let started = Instant::now();
+        let row = bench_pg(&cfg, &pii, &stock, conn).await?;
+        println!("{} done in {} s", row.backend, started.elapsed().as_secs());
+        rows.push(row);
+    }
+    print_table(&rows, &group_rows);
+    if admin.is_none() {
+        println!("postgres: SKIPPED, server unreachable at {}", cfg.pg_url);
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("orders bench: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("orders bench failed: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
