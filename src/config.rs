@@ -31,8 +31,9 @@ pub struct Args {
     /// Log format: text or json.
     #[arg(long, env = "BONDGATE_LOG_FORMAT")]
     pub log_format: Option<LogFormat>,
-    /// An external MQTT broker, mqtt://[user:password@]host:port (Mosquitto,
-    /// EMQX). Without it the server runs its own broker on --mqtt-listen.
+    /// An external MQTT broker, mqtt://host:port, with user:password@ before
+    /// the host if it needs a login (Mosquitto, EMQX). Without it the server
+    /// runs its own broker on --mqtt-listen.
     #[arg(long, env = "MQTT_URL")]
     pub mqtt_url: Option<String>,
     /// Where the embedded MQTT broker listens (default 127.0.0.1:1884; port 0

@@ -25,7 +25,7 @@ pub const PROMPT_TEXT_CHARS_MAX: usize = 160;
 pub const GS: char = '\u{1d}';
 
 /// A scanned code: CR/LF trimmed from both ends (scanners append them as a
-/// suffix), not empty, no other control characters than [`GS`] (a CR or LF
+/// suffix), not empty, no other control characters than `GS` (a CR or LF
 /// *inside* means two scans ran together), at most [`BARCODE_CHARS_MAX`]
 /// characters.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
