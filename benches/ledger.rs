@@ -25,9 +25,10 @@
 //! - `CI=true`: an unreachable PostgreSQL fails the run instead of being skipped.
 //! - `TMPDIR`: where the SQLite files go (its disk decides what a sync costs).
 
+mod common;
+
 use std::collections::HashMap;
 use std::process::ExitCode;
-use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,14 +37,18 @@ use anyhow::{bail, ensure, Context, Result};
 use bondgate::domain::{BatchNo, BinCode, DocumentNo, LockState, Quantity, SkuCode};
 use bondgate::store::{
     Actor, LocationInput, LocationKind, LockInput, LockRecord, Receipt, ReceiptInput, ReceiptLine,
-    ReceiptLineInput, RecordStatus, SkuInput, StockQuery, Store, StoreOptions,
+    ReceiptLineInput, Store, StoreOptions,
 };
 use chrono::{DateTime, NaiveDate, Utc};
+use common::{
+    count_differences, create_databases, drop_databases, integrity_totals, main_with, now,
+    per_second, percentile_us, pg_admin, pg_pool, scratch_names, seed_skus, sku_code,
+    sqlite_backend, sqlite_pool, sqlite_version, valid, with_database, ROUNDS, SQLITE_TASKS,
+    TARGET_PERCENT,
+};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use sqlx::postgres::{PgConnection, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::Connection;
+use sqlx::postgres::PgConnection;
 
 /// SKUs in the master data: consecutive transactions (and PostgreSQL's
 /// concurrent tasks) touch different holdings, as orders for different goods do.
@@ -61,19 +66,6 @@ const TX_MAX: usize = 1_000_000;
 /// Warm-up transactions before each measured run (prepared statements, pool
 /// connections, page cache); at most a tenth of the measured count.
 const WARMUP_TX_MAX: usize = 200;
-/// SQLite has one writer: concurrency would only queue on the store's single
-/// write connection, so it runs one transaction at a time.
-const SQLITE_TASKS: usize = 1;
-/// Measured rounds per path, alternating between the two paths.
-const ROUNDS: usize = 6;
-const PG_TASKS_DEFAULT: usize = 8;
-const PG_TASKS_MAX: usize = 64;
-const PG_URL_DEFAULT: &str = "postgres://postgres@127.0.0.1:5432/postgres";
-const PG_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// The target: the store reaches this share of raw throughput.
-const TARGET_PERCENT: u64 = 50;
-/// The store's own SQLite busy timeout, mirrored by the raw pool.
-const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Ledger tables whose row counts must match between the store's and the raw
 /// database after a run.
 const LEDGER_COUNTS: [(&str, &str); 7] = [
@@ -97,49 +89,23 @@ struct Config {
     ci: bool,
 }
 
-fn env_count(name: &str, default: usize, max: usize) -> Result<usize> {
-    let Ok(text) = std::env::var(name) else {
-        return Ok(default);
-    };
-    let n: usize = text
-        .trim()
-        .replace('_', "")
-        .parse()
-        .with_context(|| format!("{name}={text} is not a whole number"))?;
-    ensure!(
-        (1..=max).contains(&n),
-        "{name} must be between 1 and {max}, got {n}"
-    );
-    Ok(n)
-}
-
 impl Config {
     fn from_env() -> Result<Config> {
-        let tx = env_count("BENCH_TX", TX_DEFAULT, TX_MAX)?;
+        let tx = common::env_count("BENCH_TX", TX_DEFAULT, TX_MAX)?;
         Ok(Config {
             tx,
             warmup_tx: (tx / 10).clamp(1, WARMUP_TX_MAX),
-            pg_url: std::env::var("BENCH_PG_URL").unwrap_or_else(|_| PG_URL_DEFAULT.into()),
-            pg_tasks: env_count("BENCH_PG_TASKS", PG_TASKS_DEFAULT, PG_TASKS_MAX)?,
-            ci: std::env::var("CI").is_ok_and(|v| v == "true" || v == "1"),
+            pg_url: common::pg_url(),
+            pg_tasks: common::pg_tasks()?,
+            ci: common::ci(),
         })
     }
 }
 
 // ------------------------------------------------------------------ workload
 
-fn sku_code(n: usize) -> String {
-    format!("BENCH-SKU-{n:03}")
-}
-
 fn bin_code(n: usize) -> String {
     format!("A-{n:02}-01-1")
-}
-
-/// Generated codes are valid by construction; a failure here is a bug in the
-/// benchmark, not an operating error.
-fn valid<T, E: std::fmt::Debug>(r: Result<T, E>) -> T {
-    r.expect("the benchmark generates valid codes")
 }
 
 /// Transaction `i` of a run: which SKU, bin and batch it receives into and
@@ -194,31 +160,10 @@ async fn seed(store: &Store) -> Result<()> {
         };
         store.create_location(&actor, &bin).await?;
     }
-    for n in 0..SKUS {
-        let sku = SkuInput {
-            code: valid(SkuCode::parse(sku_code(n))),
-            name: format!("Bench serum {n}"),
-            barcodes: Vec::new(),
-            hs_code: Some("3304990099".into()),
-            customs_item_record_no: None,
-            ledger_item_no: Some(format!("{}", n + 1)),
-            unit_weight_grams: 120,
-            shelf_life_days: Some(1_095),
-            origin_country: Some("KOR".into()),
-            record_status: RecordStatus::Active,
-        };
-        store.create_sku(&actor, &sku).await?;
-    }
-    Ok(())
+    seed_skus(store, &actor, SKUS).await
 }
 
 // ------------------------------------------------------------------ raw path
-
-/// The same as the store's private `now()`: microseconds, what PostgreSQL keeps.
-fn now() -> DateTime<Utc> {
-    let t = Utc::now();
-    DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)
-}
 
 /// The same as the store's private `request_hash`: what an idempotency key's
 /// row records, so a repeat can be told from a different request.
@@ -511,32 +456,6 @@ macro_rules! raw_path {
 raw_path!(raw_sqlite, sqlx::Sqlite, "");
 raw_path!(raw_pg, sqlx::Postgres, " FOR UPDATE OF h");
 
-/// A pool with the store's own SQLite settings and its single writer.
-async fn sqlite_pool(path: &std::path::Path, sync_full: bool) -> Result<raw_sqlite::Pool> {
-    let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(if sync_full {
-            SqliteSynchronous::Full
-        } else {
-            SqliteSynchronous::Normal
-        })
-        .busy_timeout(SQLITE_BUSY_TIMEOUT)
-        .foreign_keys(true);
-    Ok(SqlitePoolOptions::new()
-        .max_connections(1)
-        .connect_with(options)
-        .await?)
-}
-
-/// A pool sized like the store's.
-async fn pg_pool(url: &str, opts: &StoreOptions) -> Result<raw_pg::Pool> {
-    Ok(PgPoolOptions::new()
-        .max_connections(opts.pg_max_connections)
-        .acquire_timeout(opts.acquire_timeout)
-        .connect(url)
-        .await?)
-}
-
 // ------------------------------------------------------------------- driving
 
 #[derive(Clone)]
@@ -587,11 +506,10 @@ impl Measured {
         self.latencies_us.extend(m.latencies_us);
     }
     fn tx_per_s(&self) -> u64 {
-        (self.tx as u128 * 1_000_000 / self.elapsed.as_micros().max(1)) as u64
+        per_second(self.tx, self.elapsed)
     }
     fn percentile_us(&self, p: usize) -> u64 {
-        let n = self.latencies_us.len();
-        self.latencies_us[(n * p / 100).min(n - 1)]
+        percentile_us(&self.latencies_us, p)
     }
 }
 
@@ -684,14 +602,7 @@ async fn verify(
 ) -> Result<()> {
     let done = (cfg.warmup_tx + cfg.tx) as i64;
     for (url, path) in urls.iter().zip(["store", "raw"]) {
-        let store = Store::connect(url, opts).await?;
-        let report = store.integrity().await?;
-        ensure!(
-            report.is_clean(),
-            "{path} database fails the integrity check: {report:?}"
-        );
-        let totals = store.stock(&StockQuery::default()).await?.totals;
-        store.close().await;
+        let totals = integrity_totals(url, opts, path).await?;
         ensure!(
             totals.available == done * (RECEIVE_QTY - LOCK_QTY) && totals.locked == done * LOCK_QTY,
             "{path} database holds {} available and {} locked after {done} transactions",
@@ -700,12 +611,9 @@ async fn verify(
         );
     }
     if counts[0] != counts[1] {
-        let diff: Vec<String> = LEDGER_COUNTS
-            .iter()
-            .zip(counts[0].iter().zip(&counts[1]))
-            .filter(|(_, (s, r))| s != r)
-            .map(|((table, _), (s, r))| format!("{table}: store {s}, raw {r}"))
-            .collect();
+        let diff = count_differences(&LEDGER_COUNTS, &counts[0], &counts[1], |table, s, r| {
+            format!("{table}: store {s}, raw {r}")
+        });
         bail!(
             "the raw path did not write what the store writes: {}",
             diff.join("; ")
@@ -767,65 +675,21 @@ async fn bench_sqlite(cfg: &Config, sync_full: bool) -> Result<Row> {
     let counts: [Vec<i64>; 2] = counts.try_into().expect("two databases");
     verify(cfg, [urls[0].as_str(), urls[1].as_str()], &opts, counts).await?;
     Ok(Row {
-        backend: format!("sqlite sync={}", if sync_full { "FULL" } else { "NORMAL" }),
+        backend: sqlite_backend(sync_full),
         tasks: SQLITE_TASKS,
         store: store_run,
         raw: raw_run,
     })
 }
 
-async fn sqlite_version() -> Result<String> {
-    let mut conn = sqlx::SqliteConnection::connect("sqlite::memory:").await?;
-    Ok(sqlx::query_scalar("SELECT sqlite_version()")
-        .fetch_one(&mut conn)
-        .await?)
-}
-
 // ---------------------------------------------------------------- PostgreSQL
 
-/// `url` with its database name replaced (query parameters kept).
-fn with_database(url: &str, database: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, format!("?{q}")),
-        None => (url, String::new()),
-    };
-    let authority_start = base.find("://").map_or(0, |i| i + 3);
-    let path_start = base[authority_start..]
-        .find('/')
-        .map_or(base.len(), |i| authority_start + i);
-    format!("{}/{database}{query}", &base[..path_start])
-}
-
-async fn pg_connect(url: &str) -> Result<PgConnection> {
-    tokio::time::timeout(PG_CONNECT_TIMEOUT, PgConnection::connect(url))
-        .await
-        .with_context(|| format!("no answer within {} s", PG_CONNECT_TIMEOUT.as_secs()))?
-        .map_err(Into::into)
-}
-
 async fn bench_pg(cfg: &Config, admin: &mut PgConnection) -> Result<Row> {
-    let run = format!("{:08x}", rand::random::<u32>());
-    let databases = [
-        format!("bondgate_bench_{run}_store"),
-        format!("bondgate_bench_{run}_raw"),
-    ];
-    for db in &databases {
-        sqlx::query(&format!("CREATE DATABASE {db}"))
-            .execute(&mut *admin)
-            .await
-            .with_context(|| format!("creating database {db}"))?;
-    }
+    let databases = scratch_names("bondgate_bench");
+    create_databases(admin, &databases).await?;
     let urls = databases.clone().map(|db| with_database(&cfg.pg_url, &db));
     let result = bench_pg_on(cfg, &urls).await;
-    for db in &databases {
-        // FORCE: a failed run may leave a pooled connection behind.
-        if let Err(e) = sqlx::query(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
-            .execute(&mut *admin)
-            .await
-        {
-            eprintln!("warning: could not drop database {db}: {e}");
-        }
-    }
+    drop_databases(admin, &databases).await;
     result
 }
 
@@ -863,21 +727,6 @@ async fn bench_pg_on(cfg: &Config, urls: &[String; 2]) -> Result<Row> {
         store: store_run,
         raw: raw_run,
     })
-}
-
-async fn pg_describe(admin: &mut PgConnection) -> Result<String> {
-    let version: String = sqlx::query_scalar("SHOW server_version")
-        .fetch_one(&mut *admin)
-        .await?;
-    let fsync: String = sqlx::query_scalar("SHOW fsync")
-        .fetch_one(&mut *admin)
-        .await?;
-    let commit: String = sqlx::query_scalar("SHOW synchronous_commit")
-        .fetch_one(&mut *admin)
-        .await?;
-    Ok(format!(
-        "PostgreSQL {version} (fsync={fsync}, synchronous_commit={commit})"
-    ))
 }
 
 // ---------------------------------------------------------------------- main
@@ -934,25 +783,7 @@ async fn run() -> Result<()> {
     println!("SQLite {}, WAL, one writer", sqlite_version().await?);
 
     // Ask PostgreSQL first, so CI fails before spending minutes on SQLite.
-    let mut admin = match pg_connect(&cfg.pg_url).await {
-        Ok(mut conn) => {
-            println!("{}", pg_describe(&mut conn).await?);
-            Some(conn)
-        }
-        Err(e) if cfg.ci => {
-            bail!(
-                "PostgreSQL at {} is unreachable ({e:#}); CI=true, so this fails the run",
-                cfg.pg_url
-            )
-        }
-        Err(e) => {
-            println!(
-                "PostgreSQL at {} is unreachable ({e:#}): SKIPPING the PostgreSQL rows (set BENCH_PG_URL)",
-                cfg.pg_url
-            );
-            None
-        }
-    };
+    let mut admin = pg_admin(&cfg.pg_url, cfg.ci).await?;
 
     let mut rows = Vec::with_capacity(3);
     for sync_full in [true, false] {
@@ -975,21 +806,5 @@ async fn run() -> Result<()> {
 }
 
 fn main() -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("ledger bench: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("ledger bench failed: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    main_with("ledger", run)
 }

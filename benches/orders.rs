@@ -47,10 +47,11 @@
 //! - `CI=true`: an unreachable PostgreSQL fails the run instead of being skipped.
 //! - `TMPDIR`: where the SQLite files go (its disk decides what a sync costs).
 
+mod common;
+
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::process::ExitCode;
-use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -65,12 +66,16 @@ use bondgate::domain::{
 use bondgate::store::{
     Actor, AllocationView, BuyerInput, ConsigneeInput, LocationInput, LocationKind, OrderContext,
     OrderInput, OrderLineInput, OrderLineView, OrderView, PartyView, ReceiptInput,
-    ReceiptLineInput, RecordStatus, SkuInput, StockQuery, Store, StoreOptions,
+    ReceiptLineInput, Store, StoreOptions,
 };
 use chrono::{DateTime, NaiveDate, Utc};
-use sqlx::postgres::{PgConnection, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::Connection;
+use common::{
+    count_differences, create_databases, drop_databases, integrity_totals, main_with, now,
+    per_second, percentile_us, pg_admin, pg_pool, scratch_names, seed_skus, sku_code,
+    sqlite_backend, sqlite_pool, sqlite_version, valid, with_database, ROUNDS, SQLITE_TASKS,
+    TARGET_PERCENT,
+};
+use sqlx::postgres::PgConnection;
 
 /// SKUs in the master data; an order's lines pick among them uniformly.
 const SKUS: usize = 200;
@@ -105,22 +110,10 @@ const ORDERS_MAX: usize = 100_000;
 /// Warm-up orders before each measured run (prepared statements, pool
 /// connections, page cache); at most a tenth of the measured count.
 const WARMUP_MAX: usize = 200;
-/// SQLite has one writer: concurrency would only queue on the store's single
-/// write connection, so it runs one order at a time.
-const SQLITE_TASKS: usize = 1;
-/// Measured rounds per path, alternating between the two paths.
-const ROUNDS: usize = 6;
 /// Orders per transaction in the raw-only group-commit rows.
 const GROUP_SIZES: [usize; 2] = [16, 64];
-const PG_TASKS_DEFAULT: usize = 8;
-const PG_TASKS_MAX: usize = 64;
-const PG_URL_DEFAULT: &str = "postgres://postgres@127.0.0.1:5432/postgres";
-const PG_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// DESIGN §7's targets.
-const TARGET_PERCENT: u64 = 50;
+/// DESIGN §7's targets: this and `common::TARGET_PERCENT`.
 const TARGET_ORDERS_PER_S: u64 = 1_500;
-/// The store's own SQLite busy timeout, mirrored by the raw pool.
-const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Ledger tables whose row counts must match between the databases after a run.
 const LEDGER_COUNTS: [(&str, &str); 8] = [
     ("operations", "SELECT COUNT(*) FROM operations"),
@@ -147,31 +140,15 @@ struct Config {
     ci: bool,
 }
 
-fn env_count(name: &str, default: usize, max: usize) -> Result<usize> {
-    let Ok(text) = std::env::var(name) else {
-        return Ok(default);
-    };
-    let n: usize = text
-        .trim()
-        .replace('_', "")
-        .parse()
-        .with_context(|| format!("{name}={text} is not a whole number"))?;
-    ensure!(
-        (1..=max).contains(&n),
-        "{name} must be between 1 and {max}, got {n}"
-    );
-    Ok(n)
-}
-
 impl Config {
     fn from_env() -> Result<Config> {
-        let orders = env_count("BENCH_ORDERS", ORDERS_DEFAULT, ORDERS_MAX)?;
+        let orders = common::env_count("BENCH_ORDERS", ORDERS_DEFAULT, ORDERS_MAX)?;
         Ok(Config {
             orders,
             warmup: (orders / 10).clamp(1, WARMUP_MAX),
-            pg_url: std::env::var("BENCH_PG_URL").unwrap_or_else(|_| PG_URL_DEFAULT.into()),
-            pg_tasks: env_count("BENCH_PG_TASKS", PG_TASKS_DEFAULT, PG_TASKS_MAX)?,
-            ci: std::env::var("CI").is_ok_and(|v| v == "true" || v == "1"),
+            pg_url: common::pg_url(),
+            pg_tasks: common::pg_tasks()?,
+            ci: common::ci(),
         })
     }
 
@@ -184,10 +161,6 @@ impl Config {
 
 // ------------------------------------------------------------------ workload
 
-fn sku_code(n: usize) -> String {
-    format!("BENCH-SKU-{n:03}")
-}
-
 fn bin_code(n: usize) -> String {
     if n < STORAGE_BINS {
         format!("A-{n:02}-01-1")
@@ -196,12 +169,6 @@ fn bin_code(n: usize) -> String {
     } else {
         format!("Q-{:02}-01-1", n - SELLABLE_BINS)
     }
-}
-
-/// Generated codes are valid by construction; a failure here is a bug in the
-/// benchmark, not an operating error.
-fn valid<T, E: std::fmt::Debug>(r: Result<T, E>) -> T {
-    r.expect("the benchmark generates valid codes")
 }
 
 /// splitmix64: the workload is pseudo-random but the same on every database
@@ -401,21 +368,7 @@ async fn seed(store: &Store, stock: &Stock) -> Result<()> {
         };
         store.create_location(&actor, &bin).await?;
     }
-    for n in 0..SKUS {
-        let sku = SkuInput {
-            code: valid(SkuCode::parse(sku_code(n))),
-            name: format!("Bench serum {n}"),
-            barcodes: Vec::new(),
-            hs_code: Some("3304990099".into()),
-            customs_item_record_no: None,
-            ledger_item_no: Some(format!("{}", n + 1)),
-            unit_weight_grams: 120,
-            shelf_life_days: Some(1_095),
-            origin_country: Some("KOR".into()),
-            record_status: RecordStatus::Active,
-        };
-        store.create_sku(&actor, &sku).await?;
-    }
+    seed_skus(store, &actor, SKUS).await?;
     let line =
         |sku: usize, bin: usize, batch: &str, expiry: NaiveDate, qty: i64| ReceiptLineInput {
             sku: valid(SkuCode::parse(sku_code(sku))),
@@ -472,12 +425,6 @@ async fn seed(store: &Store, stock: &Stock) -> Result<()> {
 }
 
 // ------------------------------------------------------------------ raw path
-
-/// The same as the store's private `now()`: microseconds, what PostgreSQL keeps.
-fn now() -> DateTime<Utc> {
-    let t = Utc::now();
-    DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)
-}
 
 /// `rows` copies of `template` joined by commas, each `?` replaced by the next
 /// numbered placeholder from `$first` on (`$n` written in the template stays:
@@ -877,32 +824,6 @@ fn order_view(
     }
 }
 
-/// A pool with the store's own SQLite settings and its single writer.
-async fn sqlite_pool(path: &std::path::Path, sync_full: bool) -> Result<raw_sqlite::Pool> {
-    let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(if sync_full {
-            SqliteSynchronous::Full
-        } else {
-            SqliteSynchronous::Normal
-        })
-        .busy_timeout(SQLITE_BUSY_TIMEOUT)
-        .foreign_keys(true);
-    Ok(SqlitePoolOptions::new()
-        .max_connections(1)
-        .connect_with(options)
-        .await?)
-}
-
-/// A pool sized like the store's.
-async fn pg_pool(url: &str, opts: &StoreOptions) -> Result<raw_pg::Pool> {
-    Ok(PgPoolOptions::new()
-        .max_connections(opts.pg_max_connections)
-        .acquire_timeout(opts.acquire_timeout)
-        .connect(url)
-        .await?)
-}
-
 // ------------------------------------------------------------------- driving
 
 #[derive(Clone)]
@@ -1019,7 +940,7 @@ impl Measured {
         self.latencies_us.extend(m.latencies_us);
     }
     fn per_s(&self) -> u64 {
-        (self.orders as u128 * 1_000_000 / self.elapsed.as_micros().max(1)) as u64
+        per_second(self.orders, self.elapsed)
     }
     /// CPU per order, in µs, as text ("-" where unknown).
     fn per_order(&self, cpu: Option<Duration>) -> String {
@@ -1029,8 +950,7 @@ impl Measured {
         )
     }
     fn percentile_us(&self, p: usize) -> u64 {
-        let n = self.latencies_us.len();
-        self.latencies_us[(n * p / 100).min(n - 1)]
+        percentile_us(&self.latencies_us, p)
     }
 }
 
@@ -1192,14 +1112,7 @@ async fn contents(
     opts: &StoreOptions,
     path: &str,
 ) -> Result<Contents> {
-    let store = Store::connect(url, opts).await?;
-    let report = store.integrity().await?;
-    ensure!(
-        report.is_clean(),
-        "{path} database fails the integrity check: {report:?}"
-    );
-    let totals = store.stock(&StockQuery::default()).await?.totals;
-    store.close().await;
+    let totals = integrity_totals(url, opts, path).await?;
     ensure!(
         totals.locked == stock.ordered && totals.available + totals.locked == stock.received(),
         "{path} database holds {} available and {} locked; expected {} locked of {} received",
@@ -1260,12 +1173,9 @@ fn normalised(view: &OrderView, exact: bool) -> Result<OrderView> {
 /// two paths did not do the same work.
 fn same(what: &str, a: &Contents, b: &Contents, exact: bool) -> Result<()> {
     if a.counts != b.counts {
-        let diff: Vec<String> = LEDGER_COUNTS
-            .iter()
-            .zip(a.counts.iter().zip(&b.counts))
-            .filter(|(_, (x, y))| x != y)
-            .map(|((table, _), (x, y))| format!("{table}: {x} vs {y}"))
-            .collect();
+        let diff = count_differences(&LEDGER_COUNTS, &a.counts, &b.counts, |table, x, y| {
+            format!("{table}: {x} vs {y}")
+        });
         bail!("{what}: different row counts: {}", diff.join("; "));
     }
     ensure!(
@@ -1349,7 +1259,7 @@ async fn bench_sqlite(
     store.close().await;
     raw.close().await;
     let (store_run, raw_run) = runs?;
-    let backend = format!("sqlite sync={}", if sync_full { "FULL" } else { "NORMAL" });
+    let backend = sqlite_backend(sync_full);
     let by_store = contents(cfg, stock, &urls[0], &opts, "store").await?;
     let by_raw = contents(cfg, stock, &urls[1], &opts, "raw").await?;
     same(&format!("{backend} store vs raw"), &by_store, &by_raw, true)?;
@@ -1388,34 +1298,7 @@ async fn bench_sqlite(
     Ok((row, group_rows))
 }
 
-async fn sqlite_version() -> Result<String> {
-    let mut conn = sqlx::SqliteConnection::connect("sqlite::memory:").await?;
-    Ok(sqlx::query_scalar("SELECT sqlite_version()")
-        .fetch_one(&mut conn)
-        .await?)
-}
-
 // ---------------------------------------------------------------- PostgreSQL
-
-/// `url` with its database name replaced (query parameters kept).
-fn with_database(url: &str, database: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, format!("?{q}")),
-        None => (url, String::new()),
-    };
-    let authority_start = base.find("://").map_or(0, |i| i + 3);
-    let path_start = base[authority_start..]
-        .find('/')
-        .map_or(base.len(), |i| authority_start + i);
-    format!("{}/{database}{query}", &base[..path_start])
-}
-
-async fn pg_connect(url: &str) -> Result<PgConnection> {
-    tokio::time::timeout(PG_CONNECT_TIMEOUT, PgConnection::connect(url))
-        .await
-        .with_context(|| format!("no answer within {} s", PG_CONNECT_TIMEOUT.as_secs()))?
-        .map_err(Into::into)
-}
 
 async fn bench_pg(
     cfg: &Config,
@@ -1423,36 +1306,14 @@ async fn bench_pg(
     stock: &Stock,
     admin: &mut PgConnection,
 ) -> Result<Row> {
-    let run = format!("{:08x}", rand::random::<u32>());
-    let databases = [
-        format!("bondgate_bench_orders_{run}_store"),
-        format!("bondgate_bench_orders_{run}_raw"),
-    ];
-    let mut result = Ok(());
-    for db in &databases {
-        result = sqlx::query(&format!("CREATE DATABASE {db}"))
-            .execute(&mut *admin)
-            .await
-            .map(|_| ())
-            .with_context(|| format!("creating database {db}"));
-        if result.is_err() {
-            break;
-        }
-    }
+    let databases = scratch_names("bondgate_bench_orders");
     let urls = databases.clone().map(|db| with_database(&cfg.pg_url, &db));
-    let result = match result {
+    // A database created before one that failed is dropped too.
+    let result = match create_databases(admin, &databases).await {
         Ok(()) => bench_pg_on(cfg, pii, stock, &databases, &urls).await,
         Err(e) => Err(e),
     };
-    for db in &databases {
-        // FORCE: a failed run may leave a pooled connection behind.
-        if let Err(e) = sqlx::query(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
-            .execute(&mut *admin)
-            .await
-        {
-            eprintln!("warning: could not drop database {db}: {e}");
-        }
-    }
+    drop_databases(admin, &databases).await;
     result
 }
 
@@ -1496,21 +1357,6 @@ async fn bench_pg_on(
         raw: raw_run,
         shape: by_store.shape(),
     })
-}
-
-async fn pg_describe(admin: &mut PgConnection) -> Result<String> {
-    let version: String = sqlx::query_scalar("SHOW server_version")
-        .fetch_one(&mut *admin)
-        .await?;
-    let fsync: String = sqlx::query_scalar("SHOW fsync")
-        .fetch_one(&mut *admin)
-        .await?;
-    let commit: String = sqlx::query_scalar("SHOW synchronous_commit")
-        .fetch_one(&mut *admin)
-        .await?;
-    Ok(format!(
-        "PostgreSQL {version} (fsync={fsync}, synchronous_commit={commit})"
-    ))
 }
 
 // ---------------------------------------------------------------------- main
@@ -1637,25 +1483,7 @@ async fn run() -> Result<()> {
     );
 
     // Ask PostgreSQL first, so CI fails before spending minutes on SQLite.
-    let mut admin = match pg_connect(&cfg.pg_url).await {
-        Ok(mut conn) => {
-            println!("{}", pg_describe(&mut conn).await?);
-            Some(conn)
-        }
-        Err(e) if cfg.ci => {
-            bail!(
-                "PostgreSQL at {} is unreachable ({e:#}); CI=true, so this fails the run",
-                cfg.pg_url
-            )
-        }
-        Err(e) => {
-            println!(
-                "PostgreSQL at {} is unreachable ({e:#}): SKIPPING the PostgreSQL rows (set BENCH_PG_URL)",
-                cfg.pg_url
-            );
-            None
-        }
-    };
+    let mut admin = pg_admin(&cfg.pg_url, cfg.ci).await?;
 
     let mut rows = Vec::with_capacity(3);
     let mut group_rows = Vec::new();
@@ -1681,21 +1509,5 @@ async fn run() -> Result<()> {
 }
 
 fn main() -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("orders bench: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("orders bench failed: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    main_with("orders", run)
 }

@@ -26,6 +26,8 @@
 //! - `BENCH_MQTT_URL`: an external broker (e.g. `mqtt://127.0.0.1:1883`, a
 //!   Mosquitto) instead of the server's embedded rumqttd.
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -345,8 +347,7 @@ async fn main() -> Result<()> {
     let pdas = env_num("BENCH_PDAS", 50, 1_000)?;
     let backends = std::env::var("BENCH_BACKENDS")
         .unwrap_or_else(|_| "sqlite-full,sqlite-normal,postgres".into());
-    let pg_admin = std::env::var("BENCH_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let pg_admin = common::pg_url();
     let mut results = Vec::new();
     for backend in backends.split(',').map(str::trim) {
         let outcome = match backend {
