@@ -10,6 +10,9 @@ use crate::both_backends;
 use crate::helpers::{spawn_app, Backend, TestApp};
 use crate::orders::order;
 
+/// From the first scan to the quantity prompt of a task at A-01, lot B1.
+const TO_QTY_AT_A01: [&str; 5] = ["start", "TOTE-1", "A-01", "6901234567892", "B1"];
+
 /// The browser PDA page, as a picker uses it.
 pub struct WebPda<'a> {
     app: &'a TestApp,
@@ -32,6 +35,13 @@ impl<'a> WebPda<'a> {
     pub async fn scan(&mut self, code: &str) -> Value {
         self.seq += 1;
         self.scan_seq(self.seq, code).await
+    }
+
+    /// Scans each code in turn: the steps a test is not about.
+    pub async fn scan_all(&mut self, codes: &[&str]) {
+        for code in codes {
+            self.scan(code).await;
+        }
     }
 
     pub async fn scan_seq(&self, seq: u64, code: &str) -> Value {
@@ -248,11 +258,7 @@ both_backends!(
         app.post("/api/v1/orders", order("ORD-1", 3)).await;
         wave(&app, "W-1", &["ORD-1"]).await;
         let mut pda = WebPda::new(&app, "pia").await;
-        pda.scan("start").await;
-        pda.scan("TOTE-1").await;
-        pda.scan("A-01").await;
-        pda.scan("6901234567892").await;
-        pda.scan("B1").await;
+        pda.scan_all(&TO_QTY_AT_A01).await;
         // One good unit; the other two are crushed.
         let r = pda.scan("1").await;
         expect(&r, true, "reason");
@@ -271,9 +277,7 @@ both_backends!(
         );
         assert_eq!(holding(&app, "A-02").await["locked"], 2);
         // The picker carries on to A-02 for the rest.
-        pda.scan("A-02").await;
-        pda.scan("6901234567892").await;
-        pda.scan("B1").await;
+        pda.scan_all(&["A-02", "6901234567892", "B1"]).await;
         expect(&pda.scan("2").await, true, "done");
         let (_, o) = app.get("/api/v1/orders/ORD-1").await;
         assert_eq!(o["state"], "picked", "{o}");
@@ -314,8 +318,7 @@ both_backends!(
         app.post("/api/v1/orders", order("ORD-1", 4)).await;
         wave(&app, "W-1", &["ORD-1"]).await;
         let mut pda = WebPda::new(&app, "pia").await;
-        pda.scan("start").await;
-        pda.scan("TOTE-1").await;
+        pda.scan_all(&["start", "TOTE-1"]).await;
         // Nothing in the bin at all.
         expect(&pda.scan("#SHORT").await, true, "reason");
         expect(&pda.scan("#OK").await, false, "reason");
@@ -394,11 +397,7 @@ both_backends!(
             .collect();
         assert_eq!(bins, vec!["A-01", "A-02"]);
         let mut pda = WebPda::new(&app, "pia").await;
-        pda.scan("start").await;
-        pda.scan("TOTE-1").await;
-        pda.scan("A-01").await;
-        pda.scan("6901234567892").await;
-        pda.scan("B1").await;
+        pda.scan_all(&TO_QTY_AT_A01).await;
         let next = pda.scan("2").await;
         expect(&next, true, "bin");
         assert!(next["text"].as_str().unwrap().contains("[A-02]"));
