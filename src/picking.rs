@@ -61,27 +61,14 @@ impl PdaHandler {
 }
 
 /// The store's answer on the wire. The store words prompts for the PDA, so
-/// anything else is a bug; it is shown clamped rather than dropped.
+/// an over-long text is a bug; it is shown clamped rather than dropped.
 fn prompt_msg(a: ScanAnswer) -> PromptMsg {
     PromptMsg {
         seq: a.seq,
         ok: a.ok,
-        tone: match a.tone.as_str() {
-            "ok" => Tone::Ok,
-            "warning" => Tone::Warning,
-            _ => Tone::Error,
-        },
+        tone: a.tone,
         text: PromptText::clamp(&a.text),
-        next: match a.next.as_str() {
-            "login" => Next::Login,
-            "tote" => Next::Tote,
-            "item" => Next::Item,
-            "lot" => Next::Lot,
-            "qty" => Next::Qty,
-            "reason" => Next::Reason,
-            "done" => Next::Done,
-            _ => Next::Bin,
-        },
+        next: a.next,
     }
 }
 

@@ -72,11 +72,6 @@ fn badge_hash(badge: &str) -> String {
         .collect()
 }
 
-/// The business day in China (UTC+8), for expiry checks.
-fn business_day(at: DateTime<Utc>) -> NaiveDate {
-    (at + chrono::Duration::hours(8)).date_naive()
-}
-
 async fn wave_view(tx: &mut Tx, wave_id: i64) -> StoreResult<WaveView> {
     let (wave_no, origin, created_by, created_at): (String, String, String, DateTime<Utc>) =
         sqlx::query_as("SELECT wave_no, origin, created_by, created_at FROM waves WHERE id = $1")
@@ -502,7 +497,7 @@ async fn short_pick(
             },
         )
         .collect();
-    let note = match crate::domain::fefo::allocate(&candidates, missing, business_day(at)) {
+    let note = match crate::domain::fefo::allocate(&candidates, missing, crate::orders::business_dates(at).0) {
         Ok(takes) => {
             let mut bins = Vec::new();
             for t in takes {
@@ -572,29 +567,31 @@ async fn short_pick(
     Ok(note)
 }
 
+/// The prompt as the PDA receives it: the domain's words in the wire
+/// protocol's tone and next-step names (one definition, in
+/// `bondgate-protocol`).
 fn answer(seq: u64, ok: bool, p: picking::Prompt, text: Option<String>) -> ScanAnswer {
-    let tone = if ok { p.tone } else { picking::Tone::Error };
+    use bondgate_protocol::{Next, Tone};
+    let tone = match (ok, p.tone) {
+        (false, _) | (_, picking::Tone::Error) => Tone::Error,
+        (true, picking::Tone::Ok) => Tone::Ok,
+        (true, picking::Tone::Warn) => Tone::Warning,
+    };
     ScanAnswer {
         seq,
         ok,
-        tone: match tone {
-            picking::Tone::Ok => "ok",
-            picking::Tone::Warn => "warning",
-            picking::Tone::Error => "error",
-        }
-        .into(),
+        tone,
         text: text.unwrap_or(p.text),
         next: match p.next {
-            picking::Next::Login => "login",
-            picking::Next::Tote => "tote",
-            picking::Next::Bin => "bin",
-            picking::Next::Item => "item",
-            picking::Next::Lot => "lot",
-            picking::Next::Qty => "qty",
-            picking::Next::Reason => "reason",
-            picking::Next::Done => "done",
-        }
-        .into(),
+            picking::Next::Login => Next::Login,
+            picking::Next::Tote => Next::Tote,
+            picking::Next::Bin => Next::Bin,
+            picking::Next::Item => Next::Item,
+            picking::Next::Lot => Next::Lot,
+            picking::Next::Qty => Next::Qty,
+            picking::Next::Reason => Next::Reason,
+            picking::Next::Done => Next::Done,
+        },
     }
 }
 

@@ -902,11 +902,13 @@ pub struct ScanAnswer {
     pub seq: u64,
     pub ok: bool,
     /// `ok`, `warning` or `error`.
-    pub tone: String,
+    #[schema(value_type = String)]
+    pub tone: bondgate_protocol::Tone,
     /// What to do; the code to scan next is in square brackets.
     pub text: String,
     /// What to scan next: login, tote, bin, item, lot, qty, reason or done.
-    pub next: String,
+    #[schema(value_type = String)]
+    pub next: bondgate_protocol::Next,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
