@@ -38,8 +38,14 @@
 //! - [`backoff`]: [`Backoff`], the reconnect delays (exponential, capped,
 //!   jittered) as pure state: the caller sleeps and supplies the randomness.
 //!
-//! Serial scale frames, relay frames and printer formats will join as their
-//! own modules.
+//! Serial devices, the second layer (PROTOCOLS.md §1):
+//! - [`scale`]: scale frames of five wire formats (MT-SICS, continuous ASCII,
+//!   Toledo continuous, Yaohua A9 and its reversed "=" format): a
+//!   [`scale::Decoder`] that turns bytes in any chunking into readings in
+//!   exact integer grams and resynchronises after garbage, the encoders the
+//!   simulator sends with, and the MT-SICS command/answer rules.
+//!
+//! Relay frames and printer formats will join as their own modules.
 //!
 //! ## Example: a gate pulse from server to bridge
 //!
@@ -80,6 +86,7 @@ pub mod backoff;
 pub mod broker;
 pub mod id;
 pub mod payload;
+pub mod scale;
 pub mod topic;
 
 pub use backoff::Backoff;
