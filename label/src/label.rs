@@ -327,7 +327,8 @@ pub(crate) mod tests {
 
     #[test]
     fn refusals_name_the_field() {
-        let cases: Vec<(fn(&mut Label), &str)> = vec![
+        type BreakIt = fn(&mut Label);
+        let cases: Vec<(BreakIt, &str)> = vec![
             (|l| l.waybill_no.clear(), "waybill_no is empty"),
             (|l| l.waybill_no = "  ".into(), "waybill_no is empty"),
             (

@@ -38,8 +38,14 @@
 //! - [`backoff`]: [`Backoff`], the reconnect delays (exponential, capped,
 //!   jittered) as pure state: the caller sleeps and supplies the randomness.
 //!
-//! Serial scale frames, relay frames and printer formats will join as their
-//! own modules.
+//! Label printers (PROTOCOLS.md §2):
+//! - [`escpos`]: a streaming ESC/POS [`escpos::Decoder`] (what a printer
+//!   makes of the bytes it receives: text, styles, CODE128 and QR data,
+//!   cuts, status requests), and the real-time status bytes
+//!   ([`escpos::StatusRequest`], [`escpos::PrinterStatus`],
+//!   [`escpos::encode_reply`], [`escpos::decode_reply`]).
+//!
+//! Serial scale frames and relay frames will join as their own modules.
 //!
 //! ## Example: a gate pulse from server to bridge
 //!
@@ -78,6 +84,7 @@
 
 pub mod backoff;
 pub mod broker;
+pub mod escpos;
 pub mod id;
 pub mod payload;
 pub mod topic;
