@@ -45,7 +45,14 @@
 //!   exact integer grams and resynchronises after garbage, the encoders the
 //!   simulator sends with, and the MT-SICS command/answer rules.
 //!
-//! Relay frames and printer formats will join as their own modules.
+//! Label printers (PROTOCOLS.md §2):
+//! - [`escpos`]: a streaming ESC/POS [`escpos::Decoder`] (what a printer
+//!   makes of the bytes it receives: text, styles, CODE128 and QR data,
+//!   cuts, status requests), and the real-time status bytes
+//!   ([`escpos::StatusRequest`], [`escpos::PrinterStatus`],
+//!   [`escpos::encode_reply`], [`escpos::decode_reply`]).
+//!
+//! Relay frames will join as their own module.
 //!
 //! ## Example: a gate pulse from server to bridge
 //!
@@ -84,6 +91,7 @@
 
 pub mod backoff;
 pub mod broker;
+pub mod escpos;
 pub mod id;
 pub mod payload;
 pub mod scale;
