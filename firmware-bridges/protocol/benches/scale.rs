@@ -49,7 +49,10 @@ fn main() {
             decoded = n;
         }
         // "=" frames end where the next begins: the last one stays open.
-        assert!(decoded + 1 >= FRAMES, "{protocol}: only {decoded} frames decoded");
+        assert!(
+            decoded + 1 >= FRAMES,
+            "{protocol}: only {decoded} frames decoded"
+        );
         let secs = best.as_secs_f64();
         println!(
             "| {protocol} | {} | {:.0} | {:.0} | {:.1} |",

@@ -26,7 +26,12 @@ fn reading(grams: i64, stable: bool, net: bool, range: Range) -> Reading {
 }
 
 fn ok_reading(grams: i64, stable: bool) -> Result<ScaleEvent, FrameError> {
-    Ok(ScaleEvent::Reading(reading(grams, stable, false, Range::Ok)))
+    Ok(ScaleEvent::Reading(reading(
+        grams,
+        stable,
+        false,
+        Range::Ok,
+    )))
 }
 
 // ---------------------------------------------------------------- MT-SICS
@@ -39,8 +44,24 @@ fn mtsics_every_reply_status() {
         ("S D      0.512 kg", ok_reading(512, false)),
         ("S S     -0.010 kg", ok_reading(-10, true)),
         ("S S    1500 mg", ok_reading(2, true)),
-        ("S +", Ok(ScaleEvent::Reading(reading(0, false, false, Range::Overload)))),
-        ("S -", Ok(ScaleEvent::Reading(reading(0, false, false, Range::Underload)))),
+        (
+            "S +",
+            Ok(ScaleEvent::Reading(reading(
+                0,
+                false,
+                false,
+                Range::Overload,
+            ))),
+        ),
+        (
+            "S -",
+            Ok(ScaleEvent::Reading(reading(
+                0,
+                false,
+                false,
+                Range::Underload,
+            ))),
+        ),
         ("S I", Ok(ScaleEvent::Busy(Weigh))),
         ("Z A", Ok(ScaleEvent::Done(Zero))),
         ("Z I", Ok(ScaleEvent::Busy(Zero))),
@@ -93,10 +114,7 @@ fn mtsics_over_long_line_is_reported_once_and_skipped() {
     let got = feed(ScaleProtocol::MtSics, &bytes);
     assert_eq!(
         got,
-        vec![
-            Err(FrameError::TooLong { max: 128 }),
-            ok_reading(1, true)
-        ]
+        vec![Err(FrameError::TooLong { max: 128 }), ok_reading(1, true)]
     );
 }
 
@@ -134,7 +152,10 @@ fn mtsics_answers_like_a_scale() {
             assert!(matches!(got.as_slice(), [Ok(_)]), "{line} → {got:?}");
         }
     }
-    assert_eq!(request(ScaleProtocol::MtSics, Command::Weigh), Some(b"S\r\n".to_vec()));
+    assert_eq!(
+        request(ScaleProtocol::MtSics, Command::Weigh),
+        Some(b"S\r\n".to_vec())
+    );
 }
 
 // ---------------------------------------------------------- other formats
@@ -150,7 +171,12 @@ fn ascii_examples() {
         vec![
             ok_reading(512, true),
             Ok(ScaleEvent::Reading(reading(-10, false, true, Range::Ok))),
-            Ok(ScaleEvent::Reading(reading(9_999_999, false, false, Range::Overload))),
+            Ok(ScaleEvent::Reading(reading(
+                9_999_999,
+                false,
+                false,
+                Range::Overload
+            ))),
             ok_reading(1234, true),
             Err(FrameError::NotMetric { unit: "lb".into() }),
         ]
@@ -162,7 +188,10 @@ fn yaohua_manual_example_and_derived_stability() {
     let example = [
         0x02, 0x2B, 0x30, 0x30, 0x30, 0x35, 0x30, 0x30, 0x33, 0x31, 0x44, 0x03,
     ];
-    assert_eq!(encode_reading(ScaleProtocol::YaohuaA9, &Reading::stable(500)), example);
+    assert_eq!(
+        encode_reading(ScaleProtocol::YaohuaA9, &Reading::stable(500)),
+        example
+    );
     let stream: Vec<u8> = example.repeat(DERIVED_STABLE_FRAMES as usize);
     let got = feed(ScaleProtocol::YaohuaA9, &stream);
     let last = DERIVED_STABLE_FRAMES as usize - 1;
@@ -175,9 +204,15 @@ fn yaohua_manual_example_and_derived_stability() {
 fn yaohua_eq_is_reversed_not_misread() {
     // `=0.50000` is 5.0 kg; reading it forwards (0.5 kg) is the classic bug.
     let got = feed(ScaleProtocol::YaohuaA9Eq, b"=0.50000=0.50000\r\n");
-    assert_eq!(got, vec![ok_reading(5_000, false), ok_reading(5_000, false)]);
+    assert_eq!(
+        got,
+        vec![ok_reading(5_000, false), ok_reading(5_000, false)]
+    );
     let got = feed(ScaleProtocol::YaohuaA9Eq, b"=000.3000=00.1000-\r\n");
-    assert_eq!(got, vec![ok_reading(3_000, false), ok_reading(-1_000, false)]);
+    assert_eq!(
+        got,
+        vec![ok_reading(3_000, false), ok_reading(-1_000, false)]
+    );
 }
 
 #[test]
@@ -189,16 +224,25 @@ fn yaohua_eq_refuses_a_frame_cut_short() {
     assert!(matches!(&got[1], Err(FrameError::Malformed { why }) if why.contains("cut short")));
     assert_eq!(got[2], ok_reading(-75, false));
     // A display that really changes width is believed after two frames.
-    let got = feed(ScaleProtocol::YaohuaA9Eq, b"=570.000-=0.50000=0.50000=0.50000=");
+    let got = feed(
+        ScaleProtocol::YaohuaA9Eq,
+        b"=570.000-=0.50000=0.50000=0.50000=",
+    );
     assert!(got[1].is_err());
-    assert_eq!(got[2..], [ok_reading(5_000, false), ok_reading(5_000, false)]);
+    assert_eq!(
+        got[2..],
+        [ok_reading(5_000, false), ok_reading(5_000, false)]
+    );
 }
 
 #[test]
 fn toledo_with_and_without_checksum() {
     let frame = encode_reading(ScaleProtocol::ToledoContinuous, &Reading::stable(12_345));
     assert_eq!(frame.len(), 18);
-    assert_eq!(feed(ScaleProtocol::ToledoContinuous, &frame), vec![ok_reading(12_345, true)]);
+    assert_eq!(
+        feed(ScaleProtocol::ToledoContinuous, &frame),
+        vec![ok_reading(12_345, true)]
+    );
     // Without CHK: the first frame waits for the next STX, then every frame
     // comes out as soon as its CR arrives.
     let body = &frame[..17];
@@ -211,7 +255,10 @@ fn toledo_with_and_without_checksum() {
     let mut bad = frame.clone();
     bad[17] ^= 0x01;
     let got = feed(ScaleProtocol::ToledoContinuous, &bad);
-    assert!(matches!(got.as_slice(), [Err(FrameError::BadChecksum { .. })]), "{got:?}");
+    assert!(
+        matches!(got.as_slice(), [Err(FrameError::BadChecksum { .. })]),
+        "{got:?}"
+    );
     let text = got[0].as_ref().unwrap_err().to_string();
     assert!(text.starts_with("bad checksum: expected 0x"), "{text}");
 }
@@ -223,13 +270,20 @@ fn encode_refuses_what_a_format_cannot_say() {
         try_encode_reading(ScaleProtocol::YaohuaA9, &over),
         Err(EncodeError::NoRangeFlag { .. })
     ));
-    assert_eq!(encode_reading(ScaleProtocol::YaohuaA9Eq, &over), Vec::<u8>::new());
+    assert_eq!(
+        encode_reading(ScaleProtocol::YaohuaA9Eq, &over),
+        Vec::<u8>::new()
+    );
     assert!(matches!(
         try_encode_reading(ScaleProtocol::YaohuaA9, &Reading::stable(1_234_567)),
         Err(EncodeError::NotRepresentable { .. })
     ));
-    assert!(try_encode_reading(ScaleProtocol::ToledoContinuous, &Reading::stable(1_234_560)).is_ok());
-    assert!(try_encode_reading(ScaleProtocol::MtSics, &Reading::stable(GRAMS_ABS_MAX + 1)).is_err());
+    assert!(
+        try_encode_reading(ScaleProtocol::ToledoContinuous, &Reading::stable(1_234_560)).is_ok()
+    );
+    assert!(
+        try_encode_reading(ScaleProtocol::MtSics, &Reading::stable(GRAMS_ABS_MAX + 1)).is_err()
+    );
 }
 
 // ---------------------------------------- split, merged, garbled, truncated
@@ -252,13 +306,19 @@ fn every_protocol_splits_merges_and_recovers() {
         let mut d = Decoder::new(protocol);
         let by_byte: Events = merged.iter().flat_map(|byte| d.feed(&[*byte])).collect();
         assert_eq!(at_once, by_byte, "{protocol}");
-        assert!(at_once.len() >= 2 && at_once.iter().all(Result::is_ok), "{protocol}: {at_once:?}");
+        assert!(
+            at_once.len() >= 2 && at_once.iter().all(Result::is_ok),
+            "{protocol}: {at_once:?}"
+        );
 
         // Garbage between frames: an error, then frames again.
         merged = [a.clone(), GARBAGE.to_vec(), b.clone(), tail.clone()].concat();
         let got = feed(protocol, &merged);
         assert!(got.iter().any(Result::is_err), "{protocol}: {got:?}");
-        assert!(matches!(got.last(), Some(Ok(ScaleEvent::Reading(r))) if r.grams == -75), "{protocol}: {got:?}");
+        assert!(
+            matches!(got.last(), Some(Ok(ScaleEvent::Reading(r))) if r.grams == -75),
+            "{protocol}: {got:?}"
+        );
 
         // A frame cut short by the next one: an error, then the next frame.
         let cut = &b[..b.len() / 2];
@@ -268,7 +328,10 @@ fn every_protocol_splits_merges_and_recovers() {
         got.extend(d.feed(&b));
         got.extend(d.feed(&tail));
         assert!(got.iter().any(Result::is_err), "{protocol}: {got:?}");
-        assert!(matches!(got.last(), Some(Ok(ScaleEvent::Reading(r))) if r.grams == -75), "{protocol}: {got:?}");
+        assert!(
+            matches!(got.last(), Some(Ok(ScaleEvent::Reading(r))) if r.grams == -75),
+            "{protocol}: {got:?}"
+        );
     }
 }
 
@@ -287,8 +350,12 @@ fn representable(protocol: ScaleProtocol) -> BoxedStrategy<Reading> {
     let out_of_range = prop_oneof![Just(Range::Overload), Just(Range::Underload)];
     match protocol {
         ScaleProtocol::MtSics => prop_oneof![
-            (-GRAMS_ABS_MAX..=GRAMS_ABS_MAX, any::<bool>())
-                .prop_map(|(g, stable)| reading(g, stable, false, Range::Ok)),
+            (-GRAMS_ABS_MAX..=GRAMS_ABS_MAX, any::<bool>()).prop_map(|(g, stable)| reading(
+                g,
+                stable,
+                false,
+                Range::Ok
+            )),
             out_of_range.prop_map(|range| reading(0, false, false, range)),
         ]
         .boxed(),
@@ -301,7 +368,11 @@ fn representable(protocol: ScaleProtocol) -> BoxedStrategy<Reading> {
             prop_oneof![
                 (grams.clone(), flags).prop_map(|(g, (s, n))| reading(g, s, n, Range::Ok)),
                 (grams, any::<bool>(), out_of_range).prop_map(|(g, net, range)| {
-                    let g = if range == Range::Overload { g.abs() } else { -g.abs() };
+                    let g = if range == Range::Overload {
+                        g.abs()
+                    } else {
+                        -g.abs()
+                    };
                     reading(g, false, net, range)
                 }),
             ]

@@ -102,7 +102,9 @@ impl Decoder {
         let mut out = Vec::new();
         for &b in bytes {
             match self.protocol {
-                ScaleProtocol::MtSics | ScaleProtocol::ContinuousAscii => self.line_byte(b, &mut out),
+                ScaleProtocol::MtSics | ScaleProtocol::ContinuousAscii => {
+                    self.line_byte(b, &mut out)
+                }
                 ScaleProtocol::ToledoContinuous => self.toledo_byte(b, &mut out),
                 ScaleProtocol::YaohuaA9 => self.a9_byte(b, &mut out),
                 ScaleProtocol::YaohuaA9Eq => self.eq_byte(b, &mut out),
@@ -297,7 +299,9 @@ impl Decoder {
             (Some(known), _) => {
                 self.eq_new_len = Some(len);
                 return Err(FrameError::Malformed {
-                    why: format!("\"=\" frame of {len} characters where the scale sends {known}: cut short?"),
+                    why: format!(
+                        "\"=\" frame of {len} characters where the scale sends {known}: cut short?"
+                    ),
                 });
             }
         }
