@@ -5,7 +5,7 @@
 //! the same code the server and the edge bridges use, so a simulator cannot
 //! drift from what a real device sends (DESIGN.md §2).
 //!
-//! Only the PDA exists so far:
+//! Two devices so far, the PDA and the scale:
 //!
 //! - [`Pda`] is one handheld on MQTT: it announces itself (`online`
 //!   retained, `offline` as its last will), publishes scans with its own
@@ -14,6 +14,12 @@
 //! - [`Walker`] is a picker holding that PDA: it scans whatever the server's
 //!   prompts ask for (`next` plus the code in `[brackets]`), optionally with
 //!   scripted mistakes ([`Fault`]), and returns a [`Transcript`].
+//! - [`ScaleSim`] is a serial scale on a pseudo-terminal (PROTOCOLS.md §1
+//!   and §6): the server opens its path as it opens `/dev/ttyUSB0`; it
+//!   streams frames or answers MT-SICS commands in any of the five
+//!   `bondgate_protocol::scale` formats, encoded by that module, and its
+//!   [`ScaleControl`] puts parcels on the pan (motion, then stable), forces
+//!   overload, injects garbage, and unplugs and replugs the cable.
 //!
 //! The simulator never talks to the server any other way and never depends
 //! on the server crate: if the server changes its grammar, a walk fails with a
@@ -43,6 +49,7 @@
 #![warn(missing_docs)]
 
 pub mod pda;
+pub mod scale;
 pub mod transcript;
 pub mod walker;
 
@@ -50,5 +57,6 @@ pub mod walker;
 /// the bridges parse; re-exported because [`PdaOptions`] takes one.
 pub use bondgate_protocol::{BrokerAddr, BrokerAddrError};
 pub use pda::{Pda, PdaError, PdaOptions};
+pub use scale::{ScaleControl, ScaleOptions, ScaleSim, ScaleSimError, ScaleStats};
 pub use transcript::{Step, Transcript};
 pub use walker::{codes, Fault, FaultParseError, Reason, WalkError, Walker};

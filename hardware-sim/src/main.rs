@@ -1,14 +1,17 @@
 //! `bondgate-sim`: device simulators on the command line. A thin layer over
 //! the library: parse flags, build options, print what comes back. Each
-//! device is a subcommand (`pda` now; scales, printers and gates later).
+//! device is a subcommand (`pda`, `scale`; printers and gates later).
 
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use bondgate_protocol::scale::ScaleProtocol;
 use bondgate_protocol::{DeviceId, Site};
 use bondgate_sim::walker::STEP_LIMIT_DEFAULT;
-use bondgate_sim::{BrokerAddr, Fault, Pda, PdaOptions, Step, Walker};
+use bondgate_sim::{
+    BrokerAddr, Fault, Pda, PdaOptions, ScaleControl, ScaleOptions, ScaleSim, Step, Walker,
+};
 use clap::{Args, Parser, Subcommand};
 use tokio::io::AsyncBufReadExt as _;
 
@@ -28,6 +31,31 @@ enum Device {
     /// A picker's handheld on MQTT: scans in, prompts out. Reads codes from
     /// stdin, one per line, or walks the pick path on its own with --walk.
     Pda(PdaArgs),
+    /// A serial scale on a pseudo-terminal. Prints the path to open
+    /// (`PTY /dev/pts/N`), then reads commands on stdin: `w GRAMS`,
+    /// `motion on|off`, `over`, `under`, `unplug`, `replug`, `garbage HEX`,
+    /// `stats`.
+    Scale(ScaleArgs),
+}
+
+#[derive(Debug, Args)]
+struct ScaleArgs {
+    /// Wire format: mt-sics, ascii, toledo-continuous, yaohua-a9, yaohua-a9-eq.
+    #[arg(long)]
+    protocol: ScaleProtocol,
+    /// Gross weight on the pan at start, grams.
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    grams: i64,
+    /// Streamed protocols: milliseconds between frames.
+    #[arg(long, default_value_t = 100)]
+    interval_ms: u64,
+    /// Milliseconds a new weight stays in motion before it is stable.
+    #[arg(long, default_value_t = 400)]
+    settle_ms: u64,
+    /// Keep a symlink at this path pointing at the current pty (it survives
+    /// unplug/replug, like /dev/serial/by-id/…).
+    #[arg(long)]
+    link: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -76,6 +104,7 @@ async fn main() -> ExitCode {
         .init();
     let result = match Cli::parse().device {
         Device::Pda(args) => pda(args).await,
+        Device::Scale(args) => scale(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -146,4 +175,85 @@ async fn interactive(pda: &mut Pda, badge: Option<String>) -> anyhow::Result<()>
     }
     anyhow::ensure!(failed == 0, "{failed} scan(s) failed");
     Ok(())
+}
+
+async fn scale(args: ScaleArgs) -> anyhow::Result<()> {
+    let mut options = ScaleOptions::new(args.protocol);
+    options.grams = args.grams;
+    options.interval = Duration::from_millis(args.interval_ms);
+    options.settle = Duration::from_millis(args.settle_ms);
+    options.link = args.link;
+    let sim = ScaleSim::start(options).await?;
+    let control = sim.control();
+    let pty = control.pty_path().context("the new pty has no path")?;
+    println!("PTY {}", pty.display());
+    if let Some(link) = control.path().filter(|p| *p != pty) {
+        println!("LINK {}", link.display());
+    }
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    while let Some(line) = lines.next_line().await.context("reading stdin")? {
+        match scale_command(&control, line.trim()).await {
+            Ok(Some(done)) => println!("{done}"),
+            Ok(None) => {}
+            Err(error) => eprintln!("error: {error:#}"),
+        }
+    }
+    sim.shutdown().await;
+    Ok(())
+}
+
+/// One stdin command; returns what was done, to print.
+async fn scale_command(control: &ScaleControl, line: &str) -> anyhow::Result<Option<String>> {
+    let mut words = line.split_whitespace();
+    let done = match (words.next(), words.next(), words.next()) {
+        (None, ..) => return Ok(None),
+        (Some("w"), Some(grams), None) => {
+            let grams: i64 = grams.parse().context("w takes whole grams, e.g. w 1234")?;
+            control.set_weight(grams);
+            format!("weight {grams} g (settling)")
+        }
+        (Some("motion"), Some(on @ ("on" | "off")), None) => {
+            control.set_motion(on == "on");
+            format!("motion {on}")
+        }
+        (Some("over"), None, _) => {
+            control.overload();
+            "overload (until the next w)".to_owned()
+        }
+        (Some("under"), None, _) => {
+            control.underload();
+            "underload (until the next w)".to_owned()
+        }
+        (Some("unplug"), None, _) => {
+            control.unplug().await?;
+            "unplugged: the reader sees end of file; the pty is gone".to_owned()
+        }
+        (Some("replug"), None, _) => {
+            let pty = control.replug().await?;
+            format!("PTY {}", pty.display())
+        }
+        (Some("garbage"), Some(hex), None) => {
+            let bytes = parse_hex(hex)?;
+            let sent = control.garbage(&bytes).await?;
+            let what = if sent { "sent" } else { "dropped (nobody has the port open)" };
+            format!("garbage {} byte(s) {what}", bytes.len())
+        }
+        (Some("stats"), None, _) => format!("{:?}", control.stats()),
+        _ => anyhow::bail!(
+            "unknown command {line:?}: w GRAMS, motion on|off, over, under, unplug, replug, garbage HEX, stats"
+        ),
+    };
+    Ok(Some(done))
+}
+
+/// `55aa0d` → bytes.
+fn parse_hex(hex: &str) -> anyhow::Result<Vec<u8>> {
+    anyhow::ensure!(
+        hex.len() % 2 == 0 && hex.bytes().all(|b| b.is_ascii_hexdigit()),
+        "garbage takes hex digits in pairs, e.g. garbage 55aa0d"
+    );
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).context("bad hex"))
+        .collect()
 }

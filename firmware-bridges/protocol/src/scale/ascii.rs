@@ -43,7 +43,10 @@ pub(super) fn parse(line: &[u8]) -> Result<Reading, FrameError> {
         (Some(weight), None, None) => (false, weight),
         _ => {
             return Err(FrameError::Malformed {
-                why: format!("expected 2 or 3 comma-separated fields in {:?}", shown(line)),
+                why: format!(
+                    "expected 2 or 3 comma-separated fields in {:?}",
+                    shown(line)
+                ),
             })
         }
     };
@@ -112,31 +115,85 @@ mod tests {
 
     #[test]
     fn parses_the_documented_lines() {
-        assert_eq!(parse(b"ST,GS,+0000.512kg"), Ok(r(512, true, false, Range::Ok)));
-        assert_eq!(parse(b"US,NT,-0000.010 kg"), Ok(r(-10, false, true, Range::Ok)));
-        assert_eq!(parse(b"ST,+0001.234 kg"), Ok(r(1234, true, false, Range::Ok)));
-        assert_eq!(parse(b"ST,GS,   245.6 g"), Ok(r(246, true, false, Range::Ok)));
-        assert_eq!(parse(b"OL,GS,+9999.999kg").map(|r| r.range), Ok(Range::Overload));
-        assert_eq!(parse(b"OL,GS,-0000.000kg").map(|r| r.range), Ok(Range::Underload));
+        assert_eq!(
+            parse(b"ST,GS,+0000.512kg"),
+            Ok(r(512, true, false, Range::Ok))
+        );
+        assert_eq!(
+            parse(b"US,NT,-0000.010 kg"),
+            Ok(r(-10, false, true, Range::Ok))
+        );
+        assert_eq!(
+            parse(b"ST,+0001.234 kg"),
+            Ok(r(1234, true, false, Range::Ok))
+        );
+        assert_eq!(
+            parse(b"ST,GS,   245.6 g"),
+            Ok(r(246, true, false, Range::Ok))
+        );
+        assert_eq!(
+            parse(b"OL,GS,+9999.999kg").map(|r| r.range),
+            Ok(Range::Overload)
+        );
+        assert_eq!(
+            parse(b"OL,GS,-0000.000kg").map(|r| r.range),
+            Ok(Range::Underload)
+        );
     }
 
     #[test]
     fn refuses_what_it_does_not_know() {
-        assert!(matches!(parse(b"XX,GS,+1kg"), Err(FrameError::UnknownHeader { .. })));
-        assert!(matches!(parse(b"ST,QQ,+1kg"), Err(FrameError::UnknownHeader { .. })));
-        assert!(matches!(parse(b"ST,GS,+1.000lb"), Err(FrameError::NotMetric { .. })));
-        assert!(matches!(parse(b"ST,GS,+1.0 oz"), Err(FrameError::NotMetric { .. })));
-        assert!(matches!(parse(b"ST,GS,+1.000"), Err(FrameError::Malformed { .. })));
-        assert!(matches!(parse(b"ST,GS,+1.0.0kg"), Err(FrameError::BadNumber { .. })));
-        assert!(matches!(parse(b"ST,GS,x,+1kg"), Err(FrameError::Malformed { .. })));
-        assert!(matches!(parse(b"ST,GS,\xff1kg"), Err(FrameError::Malformed { .. })));
+        assert!(matches!(
+            parse(b"XX,GS,+1kg"),
+            Err(FrameError::UnknownHeader { .. })
+        ));
+        assert!(matches!(
+            parse(b"ST,QQ,+1kg"),
+            Err(FrameError::UnknownHeader { .. })
+        ));
+        assert!(matches!(
+            parse(b"ST,GS,+1.000lb"),
+            Err(FrameError::NotMetric { .. })
+        ));
+        assert!(matches!(
+            parse(b"ST,GS,+1.0 oz"),
+            Err(FrameError::NotMetric { .. })
+        ));
+        assert!(matches!(
+            parse(b"ST,GS,+1.000"),
+            Err(FrameError::Malformed { .. })
+        ));
+        assert!(matches!(
+            parse(b"ST,GS,+1.0.0kg"),
+            Err(FrameError::BadNumber { .. })
+        ));
+        assert!(matches!(
+            parse(b"ST,GS,x,+1kg"),
+            Err(FrameError::Malformed { .. })
+        ));
+        assert!(matches!(
+            parse(b"ST,GS,\xff1kg"),
+            Err(FrameError::Malformed { .. })
+        ));
     }
 
     #[test]
     fn encodes_the_documented_shape() {
-        assert_eq!(encode(&r(512, true, false, Range::Ok)), b"ST,GS,+0000.512kg\r\n");
-        assert_eq!(encode(&r(-10, false, true, Range::Ok)), b"US,NT,-0000.010kg\r\n");
-        assert_eq!(encode(&r(0, true, false, Range::Ok)), b"ST,GS,+0000.000kg\r\n");
-        assert_eq!(encode(&r(12_345_678, true, false, Range::Ok)), b"ST,GS,+12345.678kg\r\n");
+        assert_eq!(
+            encode(&r(512, true, false, Range::Ok)),
+            b"ST,GS,+0000.512kg\r\n"
+        );
+        assert_eq!(
+            encode(&r(-10, false, true, Range::Ok)),
+            b"US,NT,-0000.010kg\r\n"
+        );
+        assert_eq!(
+            encode(&r(0, true, false, Range::Ok)),
+            b"ST,GS,+0000.000kg\r\n"
+        );
+        assert_eq!(
+            encode(&r(12_345_678, true, false, Range::Ok)),
+            b"ST,GS,+12345.678kg\r\n"
+        );
     }
 }

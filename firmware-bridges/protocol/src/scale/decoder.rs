@@ -17,7 +17,9 @@
 //!   looks at the next byte; a valid checksum means "with CHK", an STX that is
 //!   not a valid checksum means "without". Until it knows, a frame waits for
 //!   that next byte (one frame of latency for a scale without CHK).
-//! - **Yaohua "="**: a frame runs from `=` to the next `=` (or CR/LF).
+//! - **Yaohua "="**: a frame runs from `=` to the next `=` (or CR/LF). With
+//!   no checksum, a frame whose length differs from the frames before it is
+//!   refused as cut short, until two frames in a row agree on a new length.
 //!
 //! The buffer holds at most one frame being assembled, never more than
 //! [`FRAME_BYTES_MAX`] bytes, whatever arrives.
@@ -56,6 +58,10 @@ pub struct Decoder {
     toledo_chk: Option<bool>,
     /// Yaohua: the last weight and how many frames in a row had it.
     same: Option<(i64, u32)>,
+    /// Yaohua "=": the body length of the frames accepted so far, and a new
+    /// length seen once (accepted when the next frame has it too).
+    eq_len: Option<usize>,
+    eq_new_len: Option<usize>,
 }
 
 impl Decoder {
@@ -68,6 +74,8 @@ impl Decoder {
             noise: 0,
             toledo_chk: None,
             same: None,
+            eq_len: None,
+            eq_new_len: None,
         }
     }
 
@@ -94,7 +102,9 @@ impl Decoder {
         let mut out = Vec::new();
         for &b in bytes {
             match self.protocol {
-                ScaleProtocol::MtSics | ScaleProtocol::ContinuousAscii => self.line_byte(b, &mut out),
+                ScaleProtocol::MtSics | ScaleProtocol::ContinuousAscii => {
+                    self.line_byte(b, &mut out)
+                }
                 ScaleProtocol::ToledoContinuous => self.toledo_byte(b, &mut out),
                 ScaleProtocol::YaohuaA9 => self.a9_byte(b, &mut out),
                 ScaleProtocol::YaohuaA9Eq => self.eq_byte(b, &mut out),
@@ -171,14 +181,7 @@ impl Decoder {
                 out.push(Err(FrameError::Malformed {
                     why: "toledo frame has no CR at byte 17".to_owned(),
                 }));
-                self.resync(toledo::STX, 0x7F);
-                // What was kept may itself already be a whole frame.
-                if self.buf.len() >= toledo::BODY_LEN {
-                    let kept = std::mem::take(&mut self.buf);
-                    for b in kept {
-                        self.toledo_byte(b, out);
-                    }
-                }
+                self.toledo_resync(out);
             } else if self.toledo_chk == Some(false) {
                 out.push(toledo::parse(&self.buf).map(ScaleEvent::Reading));
                 self.buf.clear();
@@ -202,10 +205,20 @@ impl Decoder {
         } else {
             self.toledo_chk = Some(true);
             out.push(Err(FrameError::BadChecksum { expected, got }));
-            self.buf.clear();
-            if got == toledo::STX {
-                self.buf.push(b);
-            }
+            // The "frame" may have begun at a stray STX with the real one
+            // inside it; the checksum byte itself may be the next STX.
+            self.toledo_resync(out);
+        }
+    }
+
+    /// [`Decoder::resync`], then the kept bytes go through the framing again:
+    /// they may already hold a whole frame (or another bad one). Each round
+    /// drops at least one byte, so this ends within a frame's length.
+    fn toledo_resync(&mut self, out: &mut Vec<Result<ScaleEvent, FrameError>>) {
+        self.resync(toledo::STX, 0x7F);
+        let kept = std::mem::take(&mut self.buf);
+        for b in kept {
+            self.toledo_byte(b, out);
         }
     }
 
@@ -232,7 +245,12 @@ impl Decoder {
             return;
         }
         let event = yaohua::parse_a9(&self.buf);
-        self.buf.clear();
+        if event.is_ok() {
+            self.buf.clear();
+        } else {
+            // Begun at a stray STX? The real frame may start inside.
+            self.resync(yaohua::STX, 0xFF);
+        }
         out.push(self.derive_stability(event));
     }
 
@@ -241,7 +259,7 @@ impl Decoder {
         match b {
             yaohua::EQ | b'\r' | b'\n' => {
                 if in_frame {
-                    let event = yaohua::parse_eq(&self.buf[1..]);
+                    let event = self.eq_frame();
                     out.push(self.derive_stability(event));
                     self.buf.clear();
                 }
@@ -260,6 +278,34 @@ impl Decoder {
             }
             _ => self.buf.push(b),
         }
+    }
+
+    /// Decodes the "=" frame in the buffer. The format has no checksum and
+    /// no terminator, so a frame cut short by the next `=` would read as a
+    /// smaller weight (`=570.000-` cut to `=570` is 75 g). The display width
+    /// is fixed, though: a frame whose length differs from the frames before
+    /// is refused, and a new length is only believed when two frames in a
+    /// row have it.
+    fn eq_frame(&mut self) -> Result<Reading, FrameError> {
+        let body = &self.buf[1..];
+        let len = body.len();
+        match (self.eq_len, self.eq_new_len) {
+            (Some(known), _) if known == len => self.eq_new_len = None,
+            (None, _) => self.eq_len = Some(len),
+            (Some(_), Some(new)) if new == len => {
+                self.eq_len = Some(len);
+                self.eq_new_len = None;
+            }
+            (Some(known), _) => {
+                self.eq_new_len = Some(len);
+                return Err(FrameError::Malformed {
+                    why: format!(
+                        "\"=\" frame of {len} characters where the scale sends {known}: cut short?"
+                    ),
+                });
+            }
+        }
+        yaohua::parse_eq(body)
     }
 
     /// Yaohua frames carry no stability flag: stable once the same weight

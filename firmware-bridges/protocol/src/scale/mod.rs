@@ -19,10 +19,13 @@
 //! [`FrameError`] and the decoder resynchronises on the next frame start. It
 //! never panics and holds at most [`FRAME_BYTES_MAX`] bytes.
 //!
-//! Weights become integer grams exactly ([`Reading::grams`]); see the
-//! rounding rule in [`GRAMS_ABS_MAX`]'s module notes: values finer than a
-//! gram are rounded half away from zero, values beyond ±[`GRAMS_ABS_MAX`]
-//! are refused.
+//! Weights become integer grams exactly ([`Reading::grams`]), with integer
+//! arithmetic from the decimal text or digits, never through a float. A value
+//! finer than a gram (a lab balance's `2.486 g`, or `0.0005 kg`) is rounded
+//! to the nearest gram, **half away from zero** (`0.0005 kg` → 1 g,
+//! `-0.0005 kg` → -1 g, `0.0004 kg` → 0 g): what a display with gram
+//! resolution shows, and symmetric around zero so a tare and its removal
+//! cancel. Values beyond ±[`GRAMS_ABS_MAX`] are refused, never wrapped.
 //!
 //! **Stability.** Weight counts only when the scale says it is stable
 //! (PROTOCOLS.md §1). MT-SICS, the ASCII lines and the Toledo status words

@@ -238,22 +238,31 @@ mod tests {
         assert_eq!(ev("S S     100.00 g"), stable(100));
         assert_eq!(ev("S S      1.234 kg"), stable(1234));
         assert_eq!(ev("S S     -0.010 kg"), stable(-10));
-        assert_eq!(ev("S S   - 0.010 kg").is_err(), true, "sign apart from digits");
+        assert!(ev("S S   - 0.010 kg").is_err(), "sign apart from digits");
         assert!(matches!(
             ev("S D      0.200 kg"),
-            Ok(ScaleEvent::Reading(Reading { grams: 200, stable: false, .. }))
+            Ok(ScaleEvent::Reading(Reading {
+                grams: 200,
+                stable: false,
+                ..
+            }))
         ));
-        assert_eq!(ev("S S 1.0 lb"), Err(FrameError::NotMetric { unit: "lb".into() }));
+        assert_eq!(
+            ev("S S 1.0 lb"),
+            Err(FrameError::NotMetric { unit: "lb".into() })
+        );
     }
 
     #[test]
     fn encode_is_right_aligned_with_the_sign_inside() {
-        let r = |grams, stable| MtSicsAnswer::Weight(Reading {
-            grams,
-            stable,
-            net: false,
-            range: Range::Ok,
-        });
+        let r = |grams, stable| {
+            MtSicsAnswer::Weight(Reading {
+                grams,
+                stable,
+                net: false,
+                range: Range::Ok,
+            })
+        };
         assert_eq!(r(1234, true).encode(), b"S S      1.234 kg\r\n");
         assert_eq!(r(-10, false).encode(), b"S D     -0.010 kg\r\n");
         assert_eq!(
@@ -261,7 +270,10 @@ mod tests {
             b"T S      2.486 kg\r\n"
         );
         assert_eq!(
-            MtSicsAnswer::Reset { serial: "B2\"07\n".into() }.encode(),
+            MtSicsAnswer::Reset {
+                serial: "B2\"07\n".into()
+            }
+            .encode(),
             b"I4 A \"B207\"\r\n"
         );
     }

@@ -119,7 +119,10 @@ impl Decimal {
         };
         let (num, den) = unit.grams_ratio();
         // value = mantissa × 10^exp10 × num / den, all magnitudes.
-        let (mut n, mut d) = (self.mantissa.checked_mul(num).ok_or_else(out_of_range)?, den);
+        let (mut n, mut d) = (
+            self.mantissa.checked_mul(num).ok_or_else(out_of_range)?,
+            den,
+        );
         let scale = pow10(self.exp10.unsigned_abs()).ok_or_else(out_of_range)?;
         if self.exp10 >= 0 {
             n = n.checked_mul(scale).ok_or_else(out_of_range)?;
@@ -219,12 +222,24 @@ mod tests {
     #[test]
     fn refuses_bad_and_huge_numbers() {
         for bad in ["", "+", "-", ".", "1.2.3", "1e3", "１", " 1", "0x10", "1,5"] {
-            assert!(matches!(kg(bad), Err(FrameError::BadNumber { .. })), "{bad:?}");
+            assert!(
+                matches!(kg(bad), Err(FrameError::BadNumber { .. })),
+                "{bad:?}"
+            );
         }
         assert_eq!(kg("1000000"), Ok(GRAMS_ABS_MAX));
-        assert!(matches!(kg("1000000.001"), Err(FrameError::OutOfRange { .. })));
-        assert!(matches!(kg("999999999999999999999"), Err(FrameError::OutOfRange { .. })));
-        assert!(matches!(kg(&"9".repeat(25)), Err(FrameError::BadNumber { .. })));
+        assert!(matches!(
+            kg("1000000.001"),
+            Err(FrameError::OutOfRange { .. })
+        ));
+        assert!(matches!(
+            kg("999999999999999999999"),
+            Err(FrameError::OutOfRange { .. })
+        ));
+        assert!(matches!(
+            kg(&"9".repeat(25)),
+            Err(FrameError::BadNumber { .. })
+        ));
     }
 
     #[test]

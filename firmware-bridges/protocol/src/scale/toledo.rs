@@ -171,7 +171,11 @@ mod tests {
     #[test]
     fn reads_status_bits() {
         let base = SW_BIT5 | SWB_KG;
-        let r = parse(&frame(0x2D, base | SWB_NET | SWB_NEGATIVE | SWB_MOTION, b"000010"));
+        let r = parse(&frame(
+            0x2D,
+            base | SWB_NET | SWB_NEGATIVE | SWB_MOTION,
+            b"000010",
+        ));
         assert_eq!(
             r,
             Ok(Reading {
@@ -182,11 +186,21 @@ mod tests {
             })
         );
         let over = parse(&frame(0x2D, base | SWB_OUT_OF_RANGE, b"999999"));
-        assert_eq!(over.map(|r| (r.range, r.stable)), Ok((Range::Overload, false)));
-        let under = parse(&frame(0x2D, base | SWB_OUT_OF_RANGE | SWB_NEGATIVE, b"000000"));
+        assert_eq!(
+            over.map(|r| (r.range, r.stable)),
+            Ok((Range::Overload, false))
+        );
+        let under = parse(&frame(
+            0x2D,
+            base | SWB_OUT_OF_RANGE | SWB_NEGATIVE,
+            b"000000",
+        ));
         assert_eq!(under.map(|r| r.range), Ok(Range::Underload));
         // Parity bits set on every byte change nothing.
-        let parity: Vec<u8> = frame(0x2D, base, b"001234").iter().map(|b| b | 0x80).collect();
+        let parity: Vec<u8> = frame(0x2D, base, b"001234")
+            .iter()
+            .map(|b| b | 0x80)
+            .collect();
         assert_eq!(parse(&parity).map(|r| r.grams), Ok(1234));
     }
 

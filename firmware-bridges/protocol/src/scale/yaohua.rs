@@ -109,7 +109,10 @@ pub(super) fn parse_eq(body: &[u8]) -> Result<Reading, FrameError> {
     let text: Vec<u8> = body.iter().rev().copied().collect();
     let text = std::str::from_utf8(&text)
         .ok()
-        .filter(|t| t.bytes().all(|b| b.is_ascii_digit() || b == b'.' || b == b'-'))
+        .filter(|t| {
+            t.bytes()
+                .all(|b| b.is_ascii_digit() || b == b'.' || b == b'-')
+        })
         .ok_or_else(|| FrameError::BadNumber { text: shown(body) })?;
     let grams = number::text_to_grams(text, Unit::Kg)?;
     Ok(Reading {
@@ -199,7 +202,10 @@ mod tests {
         );
         let mut no_etx = EXAMPLE;
         no_etx[11] = b'x';
-        assert!(matches!(parse_a9(&no_etx), Err(FrameError::Malformed { .. })));
+        assert!(matches!(
+            parse_a9(&no_etx),
+            Err(FrameError::Malformed { .. })
+        ));
         let mut dp = EXAMPLE;
         dp[8] = b'5';
         let x = xor(&dp[1..9]);
@@ -215,6 +221,9 @@ mod tests {
         assert_eq!(parse_eq(b"00.1000-").map(|r| r.grams), Ok(-1_000));
         assert_eq!(encode_eq(&Reading::stable(1234)).unwrap(), b"=432.1000");
         assert_eq!(encode_eq(&Reading::stable(-1234)).unwrap(), b"=432.100-");
-        assert!(matches!(parse_eq(b"0.5x"), Err(FrameError::BadNumber { .. })));
+        assert!(matches!(
+            parse_eq(b"0.5x"),
+            Err(FrameError::BadNumber { .. })
+        ));
     }
 }
