@@ -5,7 +5,7 @@
 //! the same code the server and the edge bridges use, so a simulator cannot
 //! drift from what a real device sends (DESIGN.md §2).
 //!
-//! Only the PDA exists so far:
+//! The PDA and the label printer exist so far:
 //!
 //! - [`Pda`] is one handheld on MQTT: it announces itself (`online`
 //!   retained, `offline` as its last will), publishes scans with its own
@@ -14,6 +14,11 @@
 //! - [`Walker`] is a picker holding that PDA: it scans whatever the server's
 //!   prompts ask for (`next` plus the code in `[brackets]`), optionally with
 //!   scripted mistakes ([`Fault`]), and returns a [`Transcript`].
+//! - [`PrinterSim`] is a networked label printer on raw TCP (port 9100):
+//!   it decodes ESC/POS with `bondgate_protocol::escpos::Decoder`, turns
+//!   each cut into a [`PrintedLabel`] (GB18030 text lines, barcode and QR
+//!   data, raw bytes), answers `DLE EOT n` from its state, and can be
+//!   switched off and on (same port) or run out of paper (PROTOCOLS.md §2).
 //!
 //! The simulator never talks to the server any other way and never depends
 //! on the server crate: if the server changes its grammar, a walk fails with a
@@ -43,6 +48,7 @@
 #![warn(missing_docs)]
 
 pub mod pda;
+pub mod printer;
 pub mod transcript;
 pub mod walker;
 
@@ -50,5 +56,6 @@ pub mod walker;
 /// the bridges parse; re-exported because [`PdaOptions`] takes one.
 pub use bondgate_protocol::{BrokerAddr, BrokerAddrError};
 pub use pda::{Pda, PdaError, PdaOptions};
+pub use printer::{PrintedLabel, PrinterSim, PrinterSimError};
 pub use transcript::{Step, Transcript};
 pub use walker::{codes, Fault, FaultParseError, Reason, WalkError, Walker};
