@@ -509,7 +509,9 @@ impl Job {
                 self.label.errors.push(error.to_string());
             }
         }
-        if !self.label.raw.is_empty() {
+        // Status requests and settings after the last cut are not a label;
+        // text or codes are, and they were never cut off.
+        if !self.line.is_empty() || !self.label.order.is_empty() {
             tracing::warn!(
                 bytes = self.label.raw.len(),
                 "connection closed without a cut: nothing printed"
