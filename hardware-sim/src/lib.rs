@@ -5,7 +5,7 @@
 //! the same code the server and the edge bridges use, so a simulator cannot
 //! drift from what a real device sends (DESIGN.md §2).
 //!
-//! Two devices so far, the PDA and the scale:
+//! The PDA, the scale and the label printer exist so far:
 //!
 //! - [`Pda`] is one handheld on MQTT: it announces itself (`online`
 //!   retained, `offline` as its last will), publishes scans with its own
@@ -20,6 +20,11 @@
 //!   `bondgate_protocol::scale` formats, encoded by that module, and its
 //!   [`ScaleControl`] puts parcels on the pan (motion, then stable), forces
 //!   overload, injects garbage, and unplugs and replugs the cable.
+//! - [`PrinterSim`] is a networked label printer on raw TCP (port 9100):
+//!   it decodes ESC/POS with `bondgate_protocol::escpos::Decoder`, turns
+//!   each cut into a [`PrintedLabel`] (GB18030 text lines, barcode and QR
+//!   data, raw bytes), answers `DLE EOT n` from its state, and can be
+//!   switched off and on (same port) or run out of paper (PROTOCOLS.md §2).
 //!
 //! The simulator never talks to the server any other way and never depends
 //! on the server crate: if the server changes its grammar, a walk fails with a
@@ -50,6 +55,7 @@
 
 pub mod pda;
 pub mod scale;
+pub mod printer;
 pub mod transcript;
 pub mod walker;
 
@@ -58,5 +64,6 @@ pub mod walker;
 pub use bondgate_protocol::{BrokerAddr, BrokerAddrError};
 pub use pda::{Pda, PdaError, PdaOptions};
 pub use scale::{ScaleControl, ScaleOptions, ScaleSim, ScaleSimError, ScaleStats};
+pub use printer::{PrintedLabel, PrinterSim, PrinterSimError};
 pub use transcript::{Step, Transcript};
 pub use walker::{codes, Fault, FaultParseError, Reason, WalkError, Walker};

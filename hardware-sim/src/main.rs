@@ -1,6 +1,6 @@
 //! `bondgate-sim`: device simulators on the command line. A thin layer over
 //! the library: parse flags, build options, print what comes back. Each
-//! device is a subcommand (`pda`, `scale`; printers and gates later).
+//! device is a subcommand (`pda`, `scale`, `printer`; gates later).
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -36,6 +36,16 @@ enum Device {
     /// `motion on|off`, `over`, `under`, `unplug`, `replug`, `garbage HEX`,
     /// `stats`.
     Scale(ScaleArgs),
+    /// A networked label printer (ESC/POS on raw TCP): prints each label's
+    /// text rendering to stdout as it is cut.
+    Printer(PrinterArgs),
+}
+
+#[derive(Debug, Args)]
+struct PrinterArgs {
+    /// Address to listen on.
+    #[arg(long, default_value_t = std::net::SocketAddr::from(([127, 0, 0, 1], bondgate_sim::printer::PORT_DEFAULT)))]
+    listen: std::net::SocketAddr,
 }
 
 #[derive(Debug, Args)]
@@ -105,6 +115,7 @@ async fn main() -> ExitCode {
     let result = match Cli::parse().device {
         Device::Pda(args) => pda(args).await,
         Device::Scale(args) => scale(args).await,
+        Device::Printer(args) => printer(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -140,6 +151,28 @@ async fn pda(args: PdaArgs) -> anyhow::Result<()> {
     };
     pda.disconnect().await?;
     outcome
+}
+
+/// Listens until killed, printing each label as it is cut.
+async fn printer(args: PrinterArgs) -> anyhow::Result<()> {
+    let sim = bondgate_sim::PrinterSim::start(args.listen).await?;
+    eprintln!("printer listening on {}", sim.local_addr());
+    let mut shown = 0;
+    loop {
+        let Ok(labels) = sim
+            .wait_for_labels(shown + 1, Duration::from_secs(3600))
+            .await
+        else {
+            continue;
+        };
+        for label in &labels[shown..] {
+            shown += 1;
+            println!("── label {shown} ──\n{}", label.render());
+            for error in &label.errors {
+                println!("!! {error}");
+            }
+        }
+    }
 }
 
 /// Scans the badge (if any), then each line of stdin; prints every prompt.

@@ -1,0 +1,165 @@
+//! The printer simulator over real TCP, fed the bytes `bondgate-label`
+//! renders for a real label: what comes out of the "printer" (text decoded
+//! from GB18030, the waybill in the CODE128 and the QR), the status bytes it
+//! answers, and the bad days — switched off, back on the same port, out of
+//! paper.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bondgate_label::{EscPos, Label, LabelBackend};
+use bondgate_sim::PrinterSim;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+
+const WAIT: Duration = Duration::from_secs(5);
+
+fn label(waybill_no: &str) -> Label {
+    Label {
+        waybill_no: waybill_no.into(),
+        order_no: "SO-20240601-0001".into(),
+        package_no: "PKG-1/1".into(),
+        consignee: "张**".into(),
+        phone: "138****5678".into(),
+        address: "上海市浦东新区外高桥保税区富特北路 200 号 3 号楼 5 层 501 室（保税仓收货部）"
+            .into(),
+        gross_grams: 1234,
+        station: "打包台 P-03".into(),
+        printed_at: "2024-06-01 14:05 CST".into(),
+        copy: None,
+    }
+}
+
+fn render(waybill_no: &str) -> Vec<u8> {
+    EscPos::default().render(&label(waybill_no)).unwrap()
+}
+
+async fn printer() -> PrinterSim {
+    PrinterSim::start(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap()
+}
+
+/// Sends `DLE EOT n` for n = 1, 2, 4 and returns the three replies.
+async fn statuses(stream: &mut TcpStream) -> [u8; 3] {
+    stream
+        .write_all(b"\x10\x04\x01\x10\x04\x02\x10\x04\x04")
+        .await
+        .unwrap();
+    let mut replies = [0; 3];
+    tokio::time::timeout(WAIT, stream.read_exact(&mut replies))
+        .await
+        .expect("status replies in time")
+        .unwrap();
+    replies
+}
+
+#[tokio::test]
+async fn prints_a_real_label() {
+    let sim = printer().await;
+    let bytes = render("SF1234567890123");
+    let mut stream = TcpStream::connect(sim.local_addr()).await.unwrap();
+    // In two writes, split inside a Chinese character and a command.
+    let (head, tail) = bytes.split_at(bytes.len() / 2 + 1);
+    stream.write_all(head).await.unwrap();
+    stream.write_all(tail).await.unwrap();
+    let labels = sim.wait_for_labels(1, WAIT).await.unwrap();
+    let printed = &labels[0];
+    assert_eq!(
+        printed.barcodes,
+        [("CODE128".to_owned(), "SF1234567890123".to_owned())]
+    );
+    assert_eq!(printed.qr, ["SF1234567890123"]);
+    assert!(
+        printed.has_line_containing("收件人 To: 张**"),
+        "{printed:?}"
+    );
+    assert!(printed.errors.is_empty(), "{:?}", printed.errors);
+    assert_eq!(printed.raw, bytes);
+    insta::assert_snapshot!(printed.render());
+}
+
+#[tokio::test]
+async fn each_cut_is_one_label() {
+    let sim = printer().await;
+    let mut stream = TcpStream::connect(sim.local_addr()).await.unwrap();
+    let mut job = render("SF1");
+    job.extend(render("SF2"));
+    stream.write_all(&job).await.unwrap();
+    let labels = sim.wait_for_labels(2, WAIT).await.unwrap();
+    let waybills: Vec<_> = labels.iter().map(|l| l.qr[0].as_str()).collect();
+    assert_eq!(waybills, ["SF1", "SF2"]);
+}
+
+#[tokio::test]
+async fn answers_status_from_its_state() {
+    let sim = printer().await;
+    let mut stream = TcpStream::connect(sim.local_addr()).await.unwrap();
+    // Ready: only the fixed bits (1 and 4).
+    assert_eq!(statuses(&mut stream).await, [0x12, 0x12, 0x12]);
+    sim.set_paper_near_end(true);
+    assert_eq!(statuses(&mut stream).await, [0x12, 0x12, 0x1E]);
+    sim.set_paper_out(true);
+    // Off-line; stopped at paper end; paper end (and near end) sensors.
+    assert_eq!(statuses(&mut stream).await, [0x1A, 0x32, 0x7E]);
+    sim.set_paper_out(false);
+    sim.set_paper_near_end(false);
+    sim.set_cover_open(true);
+    assert_eq!(statuses(&mut stream).await, [0x1A, 0x16, 0x12]);
+}
+
+#[tokio::test]
+async fn out_of_paper_holds_the_job_until_paper_is_loaded() {
+    let sim = printer().await;
+    sim.set_paper_out(true);
+    let mut stream = TcpStream::connect(sim.local_addr()).await.unwrap();
+    // What a server should do first: ask, and see paper end.
+    let [printer_status, _, paper] = statuses(&mut stream).await;
+    assert_ne!(printer_status & 0x08, 0, "off-line");
+    assert_eq!(paper & 0x60, 0x60, "paper end");
+    // Sent anyway: held, not printed. The status reply after it is only
+    // written once the job before it has been taken in.
+    stream.write_all(&render("SF9")).await.unwrap();
+    statuses(&mut stream).await;
+    assert_eq!((sim.labels().len(), sim.held()), (0, 1));
+    sim.set_paper_out(false);
+    let labels = sim.wait_for_labels(1, WAIT).await.unwrap();
+    assert_eq!(labels[0].qr, ["SF9"]);
+    assert_eq!(sim.held(), 0);
+}
+
+#[tokio::test]
+async fn offline_refuses_connections_and_comes_back_on_the_same_port() {
+    let sim = printer().await;
+    let addr = sim.local_addr();
+    let mut open = TcpStream::connect(addr).await.unwrap();
+    assert_eq!(statuses(&mut open).await, [0x12, 0x12, 0x12]);
+
+    sim.go_offline().await;
+    assert!(!sim.is_listening());
+    let refused = TcpStream::connect(addr).await.unwrap_err();
+    assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+    // The open connection was dropped: end of stream or reset.
+    let mut byte = [0; 1];
+    let read = tokio::time::timeout(WAIT, open.read(&mut byte))
+        .await
+        .unwrap();
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+
+    sim.come_online().await.unwrap();
+    assert_eq!(sim.local_addr(), addr);
+    let mut again = TcpStream::connect(addr).await.unwrap();
+    again.write_all(&render("SF7")).await.unwrap();
+    let labels = sim.wait_for_labels(1, WAIT).await.unwrap();
+    assert_eq!(labels[0].barcodes[0].1, "SF7");
+}
+
+#[tokio::test]
+async fn waiting_for_a_label_that_never_comes_times_out() {
+    let sim = printer().await;
+    let error = sim
+        .wait_for_labels(1, Duration::from_millis(50))
+        .await
+        .unwrap_err();
+    assert_eq!(error.to_string(), "waited 50ms for 1 label(s), 0 printed");
+}
