@@ -71,10 +71,14 @@ pub enum MovementKind {
     /// Picked into a tote: locked → outside at the bin, outside → locked in
     /// the tote, as two legs of one operation. The reservation moves with it.
     Pick,
+    /// Packed into a parcel at a pack station: locked → outside in the tote,
+    /// outside → locked at the station's outbound staging, as two legs of one
+    /// operation. The reservation moves with it, so the tote is empty again.
+    Pack,
 }
 
 impl MovementKind {
-    pub const ALL: [MovementKind; 8] = [
+    pub const ALL: [MovementKind; 9] = [
         MovementKind::Receive,
         MovementKind::Lock,
         MovementKind::Release,
@@ -83,6 +87,7 @@ impl MovementKind {
         MovementKind::Adjust,
         MovementKind::Transfer,
         MovementKind::Pick,
+        MovementKind::Pack,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -95,6 +100,7 @@ impl MovementKind {
             MovementKind::Adjust => "adjust",
             MovementKind::Transfer => "transfer",
             MovementKind::Pick => "pick",
+            MovementKind::Pack => "pack",
         }
     }
 
@@ -123,6 +129,8 @@ impl MovementKind {
                 | (MovementKind::Transfer, None, Some(Available))
                 | (MovementKind::Pick, Some(Locked), None)
                 | (MovementKind::Pick, None, Some(Locked))
+                | (MovementKind::Pack, Some(Locked), None)
+                | (MovementKind::Pack, None, Some(Locked))
         )
     }
 }

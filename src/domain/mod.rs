@@ -11,6 +11,7 @@ pub mod idcard;
 pub mod ledger;
 pub mod money;
 pub mod order;
+pub mod packing;
 pub mod picking;
 pub mod reconcile;
 pub mod role;
