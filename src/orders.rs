@@ -15,7 +15,8 @@ const NAME_CHARS_MAX: usize = 100;
 const ADDRESS_CHARS_MAX: usize = 500;
 const PARTNER_CODE_CHARS_MAX: usize = 64;
 
-fn cst() -> FixedOffset {
+/// China Standard Time, the zone of every business date and printed time.
+pub fn cst() -> FixedOffset {
     FixedOffset::east_opt(CST_OFFSET_SECONDS).expect("UTC+8 is a valid offset")
 }
 

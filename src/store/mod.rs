@@ -193,4 +193,18 @@ delegate! {
     pub async fn list_count_requests(&self) -> StoreResult<Vec<CountRequestView>>;
     pub async fn device_status(&self, site: &str, device: &str, online: bool) -> StoreResult<()>;
     pub async fn list_devices(&self) -> StoreResult<Vec<DeviceView>>;
+    pub async fn upsert_box_type(&self, actor: &Actor, b: &BoxTypeInput) -> StoreResult<BoxType>;
+    pub async fn list_box_types(&self) -> StoreResult<Vec<BoxType>>;
+    pub async fn ensure_waybill_range(&self, r: &WaybillRange) -> StoreResult<()>;
+    pub async fn pack_plan(&self, code: &str) -> StoreResult<PackPlan>;
+    /// Records a weighed parcel: packed when its weight matches, else a mismatch.
+    pub async fn pack(&self, actor: &Actor, rec: &PackRecord) -> StoreResult<PackOutcome>;
+    pub async fn override_package(&self, actor: &Actor, package_no: &str, reason: &str, waybill: &WaybillChoice, printed_at: &str) -> StoreResult<PackageView>;
+    pub async fn get_package(&self, package_no: &str) -> StoreResult<PackageView>;
+    pub async fn list_pack_exceptions(&self, open: bool) -> StoreResult<Vec<PackExceptionView>>;
+    pub async fn reprint(&self, actor: &Actor, package_no: &str, reason: &str, printed_at: &str) -> StoreResult<PrintJobView>;
+    pub async fn next_print_job(&self, station: &str) -> StoreResult<Option<PrintJob>>;
+    pub async fn print_attempt(&self, id: i64, outcome: &PrintOutcome) -> StoreResult<()>;
+    pub async fn list_print_jobs(&self, station: Option<&str>, state: Option<PrintState>) -> StoreResult<Vec<PrintJobView>>;
+    pub async fn waybill_record(&self, package_no: &str, logistics: (&str, &str)) -> StoreResult<WaybillRecord>;
 }

@@ -363,6 +363,8 @@ impl SqlStore {
         .bind(id)
         .execute(&mut *tx)
         .await?;
+        // A cancelled parcel gets no label, and its weight exception is closed.
+        cancel_packing(&mut tx, actor, at, id).await?;
         sqlx::query("UPDATE orders SET state = 'cancelled', cancelled_at = $1, cancel_reason = $2 WHERE id = $3")
             .bind(at)
             .bind(reason)

@@ -68,3 +68,4 @@ async fn connect_pools(url: &str, opts: &StoreOptions) -> StoreResult<(Pool, Poo
 include!("sql_impl.rs");
 include!("sql_orders.rs");
 include!("sql_picking.rs");
+include!("sql_packing.rs");

@@ -938,3 +938,270 @@ pub struct ScanContext<'a> {
     /// picker logs in by badge.
     pub user: Option<&'a Actor>,
 }
+
+// ------------------------------------------------------------------ packing
+
+/// A carton or bag the pack stations use; its tare enters the weight check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BoxTypeInput {
+    /// What the packer scans for it, e.g. `BOX-S`.
+    pub code: String,
+    pub name: String,
+    pub tare_grams: i64,
+    #[serde(default)]
+    pub active: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct BoxType {
+    pub code: String,
+    pub name: String,
+    pub tare_grams: i64,
+    pub active: bool,
+}
+
+/// A carrier's allotted waybill numbers: `prefix` + `next..=last`, zero-padded
+/// to `width` digits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct WaybillRange {
+    pub name: String,
+    pub prefix: String,
+    pub first: i64,
+    pub last: i64,
+    pub width: i64,
+}
+
+/// What the pack station needs to check an order: its lines with their
+/// barcodes, reserved batches and unit weights.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PackPlan {
+    pub order_no: String,
+    #[schema(value_type = String)]
+    pub state: crate::domain::OrderState,
+    pub tote: Option<String>,
+    pub lines: Vec<PackPlanLine>,
+    /// The parcel, once one was weighed for this order.
+    pub package: Option<PackageView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PackPlanLine {
+    pub sku: String,
+    pub name: String,
+    pub qty: i64,
+    pub barcodes: Vec<String>,
+    pub batches: Vec<String>,
+    pub unit_grams: i64,
+}
+
+/// How the waybill number of a parcel is found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum WaybillChoice {
+    /// The next number of this configured range, taken in the pack transaction.
+    Range(String),
+    /// A number a logistics adapter already obtained from the carrier.
+    Given(String),
+}
+
+/// A weighed parcel, after the service checked its items and took a stable
+/// reading: the store decides match or mismatch in the same transaction that
+/// records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PackRecord {
+    pub order_no: String,
+    pub station: String,
+    pub box_code: String,
+    pub gross_grams: i64,
+    pub weighed_at: DateTime<Utc>,
+    pub tolerance_grams: i64,
+    pub tolerance_basis_points: i64,
+    pub waybill: WaybillChoice,
+    /// Where printed labels say they were printed, already formatted.
+    pub printed_at_text: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PackageState {
+    /// Weighed, did not match: no waybill, no label, on the exception list.
+    Mismatch,
+    /// Weight matched (or was overridden), waybill assigned, label queued.
+    Packed,
+}
+
+impl PackageState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PackageState::Mismatch => "mismatch",
+            PackageState::Packed => "packed",
+        }
+    }
+    pub fn parse(s: &str) -> Option<PackageState> {
+        match s {
+            "mismatch" => Some(PackageState::Mismatch),
+            "packed" => Some(PackageState::Packed),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PackageView {
+    pub package_no: String,
+    pub order_no: String,
+    pub state: PackageState,
+    pub station: String,
+    pub packer: String,
+    pub box_code: String,
+    pub tare_grams: i64,
+    pub expected_grams: i64,
+    pub gross_grams: i64,
+    /// `gross - expected`: positive is heavier than expected.
+    pub diff_grams: i64,
+    pub allowed_grams: i64,
+    pub weighed_at: DateTime<Utc>,
+    pub waybill_no: Option<String>,
+    pub override_by: Option<String>,
+    pub override_reason: Option<String>,
+    pub packed_at: Option<DateTime<Utc>>,
+    /// The label print jobs, first print and reprints.
+    pub prints: Vec<PrintJobView>,
+}
+
+/// The result of a pack: packed, or refused for its weight (and recorded).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PackOutcome {
+    /// Packed now (`true`) or already before (`false`, nothing done again).
+    Packed(PackageView, bool),
+    /// The weight did not match: recorded as an exception, nothing printed.
+    Mismatch(PackageView),
+}
+
+/// What a label shows, as stored with its print job (the renderer of the
+/// station's printer turns it into bytes when it prints).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct LabelData {
+    pub waybill_no: String,
+    pub order_no: String,
+    pub package_no: String,
+    /// Masked: `张**`.
+    pub consignee: String,
+    /// Masked: `138****5678`.
+    pub phone: String,
+    pub address: String,
+    pub gross_grams: i64,
+    pub station: String,
+    pub printed_at: String,
+    /// Set on a reprint: the copy number.
+    pub copy: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PrintState {
+    Queued,
+    Printed,
+    Cancelled,
+}
+
+impl PrintState {
+    pub fn parse(s: &str) -> Option<PrintState> {
+        match s {
+            "queued" => Some(PrintState::Queued),
+            "printed" => Some(PrintState::Printed),
+            "cancelled" => Some(PrintState::Cancelled),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PrintJobView {
+    pub id: i64,
+    pub station: String,
+    pub package_no: String,
+    pub copy: i64,
+    pub state: PrintState,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub requested_by: String,
+    pub reason: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub printed_at: Option<DateTime<Utc>>,
+}
+
+/// What became of one attempt to print a job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PrintOutcome {
+    /// The printer took every byte and answered after the last one.
+    Printed,
+    /// Not printed (printer off, paper out…): stays queued, tried again.
+    Retry(String),
+    /// Can never print (the label cannot be rendered): taken off the queue.
+    Failed(String),
+}
+
+/// A queued job with its label, for the print worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrintJob {
+    pub id: i64,
+    pub station: String,
+    pub label: LabelData,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PackExceptionView {
+    pub id: i64,
+    pub package_no: String,
+    pub order_no: String,
+    pub kind: String,
+    pub expected_grams: i64,
+    pub gross_grams: i64,
+    pub allowed_grams: i64,
+    pub station: String,
+    pub packer: String,
+    pub at: DateTime<Utc>,
+    pub resolution: Option<String>,
+    pub resolved_by: Option<String>,
+    pub resolved_at: Option<DateTime<Utc>>,
+}
+
+/// A manager accepts a parcel whose weight did not match.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OverrideInput {
+    /// Why the weight is right after all (e.g. "gift box heavier than its record").
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReprintInput {
+    /// Why another copy is needed (e.g. "label smudged"); kept in the audit log.
+    pub reason: String,
+}
+
+/// The waybill as the customs message CEB511 carries it (`LogisticsHead`),
+/// ready for the customs adapter. The telephone is masked here; the adapter
+/// unseals `consignee_telephone_sealed` when it sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WaybillRecord {
+    pub logistics_code: String,
+    pub logistics_name: String,
+    pub logistics_no: String,
+    pub order_no: String,
+    /// Freight in CNY, as on the order.
+    pub freight: String,
+    /// Gross weight in kg with three decimals.
+    pub weight: String,
+    /// Number of packages (always 1: one parcel per order).
+    pub pack_no: i64,
+    pub consignee: String,
+    pub consignee_address: String,
+    /// Masked.
+    pub consignee_telephone: String,
+    #[serde(skip)]
+    pub consignee_telephone_sealed: String,
+}
