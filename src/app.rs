@@ -76,12 +76,32 @@ impl Server {
             &uuid::Uuid::new_v4().simple().to_string()[..12]
         ))?;
         let mqtt_url = broker_addr.to_string();
-        let link = MqttLink::start(
-            LinkOptions::new(site, client_id, broker_addr),
-            crate::picking::PdaHandler::new(store.clone(), config.picking.tote_prefix.clone()),
-        );
         let (background_stop, background_rx) = watch::channel(false);
         let mut background = Vec::new();
+        store
+            .ensure_waybill_range(&config.packing.waybill)
+            .await
+            .context("configuring the waybill range")?;
+        let (scales, scale_tasks) = crate::packing::ScaleHub::start(
+            &config.packing.stations,
+            config.packing.scale_noise_grams,
+            background_rx.clone(),
+        );
+        background.extend(scale_tasks);
+        let link = MqttLink::start(
+            LinkOptions::new(site, client_id, broker_addr),
+            crate::picking::PdaHandler::new(store.clone(), config.picking.tote_prefix.clone())
+                .with_scales(scales.clone()),
+        );
+        let (printers, print_tasks) = crate::packing::PrinterHub::start(
+            &config.packing.stations,
+            store.clone(),
+            Some(link.publisher()),
+            background_rx.clone(),
+        );
+        background.extend(print_tasks);
+        let packing =
+            crate::packing::Packing::new(store.clone(), config.packing.clone(), scales, printers);
         if let Some(policy) = config.picking.auto_wave {
             background.push(crate::picking::spawn_auto_waves(
                 store.clone(),
@@ -96,6 +116,7 @@ impl Server {
             config: Arc::new(config),
             pii,
             mqtt_ready: Some(link.ready_signal()),
+            packing,
         };
         let app = http::router(state);
         let (stop, stopped) = oneshot::channel::<()>();

@@ -71,6 +71,193 @@ pub struct PickingConfig {
     pub wave_check: Duration,
 }
 
+/// The pack stations and their rules.
+#[derive(Debug, Clone)]
+pub struct PackingConfig {
+    /// How far a parcel may weigh from Σ unit weights + box tare.
+    pub tolerance: crate::domain::packing::Tolerance,
+    /// How long a pack waits for a stable reading of the placed parcel.
+    pub weigh_timeout: Duration,
+    /// Less than this on the plate counts as an empty scale.
+    pub scale_min_grams: i64,
+    /// Two stable readings this close are the same load (scale noise).
+    pub scale_noise_grams: i64,
+    /// Where waybill numbers come from and which carrier they belong to.
+    pub waybill: crate::store::WaybillRange,
+    pub logistics_code: String,
+    pub logistics_name: String,
+    pub stations: Vec<StationConfig>,
+}
+
+impl Default for PackingConfig {
+    fn default() -> Self {
+        PackingConfig {
+            tolerance: crate::domain::packing::Tolerance::default(),
+            weigh_timeout: Duration::from_secs(10),
+            scale_min_grams: 10,
+            scale_noise_grams: 2,
+            waybill: crate::store::WaybillRange {
+                name: "default".into(),
+                prefix: "BG".into(),
+                first: 1,
+                last: 9_999_999_999,
+                width: 10,
+            },
+            logistics_code: "BONDGATE".into(),
+            logistics_name: "bondgate demo carrier".into(),
+            stations: Vec::new(),
+        }
+    }
+}
+
+/// One pack station: its id, its scale and its label printer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StationConfig {
+    pub id: String,
+    pub scale: Option<ScaleSource>,
+    pub printer: Option<PrinterTarget>,
+}
+
+/// Where a station's weights come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScaleSource {
+    /// A scale on a serial port of this server.
+    Serial(SerialScale),
+    /// A scale bridge publishing on `scale/{station}/weight`.
+    Mqtt,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SerialScale {
+    pub path: PathBuf,
+    pub baud: u32,
+    /// 7 or 8.
+    pub data_bits: u8,
+    /// `none`, `even` or `odd`.
+    pub parity: String,
+    /// 1 or 2.
+    pub stop_bits: u8,
+    pub protocol: bondgate_protocol::scale::ScaleProtocol,
+}
+
+/// Where a station's labels are sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PrinterTarget {
+    /// Raw TCP, usually port 9100: `host:port`.
+    Tcp(String),
+    /// A printer on a serial port of this server.
+    Serial { path: PathBuf, baud: u32 },
+    /// A printer bridge on `printer/{station}/job`.
+    Mqtt,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StationFile {
+    id: String,
+    scale: Option<ScaleFile>,
+    printer: Option<PrinterFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScaleFile {
+    serial: Option<PathBuf>,
+    #[serde(default)]
+    mqtt: bool,
+    protocol: Option<String>,
+    baud: Option<u32>,
+    data_bits: Option<u8>,
+    parity: Option<String>,
+    stop_bits: Option<u8>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PrinterFile {
+    tcp: Option<String>,
+    serial: Option<PathBuf>,
+    baud: Option<u32>,
+    #[serde(default)]
+    mqtt: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WaybillFile {
+    name: Option<String>,
+    prefix: Option<String>,
+    first: Option<i64>,
+    last: Option<i64>,
+    width: Option<i64>,
+    logistics_code: Option<String>,
+    logistics_name: Option<String>,
+}
+
+impl StationFile {
+    fn resolve(self) -> anyhow::Result<StationConfig> {
+        bondgate_protocol::StationId::new(&self.id)
+            .map_err(|e| anyhow::anyhow!("station id {:?}: {e}", self.id))?;
+        let id = self.id;
+        let scale = match self.scale {
+            None => None,
+            Some(s) => match (s.serial, s.mqtt) {
+                (Some(_), true) => {
+                    anyhow::bail!("station {id}: a scale is on serial or on MQTT, not both")
+                }
+                (None, false) => {
+                    anyhow::bail!("station {id}: scale needs serial = \"/dev/…\" or mqtt = true")
+                }
+                (None, true) => Some(ScaleSource::Mqtt),
+                (Some(path), false) => {
+                    let protocol = s.protocol.as_deref().unwrap_or("mt-sics");
+                    let protocol = protocol
+                        .parse()
+                        .map_err(|e| anyhow::anyhow!("station {id}: {e}"))?;
+                    let data_bits = s.data_bits.unwrap_or(8);
+                    anyhow::ensure!(
+                        matches!(data_bits, 7 | 8),
+                        "station {id}: data_bits must be 7 or 8"
+                    );
+                    let stop_bits = s.stop_bits.unwrap_or(1);
+                    anyhow::ensure!(
+                        matches!(stop_bits, 1 | 2),
+                        "station {id}: stop_bits must be 1 or 2"
+                    );
+                    let parity = s.parity.unwrap_or_else(|| "none".into());
+                    anyhow::ensure!(
+                        matches!(parity.as_str(), "none" | "even" | "odd"),
+                        "station {id}: parity must be none, even or odd"
+                    );
+                    Some(ScaleSource::Serial(SerialScale {
+                        path,
+                        baud: s.baud.unwrap_or(9600),
+                        data_bits,
+                        parity,
+                        stop_bits,
+                        protocol,
+                    }))
+                }
+            },
+        };
+        let printer = match self.printer {
+            None => None,
+            Some(p) => match (p.tcp, p.serial, p.mqtt) {
+                (Some(addr), None, false) => Some(PrinterTarget::Tcp(addr)),
+                (None, Some(path), false) => Some(PrinterTarget::Serial {
+                    path,
+                    baud: p.baud.unwrap_or(9600),
+                }),
+                (None, None, true) => Some(PrinterTarget::Mqtt),
+                _ => anyhow::bail!(
+                    "station {id}: printer needs exactly one of tcp = \"host:9100\", serial = \"/dev/…\" or mqtt = true"
+                ),
+            },
+        };
+        Ok(StationConfig { id, scale, printer })
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum LogFormat {
@@ -101,6 +288,13 @@ struct FileConfig {
     /// 0 turns automatic waves off.
     wave_max_orders: Option<usize>,
     wave_max_wait_secs: Option<i64>,
+    weight_tolerance_grams: Option<i64>,
+    /// A decimal string such as "3" or "2.5" (no floats for tolerances).
+    weight_tolerance_percent: Option<String>,
+    weigh_timeout_secs: Option<u64>,
+    scale_min_grams: Option<i64>,
+    waybill: Option<WaybillFile>,
+    station: Vec<StationFile>,
 }
 
 #[derive(Debug, Clone)]
@@ -123,6 +317,7 @@ pub struct Config {
     pub pii_key: Option<String>,
     pub mqtt: MqttConfig,
     pub picking: PickingConfig,
+    pub packing: PackingConfig,
 }
 
 impl Config {
@@ -165,6 +360,7 @@ impl Config {
                 }),
                 wave_check: Duration::from_secs(10),
             },
+            packing: PackingConfig::default(),
         }
     }
 
@@ -244,6 +440,63 @@ impl Config {
         }
         if file.wave_max_orders == Some(0) {
             c.picking.auto_wave = None;
+        }
+        if let Some(g) = file.weight_tolerance_grams {
+            anyhow::ensure!(g >= 0, "weight_tolerance_grams must not be negative");
+            c.packing.tolerance.grams = g;
+        }
+        if let Some(p) = &file.weight_tolerance_percent {
+            c.packing.tolerance.basis_points =
+                crate::domain::packing::Tolerance::percent_to_basis_points(p)
+                    .map_err(|e| anyhow::anyhow!(e))?;
+        }
+        if let Some(s) = file.weigh_timeout_secs {
+            anyhow::ensure!(
+                (1..=120).contains(&s),
+                "weigh_timeout_secs must be 1 to 120"
+            );
+            c.packing.weigh_timeout = Duration::from_secs(s);
+        }
+        if let Some(g) = file.scale_min_grams {
+            anyhow::ensure!(g >= 1, "scale_min_grams must be at least 1");
+            c.packing.scale_min_grams = g;
+        }
+        if let Some(w) = file.waybill {
+            let r = &mut c.packing.waybill;
+            if let Some(v) = w.name {
+                r.name = v;
+            }
+            if let Some(v) = w.prefix {
+                anyhow::ensure!(
+                    v.len() <= 8 && v.bytes().all(|b| b.is_ascii_alphanumeric()),
+                    "waybill prefix must be up to 8 letters or digits"
+                );
+                r.prefix = v;
+            }
+            if let Some(v) = w.first {
+                r.first = v;
+            }
+            if let Some(v) = w.last {
+                r.last = v;
+            }
+            if let Some(v) = w.width {
+                r.width = v;
+            }
+            if let Some(v) = w.logistics_code {
+                c.packing.logistics_code = v;
+            }
+            if let Some(v) = w.logistics_name {
+                c.packing.logistics_name = v;
+            }
+        }
+        for st in file.station {
+            let st = st.resolve()?;
+            anyhow::ensure!(
+                !c.packing.stations.iter().any(|s| s.id == st.id),
+                "station {} is configured twice",
+                st.id
+            );
+            c.packing.stations.push(st);
         }
         c.admin_password = std::env::var("BONDGATE_ADMIN_PASSWORD")
             .ok()

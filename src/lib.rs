@@ -8,5 +8,6 @@ pub mod domain;
 pub mod http;
 pub mod mqtt;
 pub mod orders;
+pub mod packing;
 pub mod picking;
 pub mod store;

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bondgate_protocol::{DeviceId, DeviceStatus, Next, PromptMsg, PromptText, ScanMsg, Site, Tone};
+use bondgate_protocol::{
+    DeviceId, DeviceStatus, Next, PromptMsg, PromptText, ScanMsg, Site, StationId, Tone, WeightMsg,
+};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -13,14 +15,30 @@ use crate::mqtt::{BoxFuture, DeviceHandler};
 use crate::store::{ScanAnswer, ScanContext, ScanInput, Store, StoreError};
 
 /// Answers PDA scans arriving over MQTT and records device status.
+///
+/// It is the server's one MQTT handler, so it also hands scale bridges'
+/// readings to the pack stations' scales.
 pub struct PdaHandler {
     store: Store,
     tote_prefix: String,
+    scales: Option<crate::packing::ScaleHub>,
 }
 
 impl PdaHandler {
-    pub fn new(store: Store, tote_prefix: String) -> Arc<PdaHandler> {
-        Arc::new(PdaHandler { store, tote_prefix })
+    pub fn new(store: Store, tote_prefix: String) -> PdaHandler {
+        PdaHandler {
+            store,
+            tote_prefix,
+            scales: None,
+        }
+    }
+
+    /// Readings on `scale/{station}/weight` go to these scales.
+    pub fn with_scales(self, scales: crate::packing::ScaleHub) -> Arc<PdaHandler> {
+        Arc::new(PdaHandler {
+            scales: Some(scales),
+            ..self
+        })
     }
 
     async fn scan(&self, device: &DeviceId, scan: ScanMsg) -> PromptMsg {
@@ -76,6 +94,12 @@ impl DeviceHandler for PdaHandler {
     fn on_scan(&self, _site: &Site, device: &DeviceId, scan: ScanMsg) -> BoxFuture<'_, PromptMsg> {
         let device = device.clone();
         Box::pin(async move { self.scan(&device, scan).await })
+    }
+
+    fn on_weight(&self, _site: &Site, station: &StationId, weight: WeightMsg) {
+        if let Some(scales) = &self.scales {
+            scales.bridge_reading(station.as_str(), weight.grams, weight.stable);
+        }
     }
 
     fn on_status(&self, site: &Site, device: &DeviceId, status: DeviceStatus) -> BoxFuture<'_, ()> {

@@ -54,8 +54,8 @@
 #![warn(missing_docs)]
 
 pub mod pda;
-pub mod scale;
 pub mod printer;
+pub mod scale;
 pub mod transcript;
 pub mod walker;
 
@@ -63,7 +63,7 @@ pub mod walker;
 /// the bridges parse; re-exported because [`PdaOptions`] takes one.
 pub use bondgate_protocol::{BrokerAddr, BrokerAddrError};
 pub use pda::{Pda, PdaError, PdaOptions};
-pub use scale::{ScaleControl, ScaleOptions, ScaleSim, ScaleSimError, ScaleStats};
 pub use printer::{PrintedLabel, PrinterSim, PrinterSimError};
+pub use scale::{ScaleControl, ScaleOptions, ScaleSim, ScaleSimError, ScaleStats};
 pub use transcript::{Step, Transcript};
 pub use walker::{codes, Fault, FaultParseError, Reason, WalkError, Walker};

@@ -8,6 +8,7 @@ mod inventory;
 mod master;
 pub mod ops;
 mod orders;
+mod packing;
 mod picking;
 
 use std::sync::Arc;
@@ -40,6 +41,8 @@ pub struct AppState {
     pub pii: crate::crypto::PiiCipher,
     /// Whether the MQTT link is connected and subscribed (None: no link).
     pub mqtt_ready: Option<tokio::sync::watch::Receiver<bool>>,
+    /// The pack stations: scales, printers, the pack flow.
+    pub packing: crate::packing::Packing,
 }
 
 #[derive(OpenApi)]
@@ -109,6 +112,16 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(picking::set_badge))
         .routes(routes!(picking::count_requests))
         .routes(routes!(picking::devices))
+        .routes(routes!(packing::pack))
+        .routes(routes!(packing::plan))
+        .routes(routes!(packing::get_package))
+        .routes(routes!(packing::override_weight))
+        .routes(routes!(packing::reprint))
+        .routes(routes!(packing::waybill))
+        .routes(routes!(packing::list_box_types, packing::put_box_type))
+        .routes(routes!(packing::stations))
+        .routes(routes!(packing::exceptions))
+        .routes(routes!(packing::print_jobs))
         .split_for_parts();
     let doc = Arc::new(doc);
     let timeout = state.config.request_timeout;

@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use bondgate_protocol::{
     DeviceId, DeviceStatus, Next, PayloadError, PromptMsg, PromptText, ScanMsg, Site, Tone, Topic,
+    WeightMsg,
 };
 use rumqttc::{AsyncClient, Publish};
 use tokio::sync::oneshot::error::TryRecvError;
@@ -170,6 +171,17 @@ impl Dispatcher {
                     None
                 }
             },
+            Topic::ScaleWeight { station } => {
+                match WeightMsg::decode(&publish.payload) {
+                    Ok(weight) => self.shared.handler.on_weight(&site, &station, weight),
+                    Err(error) => {
+                        metrics::counter!("bondgate_mqtt_malformed_total", "kind" => "weight")
+                            .increment(1);
+                        tracing::warn!(station = %station.as_str(), %error, "scale reading refused");
+                    }
+                }
+                None
+            }
             other => {
                 tracing::debug!(topic = ?publish.topic, kind = kind_label(other.kind()), "MQTT message the link does not handle dropped");
                 None

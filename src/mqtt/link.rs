@@ -108,10 +108,14 @@ impl LinkOptions {
 /// (DESIGN.md §5); the prefix would go here, and on the scan filter only —
 /// every instance wants to see every device's status.
 fn subscriptions(site: &Site) -> Vec<SubscribeFilter> {
-    [TopicKind::PdaScan, TopicKind::DeviceStatus]
-        .into_iter()
-        .map(|kind| SubscribeFilter::new(kind.filter(site), QoS::AtLeastOnce))
-        .collect()
+    [
+        TopicKind::PdaScan,
+        TopicKind::DeviceStatus,
+        TopicKind::ScaleWeight,
+    ]
+    .into_iter()
+    .map(|kind| SubscribeFilter::new(kind.filter(site), QoS::AtLeastOnce))
+    .collect()
 }
 
 /// Publishes `payload` on `topic`: QoS 1, retained exactly when the topic kind
@@ -141,6 +145,20 @@ pub(super) fn kind_label(kind: TopicKind) -> &'static str {
         ("pda", "prompt") => "prompt",
         ("devices", "status") => "status",
         _ => group,
+    }
+}
+
+/// Publishes on this site's topics through a running [`MqttLink`].
+#[derive(Debug, Clone)]
+pub struct Publisher {
+    client: AsyncClient,
+    site: Site,
+}
+
+impl Publisher {
+    /// As [`MqttLink::publish`]: `Ok` means queued for the broker.
+    pub async fn publish(&self, topic: &Topic, payload: Vec<u8>) -> Result<(), LinkError> {
+        publish(&self.client, &self.site, topic, payload).await
     }
 }
 
@@ -269,6 +287,15 @@ impl MqttLink {
     /// poll task waits on.
     pub async fn publish(&self, topic: &Topic, payload: Vec<u8>) -> Result<(), LinkError> {
         publish(&self.client, &self.site, topic, payload).await
+    }
+
+    /// A handle other tasks keep to publish through this link (label jobs to
+    /// printer bridges). It stops working once the link is shut down.
+    pub fn publisher(&self) -> Publisher {
+        Publisher {
+            client: self.client.clone(),
+            site: self.site.clone(),
+        }
     }
 
     /// Stops cleanly: no new messages are taken, handlers in flight finish and

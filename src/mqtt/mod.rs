@@ -42,7 +42,7 @@ mod link;
 use std::future::Future;
 use std::pin::Pin;
 
-use bondgate_protocol::{DeviceId, DeviceStatus, PromptMsg, ScanMsg, Site};
+use bondgate_protocol::{DeviceId, DeviceStatus, PromptMsg, ScanMsg, Site, StationId, WeightMsg};
 
 /// The broker URL and the reconnect delays live in `bondgate-protocol`, shared
 /// with the bridges and simulators; re-exported so `bondgate::mqtt::BrokerAddr`
@@ -53,8 +53,8 @@ pub use dispatch::{
     malformed_scan_prompt, HANDLERS_IN_FLIGHT_MAX, MALFORMED_SCAN_NEXT, MALFORMED_SCAN_SEQ,
 };
 pub use link::{
-    LinkError, LinkOptions, MqttLink, BACKPRESSURE_WAIT_MAX, INCOMING_QUEUE_DEPTH, KEEP_ALIVE,
-    SHUTDOWN_GRACE,
+    LinkError, LinkOptions, MqttLink, Publisher, BACKPRESSURE_WAIT_MAX, INCOMING_QUEUE_DEPTH,
+    KEEP_ALIVE, SHUTDOWN_GRACE,
 };
 
 /// Largest MQTT packet the broker accepts and the link sends or receives.
@@ -87,4 +87,8 @@ pub trait DeviceHandler: Send + Sync + 'static {
 
     /// A device's retained online/offline status changed.
     fn on_status(&self, site: &Site, device: &DeviceId, status: DeviceStatus) -> BoxFuture<'_, ()>;
+
+    /// A scale bridge's reading (`scale/{station}/weight`). Called inline by
+    /// the dispatcher, in arrival order: keep it quick and free of I/O.
+    fn on_weight(&self, _site: &Site, _station: &StationId, _weight: WeightMsg) {}
 }

@@ -11,5 +11,6 @@ mod http_api;
 mod ledger_props;
 mod mqtt;
 mod orders;
+mod packing;
 mod pda_mqtt;
 mod picking;

@@ -1,0 +1,364 @@
+//! The label print queue's workers: one per station with a printer. Jobs are
+//! rows in `print_jobs` (written in the pack transaction), so a printer that
+//! is off, out of paper or unplugged loses nothing: the worker keeps the job
+//! queued and tries again. A job counts as printed only when the printer
+//! answered a status request sent after the job's last byte (it handles its
+//! input in order), so a connection cut half-way prints the label again
+//! rather than never.
+//!
+//! The one window left: the server dying after the printer answered and
+//! before the row is marked printed reprints that label at restart. It is a
+//! few milliseconds wide and inherent to printers that keep no job ids.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bondgate_label::{EscPos, EscPosOptions, Label, LabelBackend};
+use bondgate_protocol::escpos::{decode_reply, PrinterStatus, StatusRequest};
+use bondgate_protocol::{Backoff, Topic};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinHandle;
+use tokio_serial::SerialPortBuilderExt;
+
+use crate::config::{PrinterTarget, StationConfig};
+use crate::mqtt::Publisher;
+use crate::store::{LabelData, PrintOutcome, Store};
+
+/// How long connecting to a network printer may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a printer may take to answer a status request. After a whole
+/// label it may still be printing: the answer comes when it is done.
+pub const STATUS_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often an idle worker looks at the queue even without being woken
+/// (a job written by another server instance).
+pub const IDLE_POLL: Duration = Duration::from_secs(2);
+
+/// A station printer as screens show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct PrinterView {
+    /// `tcp 10.0.0.5:9100`, `serial /dev/ttyUSB1`, `mqtt`.
+    pub target: String,
+    /// Whether the last contact succeeded; None before the first.
+    pub online: Option<bool>,
+    pub paper_out: bool,
+    pub cover_open: bool,
+    pub last_error: Option<String>,
+    pub last_printed_at: Option<DateTime<Utc>>,
+}
+
+struct StationPrinter {
+    station: String,
+    target: PrinterTarget,
+    view: Mutex<PrinterView>,
+    wake: Notify,
+}
+
+/// Every station's printer and its worker.
+#[derive(Clone, Default)]
+pub struct PrinterHub {
+    stations: Arc<BTreeMap<String, Arc<StationPrinter>>>,
+}
+
+fn target_text(t: &PrinterTarget) -> String {
+    match t {
+        PrinterTarget::Tcp(a) => format!("tcp {a}"),
+        PrinterTarget::Serial { path, .. } => format!("serial {}", path.display()),
+        PrinterTarget::Mqtt => "mqtt".into(),
+    }
+}
+
+/// The label crate's document from what the store keeps.
+pub fn label_of(d: &LabelData) -> Label {
+    Label {
+        waybill_no: d.waybill_no.clone(),
+        order_no: d.order_no.clone(),
+        package_no: d.package_no.clone(),
+        consignee: d.consignee.clone(),
+        phone: d.phone.clone(),
+        address: d.address.clone(),
+        gross_grams: d.gross_grams,
+        station: d.station.clone(),
+        printed_at: d.printed_at.clone(),
+        copy: d.copy,
+    }
+}
+
+impl PrinterHub {
+    /// Starts one worker per station printer; they run until `stop`.
+    pub fn start(
+        stations: &[StationConfig],
+        store: Store,
+        publisher: Option<Publisher>,
+        stop: watch::Receiver<bool>,
+    ) -> (PrinterHub, Vec<JoinHandle<()>>) {
+        let mut map = BTreeMap::new();
+        let mut tasks = Vec::new();
+        for st in stations {
+            let Some(target) = &st.printer else { continue };
+            let p = Arc::new(StationPrinter {
+                station: st.id.clone(),
+                target: target.clone(),
+                view: Mutex::new(PrinterView {
+                    target: target_text(target),
+                    online: None,
+                    paper_out: false,
+                    cover_open: false,
+                    last_error: None,
+                    last_printed_at: None,
+                }),
+                wake: Notify::new(),
+            });
+            tasks.push(tokio::spawn(run_worker(
+                p.clone(),
+                store.clone(),
+                publisher.clone(),
+                stop.clone(),
+            )));
+            map.insert(st.id.clone(), p);
+        }
+        (
+            PrinterHub {
+                stations: Arc::new(map),
+            },
+            tasks,
+        )
+    }
+
+    /// A job was queued for `station`: print it now rather than at the next poll.
+    pub fn wake(&self, station: &str) {
+        if let Some(p) = self.stations.get(station) {
+            p.wake.notify_one();
+        }
+    }
+
+    pub fn has(&self, station: &str) -> bool {
+        self.stations.contains_key(station)
+    }
+
+    pub fn views(&self) -> BTreeMap<String, PrinterView> {
+        self.stations
+            .iter()
+            .map(|(k, p)| (k.clone(), lock(&p.view).clone()))
+            .collect()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+async fn run_worker(
+    p: Arc<StationPrinter>,
+    store: Store,
+    publisher: Option<Publisher>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let backend = EscPos::new(EscPosOptions::default()).ok();
+    let mut backoff = Backoff::new();
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let job = match store.next_print_job(&p.station).await {
+            Ok(job) => job,
+            Err(e) => {
+                tracing::warn!(station = %p.station, error = %e, "print queue unreadable");
+                None
+            }
+        };
+        let Some(job) = job else {
+            tokio::select! {
+                _ = p.wake.notified() => {}
+                _ = tokio::time::sleep(IDLE_POLL) => {}
+                _ = stop.changed() => return,
+            }
+            continue;
+        };
+        let rendered = match &backend {
+            Some(b) => b.render(&label_of(&job.label)).map_err(|e| e.to_string()),
+            None => Err("the ESC/POS renderer's options are invalid".into()),
+        };
+        let outcome = match rendered {
+            Err(e) => {
+                tracing::error!(station = %p.station, job = job.id, error = %e, "label cannot be rendered");
+                PrintOutcome::Failed(format!("cannot render the label: {e}"))
+            }
+            Ok(bytes) => {
+                let sent = tokio::select! {
+                    r = send(&p.target, &p.station, publisher.as_ref(), &bytes) => r,
+                    _ = stop.changed() => return,
+                };
+                let mut v = lock(&p.view);
+                match sent {
+                    Ok(status) => {
+                        v.online = Some(true);
+                        v.paper_out = status.paper_out;
+                        v.cover_open = status.cover_open;
+                        v.last_error = None;
+                        v.last_printed_at = Some(Utc::now());
+                        PrintOutcome::Printed
+                    }
+                    Err(SendError { error, status }) => {
+                        v.online = Some(status.is_some_and(|s| s.online));
+                        if let Some(s) = status {
+                            v.paper_out = s.paper_out;
+                            v.cover_open = s.cover_open;
+                        }
+                        v.last_error = Some(error.clone());
+                        PrintOutcome::Retry(error)
+                    }
+                }
+            }
+        };
+        if let Err(e) = store.print_attempt(job.id, &outcome).await {
+            tracing::error!(station = %p.station, job = job.id, error = %e, "print result not recorded");
+        }
+        match outcome {
+            PrintOutcome::Printed => {
+                backoff.reset();
+                tracing::info!(station = %p.station, job = job.id, waybill = %job.label.waybill_no, "label printed");
+            }
+            PrintOutcome::Failed(_) => {}
+            PrintOutcome::Retry(e) => {
+                tracing::warn!(station = %p.station, job = job.id, error = %e, "label not printed; will retry");
+                let delay = backoff.next_delay_with(rand::random());
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = stop.changed() => return,
+                }
+            }
+        }
+    }
+}
+
+struct SendError {
+    error: String,
+    /// What the printer said about itself, if it said anything.
+    status: Option<PrinterStatus>,
+}
+
+impl SendError {
+    fn plain(error: impl Into<String>) -> SendError {
+        SendError {
+            error: error.into(),
+            status: None,
+        }
+    }
+}
+
+async fn send(
+    target: &PrinterTarget,
+    station: &str,
+    publisher: Option<&Publisher>,
+    bytes: &[u8],
+) -> Result<PrinterStatus, SendError> {
+    match target {
+        PrinterTarget::Tcp(addr) => {
+            let stream =
+                tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(addr))
+                    .await
+                    .map_err(|_| {
+                        SendError::plain(format!(
+                            "printer {addr} did not answer within {} s",
+                            CONNECT_TIMEOUT.as_secs()
+                        ))
+                    })?
+                    .map_err(|e| SendError::plain(format!("printer {addr} unreachable: {e}")))?;
+            let _ = stream.set_nodelay(true);
+            print_over(stream, bytes).await
+        }
+        PrinterTarget::Serial { path, baud } => {
+            let port = tokio_serial::new(path.to_string_lossy(), *baud)
+                .open_native_async()
+                .map_err(|e| SendError::plain(format!("cannot open {}: {e}", path.display())))?;
+            print_over(port, bytes).await
+        }
+        PrinterTarget::Mqtt => {
+            let publisher =
+                publisher.ok_or_else(|| SendError::plain("no MQTT link for the printer bridge"))?;
+            let topic = Topic::new(bondgate_protocol::TopicKind::PrinterJob, station)
+                .map_err(|e| SendError::plain(e.to_string()))?;
+            publisher
+                .publish(&topic, bytes.to_vec())
+                .await
+                .map_err(|e| SendError::plain(format!("MQTT publish failed: {e}")))?;
+            // The bridge owns the printer; it reports on printer/{station}/status.
+            Ok(PrinterStatus::READY)
+        }
+    }
+}
+
+/// Asks the printer one status byte.
+async fn ask<S: AsyncRead + AsyncWrite + Unpin>(
+    io: &mut S,
+    request: StatusRequest,
+    status: &mut PrinterStatus,
+) -> Result<(), String> {
+    io.write_all(&request.encode())
+        .await
+        .map_err(|e| format!("printer connection lost: {e}"))?;
+    let mut byte = [0u8; 1];
+    match tokio::time::timeout(STATUS_TIMEOUT, io.read(&mut byte)).await {
+        Err(_) => Err(format!(
+            "printer did not answer a {request} request within {} s",
+            STATUS_TIMEOUT.as_secs()
+        )),
+        Ok(Ok(0)) => Err("printer closed the connection".into()),
+        Ok(Err(e)) => Err(format!("printer connection lost: {e}")),
+        Ok(Ok(_)) => {
+            let reply = decode_reply(request, byte[0])
+                .map_err(|e| format!("printer sent a bad status byte: {e}"))?;
+            reply.apply(status);
+            Ok(())
+        }
+    }
+}
+
+/// Checks the printer can print, sends the job, and waits for the printer
+/// to answer after its last byte.
+async fn print_over<S: AsyncRead + AsyncWrite + Unpin>(
+    mut io: S,
+    bytes: &[u8],
+) -> Result<PrinterStatus, SendError> {
+    let mut status = PrinterStatus::READY;
+    let fail = |error: String, status: PrinterStatus| SendError {
+        error,
+        status: Some(status),
+    };
+    for request in [
+        StatusRequest::Printer,
+        StatusRequest::Offline,
+        StatusRequest::PaperRoll,
+    ] {
+        ask(&mut io, request, &mut status)
+            .await
+            .map_err(SendError::plain)?;
+    }
+    if !status.can_print() {
+        let why = if status.paper_out {
+            "out of paper"
+        } else if status.cover_open {
+            "cover open"
+        } else if status.error {
+            "in error"
+        } else {
+            "offline"
+        };
+        return Err(fail(format!("printer is {why}"), status));
+    }
+    io.write_all(bytes).await.map_err(|e| {
+        fail(
+            format!("printer connection lost while printing: {e}"),
+            status,
+        )
+    })?;
+    ask(&mut io, StatusRequest::Printer, &mut status)
+        .await
+        .map_err(|e| fail(e, status))?;
+    let _ = io.shutdown().await;
+    Ok(status)
+}

@@ -1,0 +1,490 @@
+//! The pack station end to end: a simulated scale on a real pseudo-terminal
+//! (opened by the server by its path, as it opens /dev/ttyUSB0), a simulated
+//! label printer on real TCP decoding the ESC/POS it receives, and orders
+//! picked through the browser PDA flow first.
+//!
+//! Matching weight → label with the right barcodes; mismatch → refused and
+//! kept for a manager; wrong items → refused; unstable weight → waits for
+//! stable; scale unplugged → clear error, nothing recorded; printer offline
+//! → queued, printed exactly once when it returns.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bondgate::config::{PrinterTarget, ScaleSource, SerialScale, StationConfig};
+use bondgate_protocol::scale::ScaleProtocol;
+use bondgate_sim::printer::PrinterSim;
+use bondgate_sim::scale::{ScaleControl, ScaleOptions, ScaleSim};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::both_backends;
+use crate::helpers::{spawn_app_with, Backend, TestApp};
+use crate::orders::order;
+use crate::picking::WebPda;
+
+const EAN: &str = "6901234567892";
+/// SKU-1 weighs 95 g a unit; BOX-S is 120 g.
+const BOX_TARE: i64 = 120;
+
+/// The floor of one pack station: its scale and printer simulators, and a
+/// server configured with them.
+struct Station {
+    app: TestApp,
+    scale: ScaleControl,
+    _scale_sim: ScaleSim,
+    printer: PrinterSim,
+    _dir: tempfile::TempDir,
+}
+
+async fn station(backend: Backend, protocol: ScaleProtocol, settle: Duration) -> Option<Station> {
+    let dir = tempfile::tempdir().unwrap();
+    // A stable name for the port, as udev gives a USB adapter: the pty
+    // number may change when the scale is unplugged and plugged back in.
+    let link: PathBuf = dir.path().join("scale-P1");
+    let mut options = ScaleOptions::new(protocol);
+    options.settle = settle;
+    options.link = Some(link.clone());
+    let scale_sim = ScaleSim::start(options).await.expect("scale simulator");
+    let printer = PrinterSim::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("printer simulator");
+    let printer_addr = printer.local_addr().to_string();
+    let app = spawn_app_with(backend, |c| {
+        c.packing.stations = vec![StationConfig {
+            id: "P1".into(),
+            scale: Some(ScaleSource::Serial(SerialScale {
+                path: link,
+                baud: 9600,
+                data_bits: 8,
+                parity: "none".into(),
+                stop_bits: 1,
+                protocol,
+            })),
+            printer: Some(PrinterTarget::Tcp(printer_addr)),
+        }];
+        c.packing.weigh_timeout = Duration::from_secs(4);
+    })
+    .await?;
+    let scale = scale_sim.control();
+    Some(Station {
+        app,
+        scale,
+        _scale_sim: scale_sim,
+        printer,
+        _dir: dir,
+    })
+}
+
+impl Station {
+    /// Stock, an order of `qty` units, its wave, and a picker who walks it
+    /// into TOTE-1; plus the box type.
+    async fn picked_order(&self, order_no: &str, qty: i64) {
+        let app = &self.app;
+        app.seed().await;
+        assert_eq!(app.receive("R-1", "A-01", 20).await.0, StatusCode::CREATED);
+        let (s, b) = app.post("/api/v1/orders", order(order_no, qty)).await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+        let (s, b) = app
+            .post(
+                "/api/v1/waves",
+                json!({"wave_no": "W-1", "order_nos": [order_no]}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+        let mut pda = WebPda::new(app, "pia").await;
+        let qty_text = qty.to_string();
+        pda.scan_all(&["start", "TOTE-1", "A-01", EAN, "B1", &qty_text])
+            .await;
+        assert_eq!(
+            app.get(&format!("/api/v1/orders/{order_no}")).await.1["state"],
+            "picked"
+        );
+        let (s, b) = app
+            .call_as(
+                Some(&app.token),
+                Method::PUT,
+                "/api/v1/box-types",
+                Some(json!({"code": "BOX-S", "name": "Small carton", "tare_grams": BOX_TARE})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+    }
+
+    async fn pack(&self, token: &str, items: usize) -> (StatusCode, Value) {
+        self.app
+            .call_as(
+                Some(token),
+                Method::POST,
+                "/api/v1/packages",
+                Some(json!({"station": "P1", "code": "TOTE-1", "items": vec![EAN; items], "box": "BOX-S"})),
+            )
+            .await
+    }
+
+    /// Waits until the station's scale shows what `ok` wants.
+    async fn scale_until(&self, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let (s, b) = self.app.get("/api/v1/pack-stations").await;
+            assert_eq!(s, StatusCode::OK, "{b}");
+            let scale = b[0]["scale"].clone();
+            if ok(&scale) {
+                return scale;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "scale never {what}: {scale}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Puts a parcel on the plate and waits until the server saw it settle.
+    async fn place(&self, grams: i64) {
+        self.scale.set_weight(grams);
+        self.scale_until("settled", |s| {
+            s["stable"] == true && s["grams"].as_i64() == Some(grams)
+        })
+        .await;
+    }
+
+    async fn finish(self) {
+        self.app.finish().await;
+    }
+}
+
+both_backends!(
+    a_matching_parcel_is_packed_and_its_label_printed,
+    |b: Backend| async move {
+        let Some(st) = station(b, ScaleProtocol::YaohuaA9, Duration::from_millis(200)).await else {
+            return;
+        };
+        st.picked_order("ORD-1", 3).await;
+        let packer = st.app.user("pat", "packer").await;
+        // 3 × 95 g + 120 g = 405 g expected; 410 g is within 30 g.
+        st.place(410).await;
+        let (s, p) = st.pack(&packer, 3).await;
+        assert_eq!(s, StatusCode::CREATED, "{p}");
+        assert_eq!(p["state"], "packed");
+        assert_eq!(p["package_no"], "PKG-ORD-1");
+        assert_eq!(
+            (p["expected_grams"].as_i64(), p["gross_grams"].as_i64()),
+            (Some(405), Some(410))
+        );
+        assert_eq!(p["packer"], "pat");
+        let waybill = p["waybill_no"].as_str().unwrap().to_string();
+        assert_eq!(waybill, "BG0000000001");
+
+        let labels = st
+            .printer
+            .wait_for_labels(1, Duration::from_secs(15))
+            .await
+            .expect("label printed");
+        let label = &labels[0];
+        assert_eq!(
+            label.barcodes,
+            vec![("CODE128".to_string(), waybill.clone())]
+        );
+        assert_eq!(label.qr, vec![waybill.clone()]);
+        assert!(label.has_line_containing("ORD-1"), "{}", label.render());
+        assert!(label.has_line_containing("张*"), "{}", label.render());
+        assert!(
+            !label.render().contains("张三"),
+            "the consignee is masked: {}",
+            label.render()
+        );
+        assert!(
+            label.has_line_containing("139****5678"),
+            "{}",
+            label.render()
+        );
+        assert!(label.has_line_containing("0.410 kg"), "{}", label.render());
+        assert!(label.errors.is_empty(), "{:?}", label.errors);
+
+        // The order is packed; its goods left the tote for the outbound staging.
+        let (_, o) = st.app.get("/api/v1/orders/ORD-1").await;
+        assert_eq!(o["state"], "packed");
+        assert_eq!(o["lines"][0]["allocations"][0]["bin"], "OUT-P1");
+        let (_, tote) = st.app.get("/api/v1/inventory?sku=SKU-1&bin=TOTE-1").await;
+        assert_eq!(tote["totals"]["locked"], 0, "{tote}");
+        let (_, out) = st.app.get("/api/v1/inventory?sku=SKU-1&bin=OUT-P1").await;
+        assert_eq!(out["totals"]["locked"], 3, "{out}");
+        st.app.integrity_clean().await;
+
+        // Packing it again prints nothing and answers with the parcel.
+        let (s, again) = st.pack(&packer, 3).await;
+        assert_eq!(s, StatusCode::OK, "{again}");
+        assert_eq!(again["waybill_no"], waybill.as_str());
+
+        // A reprint is a second copy, marked as such, with its reason audited.
+        let (s, job) = st
+            .app
+            .call_as(
+                Some(&packer),
+                Method::POST,
+                "/api/v1/packages/PKG-ORD-1/reprint",
+                Some(json!({"reason": "label smudged"})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{job}");
+        assert_eq!(job["copy"], 2);
+        let labels = st
+            .printer
+            .wait_for_labels(2, Duration::from_secs(15))
+            .await
+            .expect("reprint printed");
+        assert_eq!(labels.len(), 2);
+        assert!(
+            labels[1].has_line_containing("REPRINT"),
+            "{}",
+            labels[1].render()
+        );
+        let (_, audit) = st.app.get("/api/v1/audit").await;
+        assert!(audit.to_string().contains("label smudged"), "{audit}");
+
+        // The CEB511 record for customs.
+        let (s, w) = st.app.get("/api/v1/packages/PKG-ORD-1/waybill").await;
+        assert_eq!(s, StatusCode::OK, "{w}");
+        assert_eq!(
+            (w["logisticsNo"].as_str(), w["orderNo"].as_str()),
+            (Some(waybill.as_str()), Some("ORD-1"))
+        );
+        assert_eq!(w["weight"], "0.410");
+        assert_eq!(w["consigneeTelephone"], "139****5678");
+        st.finish().await;
+    }
+);
+
+both_backends!(
+    a_parcel_of_the_wrong_weight_is_refused_until_a_manager_overrides,
+    |b: Backend| async move {
+        let Some(st) = station(b, ScaleProtocol::MtSics, Duration::from_millis(200)).await else {
+            return;
+        };
+        st.picked_order("ORD-2", 3).await;
+        let packer = st.app.user("pat", "packer").await;
+        // 120 g heavier than 405 g, allowed ±30 g.
+        st.place(525).await;
+        let (s, e) = st.pack(&packer, 3).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+        assert_eq!(e["code"], "weight_mismatch");
+        assert!(
+            e["detail"].as_str().unwrap().contains("120 g heavier"),
+            "{e}"
+        );
+        assert_eq!(e["facts"]["package"]["state"], "mismatch");
+        assert_eq!(
+            st.app.get("/api/v1/orders/ORD-2").await.1["state"],
+            "picked"
+        );
+        let (_, ex) = st.app.get("/api/v1/pack-exceptions").await;
+        assert_eq!(ex.as_array().unwrap().len(), 1, "{ex}");
+        assert_eq!(ex[0]["gross_grams"], 525);
+
+        // The same parcel, not lifted: that weight was already used.
+        let (s, e) = st.pack(&packer, 3).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+        assert_eq!(e["code"], "no_stable_weight", "{e}");
+
+        // A packer cannot override; a manager can, with a reason.
+        let (s, _) = st
+            .app
+            .call_as(
+                Some(&packer),
+                Method::POST,
+                "/api/v1/packages/PKG-ORD-2/override",
+                Some(json!({"reason": "gift box"})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        let manager = st.app.user("mia", "manager").await;
+        let (s, p) = st
+            .app
+            .call_as(
+                Some(&manager),
+                Method::POST,
+                "/api/v1/packages/PKG-ORD-2/override",
+                Some(json!({"reason": "gift box is heavier than its record"})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{p}");
+        assert_eq!(
+            (p["state"].as_str(), p["override_by"].as_str()),
+            (Some("packed"), Some("mia"))
+        );
+        assert!(st
+            .printer
+            .wait_for_labels(1, Duration::from_secs(15))
+            .await
+            .is_ok());
+        let (_, ex) = st.app.get("/api/v1/pack-exceptions").await;
+        assert_eq!(ex, json!([]), "resolved");
+        let (_, all) = st.app.get("/api/v1/pack-exceptions?open=false").await;
+        assert_eq!(all[0]["resolution"], "override");
+        st.app.integrity_clean().await;
+        st.finish().await;
+    }
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_and_missing_items_are_refused_and_nothing_is_recorded() {
+    let Some(st) = station(
+        Backend::Sqlite,
+        ScaleProtocol::ContinuousAscii,
+        Duration::from_millis(200),
+    )
+    .await
+    else {
+        return;
+    };
+    st.picked_order("ORD-3", 2).await;
+    let packer = st.app.user("pat", "packer").await;
+    st.place(310).await;
+    let (s, e) = st
+        .app
+        .call_as(Some(&packer), Method::POST, "/api/v1/packages",
+            Some(json!({"station": "P1", "code": "TOTE-1", "items": [EAN, "4006381333931", EAN, EAN], "box": "BOX-S"})))
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    assert_eq!(e["code"], "items_mismatch");
+    let refused = e["facts"]["refused"].to_string();
+    assert!(
+        refused.contains("4006381333931 is not in this order"),
+        "{e}"
+    );
+    assert!(refused.contains("Extra SKU-1"), "{e}");
+    let (s, e) = st.pack(&packer, 1).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    assert_eq!(e["facts"]["missing"], json!([{"sku": "SKU-1", "qty": 1}]));
+    assert_eq!(
+        st.app.get("/api/v1/packages/PKG-ORD-3").await.0,
+        StatusCode::NOT_FOUND
+    );
+    // The right items then pack with the same parcel on the scale: a refusal
+    // before weighing does not use up the reading.
+    let (s, p) = st.pack(&packer, 2).await;
+    assert_eq!(s, StatusCode::CREATED, "{p}");
+    st.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unsettled_parcel_is_weighed_once_it_is_stable() {
+    let Some(st) = station(
+        Backend::Sqlite,
+        ScaleProtocol::ToledoContinuous,
+        Duration::from_millis(1500),
+    )
+    .await
+    else {
+        return;
+    };
+    st.picked_order("ORD-4", 1).await;
+    let packer = st.app.user("pat", "packer").await;
+    // 95 + 120 = 215 g. The parcel goes on and is still swinging when the
+    // packer presses pack: the server waits for the scale to settle.
+    st.scale.set_weight(216);
+    st.scale_until("in motion", |s| s["stable"] == false && s["online"] == true)
+        .await;
+    let (s, p) = st.pack(&packer, 1).await;
+    assert_eq!(s, StatusCode::CREATED, "{p}");
+    assert_eq!(p["gross_grams"], 216);
+    st.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unplugged_scale_is_a_clear_error_and_nothing_is_recorded() {
+    let Some(st) = station(
+        Backend::Sqlite,
+        ScaleProtocol::YaohuaA9,
+        Duration::from_millis(200),
+    )
+    .await
+    else {
+        return;
+    };
+    st.picked_order("ORD-5", 1).await;
+    let packer = st.app.user("pat", "packer").await;
+    st.place(215).await;
+    st.scale.unplug().await.unwrap();
+    st.scale_until("offline", |s| s["online"] == false).await;
+    let (s, e) = st.pack(&packer, 1).await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{e}");
+    assert_eq!(e["code"], "scale_offline");
+    assert!(e["detail"].as_str().unwrap().contains("offline"), "{e}");
+    assert_eq!(
+        st.app.get("/api/v1/packages/PKG-ORD-5").await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        st.app.get("/api/v1/orders/ORD-5").await.1["state"],
+        "picked"
+    );
+    assert!(st.printer.labels().is_empty());
+
+    // Plugged back in, the server reopens the port by itself. What lay on
+    // the plate while it was away is not trusted: the parcel is placed again.
+    st.scale.replug().await.unwrap();
+    st.scale_until("back online", |s| s["online"] == true).await;
+    st.scale.set_weight(0);
+    st.place(214).await;
+    let (s, p) = st.pack(&packer, 1).await;
+    assert_eq!(s, StatusCode::CREATED, "{p}");
+    st.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offline_printer_keeps_the_label_and_prints_it_exactly_once() {
+    let Some(st) = station(
+        Backend::Sqlite,
+        ScaleProtocol::YaohuaA9,
+        Duration::from_millis(200),
+    )
+    .await
+    else {
+        return;
+    };
+    st.picked_order("ORD-6", 1).await;
+    let packer = st.app.user("pat", "packer").await;
+    st.printer.go_offline().await;
+    st.place(215).await;
+    let (s, p) = st.pack(&packer, 1).await;
+    assert_eq!(s, StatusCode::CREATED, "{p}");
+    // The job waits, with the reason shown.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, jobs) = st.app.get("/api/v1/print-jobs?station=P1").await;
+        if jobs[0]["last_error"].is_string() {
+            assert_eq!(jobs[0]["state"], "queued", "{jobs}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no failed attempt recorded: {jobs}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, stations) = st.app.get("/api/v1/pack-stations").await;
+    assert_eq!(stations[0]["printer"]["online"], false, "{stations}");
+
+    st.printer.come_online().await.unwrap();
+    let labels = st
+        .printer
+        .wait_for_labels(1, Duration::from_secs(20))
+        .await
+        .expect("printed once the printer is back");
+    assert_eq!(labels[0].barcodes[0].1, p["waybill_no"].as_str().unwrap());
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, jobs) = st.app.get("/api/v1/print-jobs?station=P1").await;
+        if jobs[0]["state"] == "printed" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{jobs}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Nothing more comes out: the worker has marked it printed.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(st.printer.labels().len(), 1);
+    st.finish().await;
+}
