@@ -105,3 +105,15 @@ CREATE TABLE print_jobs (
     UNIQUE (package_id, copy)
 );
 CREATE INDEX print_jobs_queue ON print_jobs(station, id) WHERE state = 'queued';
+
+-- Where each pack station's scanner stands (tote, items, box): one row per
+-- station, replaced by every scan; `seq` is the scanner's last sequence
+-- number and `answer` what it was told, so a repeated scan gets the same
+-- answer and does nothing twice.
+CREATE TABLE pack_sessions (
+    station    TEXT PRIMARY KEY,
+    seq        BIGINT NOT NULL,
+    state      TEXT NOT NULL,
+    answer     TEXT NOT NULL,
+    updated_at TIMESTAMPTZ NOT NULL
+);

@@ -177,6 +177,22 @@ impl Checklist {
         Checklist { lines, scanned }
     }
 
+    /// A checklist with units already checked off (a station's saved
+    /// session). Counts that do not fit the lines start again from zero.
+    pub fn resume(lines: Vec<PackLine>, scanned: &[i64]) -> Checklist {
+        let fits = scanned.len() == lines.len()
+            && lines
+                .iter()
+                .zip(scanned)
+                .all(|(l, &n)| (0..=l.qty).contains(&n));
+        let scanned = if fits {
+            scanned.to_vec()
+        } else {
+            vec![0; lines.len()]
+        };
+        Checklist { lines, scanned }
+    }
+
     /// Checks one unit off: which line it belongs to, or why it does not.
     pub fn scan(&mut self, code: &str) -> Result<usize, ItemRefusal> {
         let item = ItemScan::parse(code);

@@ -120,6 +120,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(packing::waybill))
         .routes(routes!(packing::list_box_types, packing::put_box_type))
         .routes(routes!(packing::stations))
+        .routes(routes!(packing::station_scan))
         .routes(routes!(packing::exceptions))
         .routes(routes!(packing::print_jobs))
         .split_for_parts();

@@ -14,7 +14,7 @@ use super::auth::Auth;
 use super::error::{ApiError, ApiResult, Json, Path, Problem, Query};
 use super::AppState;
 use crate::domain::Role;
-use crate::packing::{PackError, PackRequest, StationView, WeighError};
+use crate::packing::{PackError, PackRequest, StationAnswer, StationScan, StationView, WeighError};
 use crate::store::{
     BoxType, BoxTypeInput, OverrideInput, PackExceptionView, PackOutcome, PackPlan, PackageView,
     PrintJobView, PrintState, ReprintInput, WaybillRecord,
@@ -253,4 +253,22 @@ pub async fn print_jobs(
             .list_print_jobs(q.station.as_deref(), state)
             .await?,
     ))
+}
+
+/// One scan of a pack station's own scanner: a tote (or order number), then
+/// each item, then the box label, which weighs and packs. The station's
+/// session is kept in the database; a repeated `seq` gets the same answer.
+/// Refusals (wrong item, weight mismatch, scale offline) are answers with
+/// `ok: false`, not HTTP errors: the station shows them and beeps.
+#[utoipa::path(post, path = "/api/v1/pack-stations/{station}/scans", tag = "packing", security(("bearer" = [])),
+    params(("station" = String, Path)), request_body = StationScan,
+    responses((status = 200, body = StationAnswer), (status = 422, body = Problem)))]
+pub async fn station_scan(
+    State(st): State<AppState>,
+    auth: Auth,
+    Path(station): Path<String>,
+    Json(scan): Json<StationScan>,
+) -> ApiResult<Json<StationAnswer>> {
+    let actor = auth.require(PACKERS)?;
+    Ok(Json(st.packing.station_scan(actor, &station, &scan).await?))
 }

@@ -7,6 +7,7 @@
 
 pub mod print;
 pub mod scale;
+pub mod station;
 
 use std::time::Duration;
 
@@ -21,6 +22,7 @@ use crate::store::{
 };
 pub use print::{PrinterHub, PrinterView};
 pub use scale::{ScaleHub, ScaleStatus, WeighError};
+pub use station::{StationAnswer, StationNext, StationScan};
 
 /// A packer's parcel: the tote (or order number) scanned, every item
 /// scanned into the box, and the box chosen. The weight is the station
@@ -104,6 +106,7 @@ pub struct Packing {
     scales: ScaleHub,
     printers: PrinterHub,
     waybills: std::sync::Arc<dyn WaybillSource>,
+    station_locks: std::sync::Arc<station::StationLocks>,
 }
 
 impl Packing {
@@ -120,6 +123,7 @@ impl Packing {
             scales,
             printers,
             waybills,
+            station_locks: Default::default(),
         }
     }
 
@@ -158,10 +162,9 @@ impl Packing {
     /// placed parcel and records the pack. An order already packed answers
     /// with its parcel and weighs nothing.
     pub async fn pack(&self, actor: &Actor, req: &PackRequest) -> Result<PackOutcome, PackError> {
-        let scale = self
-            .scales
-            .get(&req.station)
-            .ok_or_else(|| PackError::UnknownStation(req.station.clone()))?;
+        if self.scales.get(&req.station).is_none() {
+            return Err(PackError::UnknownStation(req.station.clone()));
+        }
         if req.items.len() > ITEMS_MAX {
             return Err(
                 StoreError::Invalid(format!("at most {ITEMS_MAX} items per parcel")).into(),
@@ -182,18 +185,7 @@ impl Packing {
             ))
             .into());
         }
-        let mut list = Checklist::new(
-            plan.lines
-                .iter()
-                .map(|l| PackLine {
-                    sku: l.sku.clone(),
-                    qty: l.qty,
-                    barcodes: l.barcodes.clone(),
-                    batches: l.batches.clone(),
-                    unit_grams: l.unit_grams,
-                })
-                .collect(),
-        );
+        let mut list = Checklist::new(pack_lines(&plan));
         let refused: Vec<String> = req
             .items
             .iter()
@@ -205,18 +197,35 @@ impl Packing {
                 missing: list.missing(),
             });
         }
+        self.weigh_and_record(actor, &req.station, &plan.order_no, req.box_code.trim())
+            .await
+    }
+
+    /// Takes a stable weight of the placed parcel at `station` and lets the
+    /// store decide and record it; the label is printed on a match.
+    pub async fn weigh_and_record(
+        &self,
+        actor: &Actor,
+        station: &str,
+        order_no: &str,
+        box_code: &str,
+    ) -> Result<PackOutcome, PackError> {
+        let scale = self
+            .scales
+            .get(station)
+            .ok_or_else(|| PackError::UnknownStation(station.to_string()))?;
         let weighed = scale
             .weigh(self.cfg.scale_min_grams, self.cfg.weigh_timeout)
             .await?;
         let rec = PackRecord {
-            order_no: plan.order_no.clone(),
-            station: req.station.clone(),
-            box_code: req.box_code.trim().to_string(),
+            order_no: order_no.to_string(),
+            station: station.to_string(),
+            box_code: box_code.to_string(),
             gross_grams: weighed.grams,
             weighed_at: chrono::Utc::now(),
             tolerance_grams: self.cfg.tolerance.grams,
             tolerance_basis_points: self.cfg.tolerance.basis_points,
-            waybill: self.waybill_for(&plan.order_no).await?,
+            waybill: self.waybill_for(order_no).await?,
             printed_at_text: Self::printed_at(),
         };
         let outcome = self.store.pack(actor, &rec).await?;
@@ -224,7 +233,7 @@ impl Packing {
         // pack needs a new placement.
         scale.consume(weighed.placement);
         if matches!(outcome, PackOutcome::Packed(_, true)) {
-            self.printers.wake(&req.station);
+            self.printers.wake(station);
         }
         Ok(outcome)
     }
@@ -275,6 +284,20 @@ impl Packing {
             })
             .collect()
     }
+}
+
+/// The order's lines as the domain checklist takes them.
+pub fn pack_lines(plan: &crate::store::PackPlan) -> Vec<PackLine> {
+    plan.lines
+        .iter()
+        .map(|l| PackLine {
+            sku: l.sku.clone(),
+            qty: l.qty,
+            barcodes: l.barcodes.clone(),
+            batches: l.batches.clone(),
+            unit_grams: l.unit_grams,
+        })
+        .collect()
 }
 
 /// A pack station as screens show it.

@@ -206,5 +206,7 @@ delegate! {
     pub async fn next_print_job(&self, station: &str) -> StoreResult<Option<PrintJob>>;
     pub async fn print_attempt(&self, id: i64, outcome: &PrintOutcome) -> StoreResult<()>;
     pub async fn list_print_jobs(&self, station: Option<&str>, state: Option<PrintState>) -> StoreResult<Vec<PrintJobView>>;
+    pub async fn pack_session(&self, station: &str) -> StoreResult<Option<(i64, String, String)>>;
+    pub async fn save_pack_session(&self, station: &str, prev_seq: Option<i64>, seq: i64, state: &str, answer: &str) -> StoreResult<bool>;
     pub async fn waybill_record(&self, package_no: &str, logistics: (&str, &str)) -> StoreResult<WaybillRecord>;
 }

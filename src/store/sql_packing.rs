@@ -937,6 +937,57 @@ impl SqlStore {
         rows.into_iter().map(print_job_from_row).collect()
     }
 
+    /// A pack station scanner's session: its last sequence number, its
+    /// state and the answer it was given (JSON, the service's own shapes).
+    pub async fn pack_session(&self, station: &str) -> StoreResult<Option<(i64, String, String)>> {
+        Ok(
+            sqlx::query_as("SELECT seq, state, answer FROM pack_sessions WHERE station = $1")
+                .bind(station)
+                .fetch_optional(&self.write)
+                .await?,
+        )
+    }
+
+    /// Saves a session after a scan, only if nobody saved a later scan
+    /// meanwhile (`prev_seq` is the sequence number it was read at; None:
+    /// there was no session). Returns whether it was saved.
+    pub async fn save_pack_session(
+        &self,
+        station: &str,
+        prev_seq: Option<i64>,
+        seq: i64,
+        state: &str,
+        answer: &str,
+    ) -> StoreResult<bool> {
+        let at = now();
+        let done = match prev_seq {
+            None => sqlx::query(
+                "INSERT INTO pack_sessions (station, seq, state, answer, updated_at) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (station) DO NOTHING",
+            )
+            .bind(station)
+            .bind(seq)
+            .bind(state)
+            .bind(answer)
+            .bind(at)
+            .execute(&self.write)
+            .await?,
+            Some(prev) => sqlx::query(
+                "UPDATE pack_sessions SET seq = $1, state = $2, answer = $3, updated_at = $4
+                 WHERE station = $5 AND seq = $6",
+            )
+            .bind(seq)
+            .bind(state)
+            .bind(answer)
+            .bind(at)
+            .bind(station)
+            .bind(prev)
+            .execute(&self.write)
+            .await?,
+        };
+        Ok(done.rows_affected() == 1)
+    }
+
     /// The CEB511 waybill record of a packed parcel.
     pub async fn waybill_record(
         &self,

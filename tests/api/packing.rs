@@ -154,6 +154,29 @@ impl Station {
     }
 }
 
+/// The label with its print time (`YYYY-MM-DD HH:MM`) replaced, for the snapshot.
+fn redact_time(text: &str) -> String {
+    let shape = "dddd-dd-dd dd:dd";
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let fits = i + shape.len() <= chars.len()
+            && shape.chars().zip(&chars[i..]).all(|(want, &c)| match want {
+                'd' => c.is_ascii_digit(),
+                other => other == c,
+            });
+        if fits {
+            out.push_str("[printed at]");
+            i += shape.len();
+        } else {
+            out.push(chars[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
 both_backends!(
     a_matching_parcel_is_packed_and_its_label_printed,
     |b: Backend| async move {
@@ -201,6 +224,7 @@ both_backends!(
         );
         assert!(label.has_line_containing("0.410 kg"), "{}", label.render());
         assert!(label.errors.is_empty(), "{:?}", label.errors);
+        insta::assert_snapshot!("packed_label", redact_time(&label.render()));
 
         // The order is packed; its goods left the tote for the outbound staging.
         let (_, o) = st.app.get("/api/v1/orders/ORD-1").await;
@@ -487,4 +511,173 @@ async fn an_offline_printer_keeps_the_label_and_prints_it_exactly_once() {
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(st.printer.labels().len(), 1);
     st.finish().await;
+}
+
+both_backends!(
+    the_station_scanner_drives_the_same_pack_scan_by_scan,
+    |b: Backend| async move {
+        let Some(st) = station(b, ScaleProtocol::MtSics, Duration::from_millis(200)).await else {
+            return;
+        };
+        st.picked_order("ORD-7", 2).await;
+        let packer = st.app.user("pat", "packer").await;
+        let scan = |seq: u64, code: &'static str| {
+            let app = &st.app;
+            let token = packer.clone();
+            async move {
+                let (s, a) = app
+                    .call_as(
+                        Some(&token),
+                        Method::POST,
+                        "/api/v1/pack-stations/P1/scans",
+                        Some(json!({"seq": seq, "code": code})),
+                    )
+                    .await;
+                assert_eq!(s, StatusCode::OK, "{code}: {a}");
+                a
+            }
+        };
+        let a = scan(1, "TOTE-1").await;
+        assert_eq!(
+            (a["ok"].as_bool(), a["next"].as_str()),
+            (Some(true), Some("item")),
+            "{a}"
+        );
+        assert!(
+            a["text"].as_str().unwrap().contains(&format!("[{EAN}]")),
+            "{a}"
+        );
+        let a = scan(2, EAN).await;
+        assert_eq!(a["checklist"][0]["scanned"], 1, "{a}");
+        // The scanner repeats a scan: same answer, not counted twice.
+        assert_eq!(scan(2, EAN).await, a);
+        let a = scan(3, "4006381333931").await;
+        assert_eq!(
+            (a["ok"].as_bool(), a["tone"].as_str()),
+            (Some(false), Some("error")),
+            "{a}"
+        );
+        assert!(
+            a["text"].as_str().unwrap().contains("not in this order"),
+            "{a}"
+        );
+        let a = scan(4, EAN).await;
+        assert_eq!(
+            (a["ok"].as_bool(), a["next"].as_str()),
+            (Some(true), Some("box")),
+            "{a}"
+        );
+        let a = scan(5, "BOX-X").await;
+        assert_eq!(
+            (a["ok"].as_bool(), a["next"].as_str()),
+            (Some(false), Some("box")),
+            "{a}"
+        );
+        // 2 × 95 g + 120 g.
+        st.place(311).await;
+        let a = scan(6, "BOX-S").await;
+        assert_eq!(
+            (a["ok"].as_bool(), a["next"].as_str()),
+            (Some(true), Some("tote")),
+            "{a}"
+        );
+        let waybill = a["package"]["waybill_no"].as_str().unwrap().to_string();
+        let labels = st
+            .printer
+            .wait_for_labels(1, Duration::from_secs(15))
+            .await
+            .expect("label");
+        assert_eq!(labels[0].barcodes[0].1, waybill);
+        assert_eq!(
+            st.app.get("/api/v1/orders/ORD-7").await.1["state"],
+            "packed"
+        );
+        // An older scan number is refused, not replayed into a new session.
+        let (s, e) = st
+            .app
+            .call_as(
+                Some(&packer),
+                Method::POST,
+                "/api/v1/pack-stations/P1/scans",
+                Some(json!({"seq": 3, "code": "TOTE-1"})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+        st.finish().await;
+    }
+);
+
+/// A scale bridge publishes its readings on `scale/{station}/weight`; the
+/// station's scale follows them as it follows a serial port, and a
+/// malformed reading is refused without disturbing it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scale_bridge_on_mqtt_feeds_its_station() {
+    use bondgate::mqtt::BrokerAddr;
+    use bondgate_protocol::{Topic, TopicKind, WeightMsg};
+    use rumqttc::{AsyncClient, MqttOptions, QoS};
+
+    let Some(app) = spawn_app_with(Backend::Sqlite, |c| {
+        c.packing.stations = vec![StationConfig {
+            id: "P2".into(),
+            scale: Some(ScaleSource::Mqtt),
+            printer: None,
+        }];
+    })
+    .await
+    else {
+        return;
+    };
+    let addr = BrokerAddr::parse(&app.server.mqtt_url).unwrap();
+    let (client, mut eventloop) = AsyncClient::new(
+        MqttOptions::new("scale-bridge-P2", addr.host(), addr.port()),
+        16,
+    );
+    let poll = tokio::spawn(async move { while eventloop.poll().await.is_ok() {} });
+    let topic = Topic::new(TopicKind::ScaleWeight, "P2")
+        .unwrap()
+        .render(&bondgate_protocol::Site::new("SH01").unwrap());
+    let publish = |grams: i64, stable: bool| {
+        let client = client.clone();
+        let topic = topic.clone();
+        async move {
+            let msg = WeightMsg {
+                grams,
+                stable,
+                ts: 0,
+            };
+            client
+                .publish(topic, QoS::AtLeastOnce, false, msg.encode())
+                .await
+                .unwrap();
+        }
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        publish(180, false).await;
+        publish(312, true).await;
+        client
+            .publish(
+                topic.clone(),
+                QoS::AtLeastOnce,
+                false,
+                b"{\"v\":1,\"grams\":0.5}".to_vec(),
+            )
+            .await
+            .unwrap();
+        let (_, stations) = app.get("/api/v1/pack-stations").await;
+        let scale = &stations[0]["scale"];
+        if scale["online"] == true && scale["grams"] == 312 {
+            assert_eq!(
+                (scale["stable"].as_bool(), scale["source"].as_str()),
+                (Some(true), Some("mqtt")),
+                "{scale}"
+            );
+            assert_eq!(scale["last_stable_grams"], 312);
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{stations}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    poll.abort();
+    app.finish().await;
 }
