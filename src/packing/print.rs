@@ -37,6 +37,60 @@ pub const STATUS_TIMEOUT: Duration = Duration::from_secs(10);
 /// (a job written by another server instance).
 pub const IDLE_POLL: Duration = Duration::from_secs(2);
 
+/// How often an idle worker asks a TCP or serial printer how it is, so
+/// screens show a printer that is off or out of paper before a label waits.
+pub const STATUS_PROBE: Duration = Duration::from_secs(15);
+
+/// Asks an idle printer for its status; None for MQTT printers, whose
+/// bridge reports by itself.
+async fn probe(target: &PrinterTarget) -> Option<Result<PrinterStatus, String>> {
+    async fn over<S: AsyncRead + AsyncWrite + Unpin>(mut io: S) -> Result<PrinterStatus, String> {
+        let mut status = PrinterStatus::READY;
+        for request in [
+            StatusRequest::Printer,
+            StatusRequest::Offline,
+            StatusRequest::PaperRoll,
+        ] {
+            ask(&mut io, request, &mut status).await?;
+        }
+        let _ = io.shutdown().await;
+        Ok(status)
+    }
+    match target {
+        PrinterTarget::Tcp(addr) => Some(
+            match tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(addr)).await
+            {
+                Err(_) => Err(format!("printer {addr} did not answer")),
+                Ok(Err(e)) => Err(format!("printer {addr} unreachable: {e}")),
+                Ok(Ok(stream)) => over(stream).await,
+            },
+        ),
+        PrinterTarget::Serial { path, baud } => Some(
+            match tokio_serial::new(path.to_string_lossy(), *baud).open_native_async() {
+                Err(e) => Err(format!("cannot open {}: {e}", path.display())),
+                Ok(port) => over(port).await,
+            },
+        ),
+        PrinterTarget::Mqtt => None,
+    }
+}
+
+fn record_status(p: &StationPrinter, result: Result<PrinterStatus, String>) {
+    let mut v = lock(&p.view);
+    match result {
+        Ok(s) => {
+            v.online = Some(s.online);
+            v.paper_out = s.paper_out;
+            v.cover_open = s.cover_open;
+            v.last_error = (!s.can_print()).then(|| "printer reports it cannot print".to_string());
+        }
+        Err(e) => {
+            v.online = Some(false);
+            v.last_error = Some(e);
+        }
+    }
+}
+
 /// A station printer as screens show it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct PrinterView {
@@ -159,6 +213,9 @@ async fn run_worker(
 ) {
     let backend = EscPos::new(EscPosOptions::default()).ok();
     let mut backoff = Backoff::new();
+    let mut last_probe = tokio::time::Instant::now()
+        .checked_sub(STATUS_PROBE)
+        .unwrap_or_else(tokio::time::Instant::now);
     loop {
         if *stop.borrow() {
             return;
@@ -171,6 +228,16 @@ async fn run_worker(
             }
         };
         let Some(job) = job else {
+            if last_probe.elapsed() >= STATUS_PROBE {
+                last_probe = tokio::time::Instant::now();
+                let probed = tokio::select! {
+                    r = probe(&p.target) => r,
+                    _ = stop.changed() => return,
+                };
+                if let Some(result) = probed {
+                    record_status(&p, result);
+                }
+            }
             tokio::select! {
                 _ = p.wake.notified() => {}
                 _ = tokio::time::sleep(IDLE_POLL) => {}
