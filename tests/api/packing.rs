@@ -76,39 +76,42 @@ async fn station(backend: Backend, protocol: ScaleProtocol, settle: Duration) ->
     })
 }
 
+/// Stock, an order of `qty` units, its wave, and a picker who walks it
+/// into TOTE-1; plus the box type.
+async fn picked_order(app: &TestApp, order_no: &str, qty: i64) {
+    app.seed().await;
+    assert_eq!(app.receive("R-1", "A-01", 20).await.0, StatusCode::CREATED);
+    let (s, b) = app.post("/api/v1/orders", order(order_no, qty)).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let (s, b) = app
+        .post(
+            "/api/v1/waves",
+            json!({"wave_no": "W-1", "order_nos": [order_no]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let mut pda = WebPda::new(app, "pia").await;
+    let qty_text = qty.to_string();
+    pda.scan_all(&["start", "TOTE-1", "A-01", EAN, "B1", &qty_text])
+        .await;
+    assert_eq!(
+        app.get(&format!("/api/v1/orders/{order_no}")).await.1["state"],
+        "picked"
+    );
+    let (s, b) = app
+        .call_as(
+            Some(&app.token),
+            Method::PUT,
+            "/api/v1/box-types",
+            Some(json!({"code": "BOX-S", "name": "Small carton", "tare_grams": BOX_TARE})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+}
+
 impl Station {
-    /// Stock, an order of `qty` units, its wave, and a picker who walks it
-    /// into TOTE-1; plus the box type.
     async fn picked_order(&self, order_no: &str, qty: i64) {
-        let app = &self.app;
-        app.seed().await;
-        assert_eq!(app.receive("R-1", "A-01", 20).await.0, StatusCode::CREATED);
-        let (s, b) = app.post("/api/v1/orders", order(order_no, qty)).await;
-        assert_eq!(s, StatusCode::CREATED, "{b}");
-        let (s, b) = app
-            .post(
-                "/api/v1/waves",
-                json!({"wave_no": "W-1", "order_nos": [order_no]}),
-            )
-            .await;
-        assert_eq!(s, StatusCode::CREATED, "{b}");
-        let mut pda = WebPda::new(app, "pia").await;
-        let qty_text = qty.to_string();
-        pda.scan_all(&["start", "TOTE-1", "A-01", EAN, "B1", &qty_text])
-            .await;
-        assert_eq!(
-            app.get(&format!("/api/v1/orders/{order_no}")).await.1["state"],
-            "picked"
-        );
-        let (s, b) = app
-            .call_as(
-                Some(&app.token),
-                Method::PUT,
-                "/api/v1/box-types",
-                Some(json!({"code": "BOX-S", "name": "Small carton", "tare_grams": BOX_TARE})),
-            )
-            .await;
-        assert_eq!(s, StatusCode::OK, "{b}");
+        picked_order(&self.app, order_no, qty).await
     }
 
     async fn pack(&self, token: &str, items: usize) -> (StatusCode, Value) {
@@ -607,35 +610,52 @@ both_backends!(
     }
 );
 
-/// A scale bridge publishes its readings on `scale/{station}/weight`; the
-/// station's scale follows them as it follows a serial port, and a
-/// malformed reading is refused without disturbing it.
+/// A station whose scale and printer both hang off an edge box: the scale
+/// bridge publishes readings on `scale/{station}/weight`, the printer bridge
+/// takes raw ESC/POS from `printer/{station}/job`. A malformed reading is
+/// refused without disturbing the scale.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_scale_bridge_on_mqtt_feeds_its_station() {
+async fn a_station_behind_mqtt_bridges_weighs_and_prints() {
     use bondgate::mqtt::BrokerAddr;
-    use bondgate_protocol::{Topic, TopicKind, WeightMsg};
-    use rumqttc::{AsyncClient, MqttOptions, QoS};
+    use bondgate_protocol::escpos::{Decoder, EscPosCommand, Symbology};
+    use bondgate_protocol::{Site, Topic, TopicKind, WeightMsg};
+    use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 
     let Some(app) = spawn_app_with(Backend::Sqlite, |c| {
         c.packing.stations = vec![StationConfig {
             id: "P2".into(),
             scale: Some(ScaleSource::Mqtt),
-            printer: None,
+            printer: Some(PrinterTarget::Mqtt),
         }];
     })
     .await
     else {
         return;
     };
+    picked_order(&app, "ORD-8", 1).await;
+    let site = Site::new("SH01").unwrap();
     let addr = BrokerAddr::parse(&app.server.mqtt_url).unwrap();
-    let (client, mut eventloop) = AsyncClient::new(
-        MqttOptions::new("scale-bridge-P2", addr.host(), addr.port()),
-        16,
-    );
-    let poll = tokio::spawn(async move { while eventloop.poll().await.is_ok() {} });
+    let (client, mut eventloop) =
+        AsyncClient::new(MqttOptions::new("bridges-P2", addr.host(), addr.port()), 16);
+    let (jobs_tx, mut jobs) = tokio::sync::mpsc::unbounded_channel();
+    let poll = tokio::spawn(async move {
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    let _ = jobs_tx.send(p.payload.to_vec());
+                }
+                Ok(_) => {}
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    });
+    let job_topic = Topic::new(TopicKind::PrinterJob, "P2")
+        .unwrap()
+        .render(&site);
+    client.subscribe(job_topic, QoS::AtLeastOnce).await.unwrap();
     let topic = Topic::new(TopicKind::ScaleWeight, "P2")
         .unwrap()
-        .render(&bondgate_protocol::Site::new("SH01").unwrap());
+        .render(&site);
     let publish = |grams: i64, stable: bool| {
         let client = client.clone();
         let topic = topic.clone();
@@ -651,10 +671,11 @@ async fn a_scale_bridge_on_mqtt_feeds_its_station() {
                 .unwrap();
         }
     };
+    // 95 g + 120 g box, placed: motion, then stable.
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     loop {
         publish(180, false).await;
-        publish(312, true).await;
+        publish(216, true).await;
         client
             .publish(
                 topic.clone(),
@@ -666,18 +687,46 @@ async fn a_scale_bridge_on_mqtt_feeds_its_station() {
             .unwrap();
         let (_, stations) = app.get("/api/v1/pack-stations").await;
         let scale = &stations[0]["scale"];
-        if scale["online"] == true && scale["grams"] == 312 {
+        if scale["online"] == true && scale["grams"] == 216 {
             assert_eq!(
                 (scale["stable"].as_bool(), scale["source"].as_str()),
                 (Some(true), Some("mqtt")),
                 "{scale}"
             );
-            assert_eq!(scale["last_stable_grams"], 312);
             break;
         }
         assert!(std::time::Instant::now() < deadline, "{stations}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let packer = app.user("pat", "packer").await;
+    let (s, p) = app
+        .call_as(
+            Some(&packer),
+            Method::POST,
+            "/api/v1/packages",
+            Some(json!({"station": "P2", "code": "TOTE-1", "items": [EAN], "box": "BOX-S"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{p}");
+    assert_eq!(p["gross_grams"], 216);
+    let job = tokio::time::timeout(Duration::from_secs(15), jobs.recv())
+        .await
+        .expect("a job on printer/P2/job")
+        .unwrap();
+    let barcodes: Vec<String> = Decoder::new()
+        .feed(&job)
+        .into_iter()
+        .filter_map(|c| match c {
+            Ok(EscPosCommand::Barcode(b)) if b.symbology == Symbology::Code128 => {
+                Some(String::from_utf8_lossy(&b.data).into_owned())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        barcodes,
+        vec![p["waybill_no"].as_str().unwrap().to_string()]
+    );
     poll.abort();
     app.finish().await;
 }
