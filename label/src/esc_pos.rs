@@ -353,7 +353,10 @@ impl From<PrinterError> for RenderError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::label::tests::sample;
+    use crate::Label;
+    fn sample() -> Label {
+        Label::sample()
+    }
 
     #[test]
     fn code128_selects_set_b_and_doubles_braces() {

@@ -39,7 +39,7 @@ pub const COPY_MAX: u32 = 999;
 ///
 /// Every text field may carry Chinese (the backends encode it for the
 /// printer), but none may carry control characters.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Label {
     /// The courier's waybill number: printed as CODE128, as a QR code and as
     /// text. Printable ASCII only (CODE128 code set B), so any scanner reads
@@ -158,6 +158,25 @@ struct TextField<'a> {
 }
 
 impl Label {
+    /// A complete sample label: Chinese in every field that may carry it, an
+    /// address long enough to wrap. What tests and demos start from
+    /// (`Label { waybill_no: …, ..Label::sample() }`).
+    pub fn sample() -> Label {
+        Label {
+            waybill_no: "SF1234567890123".into(),
+            order_no: "SO-20240601-0001".into(),
+            package_no: "PKG-1/2".into(),
+            consignee: "张**".into(),
+            phone: "138****5678".into(),
+            address: "上海市浦东新区外高桥保税区富特北路 200 号 3 号楼 5 层 501 室（保税仓收货部）"
+                .into(),
+            gross_grams: 1234,
+            station: "打包台 P-03".into(),
+            printed_at: "2024-06-01 14:05 CST".into(),
+            copy: None,
+        }
+    }
+
     /// Checks every field; the first problem found is returned. Backends call
     /// this before drawing anything.
     pub fn validate(&self) -> Result<(), RenderError> {
@@ -286,22 +305,8 @@ impl fmt::Display for Label {
 pub(crate) mod tests {
     use super::*;
 
-    /// The label the tests of this crate print: Chinese in every field that
-    /// may carry it, an address long enough to wrap.
-    pub(crate) fn sample() -> Label {
-        Label {
-            waybill_no: "SF1234567890123".into(),
-            order_no: "SO-20240601-0001".into(),
-            package_no: "PKG-1/2".into(),
-            consignee: "张**".into(),
-            phone: "138****5678".into(),
-            address: "上海市浦东新区外高桥保税区富特北路 200 号 3 号楼 5 层 501 室（保税仓收货部）"
-                .into(),
-            gross_grams: 1234,
-            station: "打包台 P-03".into(),
-            printed_at: "2024-06-01 14:05 CST".into(),
-            copy: None,
-        }
+    fn sample() -> Label {
+        Label::sample()
     }
 
     #[test]

@@ -254,7 +254,10 @@ fn carry_word(line: &mut String, next: char, room: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::label::tests::sample;
+    use crate::Label;
+    fn sample() -> Label {
+        Label::sample()
+    }
     use proptest::prelude::*;
 
     #[test]

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bondgate_label::{EscPos, EscPosOptions, Label, LabelBackend};
+use bondgate_label::{EscPos, EscPosOptions, LabelBackend};
 use bondgate_protocol::escpos::{decode_reply, PrinterStatus, StatusRequest};
 use bondgate_protocol::{Backoff, Topic};
 use chrono::{DateTime, Utc};
@@ -26,7 +26,7 @@ use tokio_serial::SerialPortBuilderExt;
 
 use crate::config::{PrinterTarget, StationConfig};
 use crate::mqtt::Publisher;
-use crate::store::{LabelData, PrintOutcome, Store};
+use crate::store::{PrintOutcome, Store};
 
 /// How long connecting to a network printer may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -122,22 +122,6 @@ fn target_text(t: &PrinterTarget) -> String {
         PrinterTarget::Tcp(a) => format!("tcp {a}"),
         PrinterTarget::Serial { path, .. } => format!("serial {}", path.display()),
         PrinterTarget::Mqtt => "mqtt".into(),
-    }
-}
-
-/// The label crate's document from what the store keeps.
-pub fn label_of(d: &LabelData) -> Label {
-    Label {
-        waybill_no: d.waybill_no.clone(),
-        order_no: d.order_no.clone(),
-        package_no: d.package_no.clone(),
-        consignee: d.consignee.clone(),
-        phone: d.phone.clone(),
-        address: d.address.clone(),
-        gross_grams: d.gross_grams,
-        station: d.station.clone(),
-        printed_at: d.printed_at.clone(),
-        copy: d.copy,
     }
 }
 
@@ -246,7 +230,7 @@ async fn run_worker(
             continue;
         };
         let rendered = match &backend {
-            Some(b) => b.render(&label_of(&job.label)).map_err(|e| e.to_string()),
+            Some(b) => b.render(&job.label).map_err(|e| e.to_string()),
             None => Err("the ESC/POS renderer's options are invalid".into()),
         };
         let outcome = match rendered {

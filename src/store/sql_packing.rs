@@ -129,30 +129,15 @@ async fn ensure_outbound(
     at: DateTime<Utc>,
 ) -> StoreResult<(i64, String)> {
     let code = format!("OUT-{station}");
-    let row: Option<(i64, String)> =
-        sqlx::query_as("SELECT id, kind FROM locations WHERE code = $1")
-            .bind(&code)
-            .fetch_optional(&mut **tx)
-            .await?;
-    match row {
-        Some((id, kind)) if kind == "pack" => Ok((id, code)),
-        Some((_, kind)) => Err(StoreError::Invalid(format!(
-            "{code} is a {kind} bin, not a pack station's outbound staging"
-        ))),
-        None => {
-            let id = sqlx::query_scalar(
-                "INSERT INTO locations (code, zone, walk_seq, kind, active, created_at, updated_at)
-                 VALUES ($1, 'OUTBOUND', 0, 'pack', $2, $3, $3) RETURNING id",
-            )
-            .bind(&code)
-            .bind(true)
-            .bind(at)
-            .fetch_one(&mut **tx)
-            .await
-            .map_err(map_db)?;
-            Ok((id, code))
-        }
-    }
+    let id = ensure_pack_location(
+        tx,
+        &code,
+        "OUTBOUND",
+        "a pack station's outbound staging",
+        at,
+    )
+    .await?;
+    Ok((id, code))
 }
 
 /// The next number of a waybill range, taken under the transaction: the

@@ -244,6 +244,19 @@ async fn find_work(
 /// The location a tote is booked as: a movable bin of kind `pack` in zone
 /// `TOTE`, created the first time the tote is used.
 async fn ensure_tote(tx: &mut Tx, code: &str, at: DateTime<Utc>) -> StoreResult<i64> {
+    ensure_pack_location(tx, code, "TOTE", "a tote", at).await
+}
+
+/// A location of kind `pack` (a tote, a station's outbound staging), created
+/// in `zone` on first use. A bin of another kind under that code is refused:
+/// `what` says what it was expected to be.
+async fn ensure_pack_location(
+    tx: &mut Tx,
+    code: &str,
+    zone: &str,
+    what: &str,
+    at: DateTime<Utc>,
+) -> StoreResult<i64> {
     let row: Option<(i64, String)> =
         sqlx::query_as("SELECT id, kind FROM locations WHERE code = $1")
             .bind(code)
@@ -252,13 +265,14 @@ async fn ensure_tote(tx: &mut Tx, code: &str, at: DateTime<Utc>) -> StoreResult<
     match row {
         Some((id, kind)) if kind == "pack" => Ok(id),
         Some((_, kind)) => Err(StoreError::Invalid(format!(
-            "{code} is a {kind} bin, not a tote"
+            "{code} is a {kind} bin, not {what}"
         ))),
         None => Ok(sqlx::query_scalar(
             "INSERT INTO locations (code, zone, walk_seq, kind, active, created_at, updated_at)
-             VALUES ($1, 'TOTE', 0, 'pack', $2, $3, $3) RETURNING id",
+             VALUES ($1, $2, 0, 'pack', $3, $4, $4) RETURNING id",
         )
         .bind(code)
+        .bind(zone)
         .bind(true)
         .bind(at)
         .fetch_one(&mut **tx)
@@ -497,7 +511,11 @@ async fn short_pick(
             },
         )
         .collect();
-    let note = match crate::domain::fefo::allocate(&candidates, missing, crate::orders::business_dates(at).0) {
+    let note = match crate::domain::fefo::allocate(
+        &candidates,
+        missing,
+        crate::orders::business_dates(at).0,
+    ) {
         Ok(takes) => {
             let mut bins = Vec::new();
             for t in takes {

@@ -1078,24 +1078,10 @@ pub enum PackOutcome {
     Mismatch(PackageView),
 }
 
-/// What a label shows, as stored with its print job (the renderer of the
-/// station's printer turns it into bytes when it prints).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct LabelData {
-    pub waybill_no: String,
-    pub order_no: String,
-    pub package_no: String,
-    /// Masked: `张**`.
-    pub consignee: String,
-    /// Masked: `138****5678`.
-    pub phone: String,
-    pub address: String,
-    pub gross_grams: i64,
-    pub station: String,
-    pub printed_at: String,
-    /// Set on a reprint: the copy number.
-    pub copy: Option<u32>,
-}
+/// What a label shows, as stored with its print job (JSON): the label
+/// crate's own document, rendered by the station printer's backend when it
+/// prints.
+pub type LabelData = bondgate_label::Label;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]

@@ -76,6 +76,20 @@ async fn station(backend: Backend, protocol: ScaleProtocol, settle: Duration) ->
     })
 }
 
+/// A station with a picked order of `qty` units in TOTE-1, and a packer's token.
+async fn ready(
+    backend: Backend,
+    protocol: ScaleProtocol,
+    settle: Duration,
+    order_no: &str,
+    qty: i64,
+) -> Option<(Station, String)> {
+    let st = station(backend, protocol, settle).await?;
+    st.picked_order(order_no, qty).await;
+    let packer = st.app.user("pat", "packer").await;
+    Some((st, packer))
+}
+
 /// Stock, an order of `qty` units, its wave, and a picker who walks it
 /// into TOTE-1; plus the box type.
 async fn picked_order(app: &TestApp, order_no: &str, qty: i64) {
@@ -183,11 +197,17 @@ fn redact_time(text: &str) -> String {
 both_backends!(
     a_matching_parcel_is_packed_and_its_label_printed,
     |b: Backend| async move {
-        let Some(st) = station(b, ScaleProtocol::YaohuaA9, Duration::from_millis(200)).await else {
+        let Some((st, packer)) = ready(
+            b,
+            ScaleProtocol::YaohuaA9,
+            Duration::from_millis(200),
+            "ORD-1",
+            3,
+        )
+        .await
+        else {
             return;
         };
-        st.picked_order("ORD-1", 3).await;
-        let packer = st.app.user("pat", "packer").await;
         // 3 × 95 g + 120 g = 405 g expected; 410 g is within 30 g.
         st.place(410).await;
         let (s, p) = st.pack(&packer, 3).await;
@@ -286,11 +306,17 @@ both_backends!(
 both_backends!(
     a_parcel_of_the_wrong_weight_is_refused_until_a_manager_overrides,
     |b: Backend| async move {
-        let Some(st) = station(b, ScaleProtocol::MtSics, Duration::from_millis(200)).await else {
+        let Some((st, packer)) = ready(
+            b,
+            ScaleProtocol::MtSics,
+            Duration::from_millis(200),
+            "ORD-2",
+            3,
+        )
+        .await
+        else {
             return;
         };
-        st.picked_order("ORD-2", 3).await;
-        let packer = st.app.user("pat", "packer").await;
         // 120 g heavier than 405 g, allowed ±30 g.
         st.place(525).await;
         let (s, e) = st.pack(&packer, 3).await;
@@ -356,17 +382,17 @@ both_backends!(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_and_missing_items_are_refused_and_nothing_is_recorded() {
-    let Some(st) = station(
+    let Some((st, packer)) = ready(
         Backend::Sqlite,
         ScaleProtocol::ContinuousAscii,
         Duration::from_millis(200),
+        "ORD-3",
+        2,
     )
     .await
     else {
         return;
     };
-    st.picked_order("ORD-3", 2).await;
-    let packer = st.app.user("pat", "packer").await;
     st.place(310).await;
     let (s, e) = st
         .app
@@ -397,17 +423,17 @@ async fn wrong_and_missing_items_are_refused_and_nothing_is_recorded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unsettled_parcel_is_weighed_once_it_is_stable() {
-    let Some(st) = station(
+    let Some((st, packer)) = ready(
         Backend::Sqlite,
         ScaleProtocol::ToledoContinuous,
         Duration::from_millis(1500),
+        "ORD-4",
+        1,
     )
     .await
     else {
         return;
     };
-    st.picked_order("ORD-4", 1).await;
-    let packer = st.app.user("pat", "packer").await;
     // 95 + 120 = 215 g. The parcel goes on and is still swinging when the
     // packer presses pack: the server waits for the scale to settle.
     st.scale.set_weight(216);
@@ -421,17 +447,17 @@ async fn an_unsettled_parcel_is_weighed_once_it_is_stable() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unplugged_scale_is_a_clear_error_and_nothing_is_recorded() {
-    let Some(st) = station(
+    let Some((st, packer)) = ready(
         Backend::Sqlite,
         ScaleProtocol::YaohuaA9,
         Duration::from_millis(200),
+        "ORD-5",
+        1,
     )
     .await
     else {
         return;
     };
-    st.picked_order("ORD-5", 1).await;
-    let packer = st.app.user("pat", "packer").await;
     st.place(215).await;
     st.scale.unplug().await.unwrap();
     st.scale_until("offline", |s| s["online"] == false).await;
@@ -462,17 +488,17 @@ async fn an_unplugged_scale_is_a_clear_error_and_nothing_is_recorded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_offline_printer_keeps_the_label_and_prints_it_exactly_once() {
-    let Some(st) = station(
+    let Some((st, packer)) = ready(
         Backend::Sqlite,
         ScaleProtocol::YaohuaA9,
         Duration::from_millis(200),
+        "ORD-6",
+        1,
     )
     .await
     else {
         return;
     };
-    st.picked_order("ORD-6", 1).await;
-    let packer = st.app.user("pat", "packer").await;
     st.printer.go_offline().await;
     st.place(215).await;
     let (s, p) = st.pack(&packer, 1).await;
@@ -519,11 +545,17 @@ async fn an_offline_printer_keeps_the_label_and_prints_it_exactly_once() {
 both_backends!(
     the_station_scanner_drives_the_same_pack_scan_by_scan,
     |b: Backend| async move {
-        let Some(st) = station(b, ScaleProtocol::MtSics, Duration::from_millis(200)).await else {
+        let Some((st, packer)) = ready(
+            b,
+            ScaleProtocol::MtSics,
+            Duration::from_millis(200),
+            "ORD-7",
+            2,
+        )
+        .await
+        else {
             return;
         };
-        st.picked_order("ORD-7", 2).await;
-        let packer = st.app.user("pat", "packer").await;
         let scan = |seq: u64, code: &'static str| {
             let app = &st.app;
             let token = packer.clone();
