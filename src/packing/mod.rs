@@ -197,12 +197,17 @@ impl Packing {
                 missing: list.missing(),
             });
         }
+        // One parcel at a time per station: two packs racing for one
+        // reading would both weigh the same parcel.
+        let lock = self.station_locks.get(&req.station);
+        let _turn = lock.lock().await;
         self.weigh_and_record(actor, &req.station, &plan.order_no, req.box_code.trim())
             .await
     }
 
     /// Takes a stable weight of the placed parcel at `station` and lets the
-    /// store decide and record it; the label is printed on a match.
+    /// store decide and record it; the label is printed on a match. The
+    /// caller holds the station's turn (`station_locks`).
     pub async fn weigh_and_record(
         &self,
         actor: &Actor,

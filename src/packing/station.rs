@@ -81,7 +81,7 @@ struct Session {
 pub(super) struct StationLocks(Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>);
 
 impl StationLocks {
-    fn get(&self, station: &str) -> Arc<tokio::sync::Mutex<()>> {
+    pub(super) fn get(&self, station: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
         map.entry(station.to_string()).or_default().clone()
     }
