@@ -122,7 +122,8 @@ impl Writer {
     /// `<name>text</name>`, escaped; nothing when `None`.
     fn field(&mut self, name: &str, text: Option<&str>) {
         if let Some(t) = text {
-            self.0.push_str(&format!("<{name}>{}</{name}>\n", escape(t)));
+            self.0
+                .push_str(&format!("<{name}>{}</{name}>\n", escape(t)));
         }
     }
 }

@@ -25,7 +25,7 @@
 //! ```
 //! use bondgate_customs::{parse, Body, CustomsState, Receipt, gate_allows};
 //!
-//! let xml = br#"<CEB622Message xmlns="http://www.chinaport.gov.cn/ceb" guid="A" version="1.0">
+//! let xml = r#"<CEB622Message xmlns="http://www.chinaport.gov.cn/ceb" guid="A" version="1.0">
 //!   <InventoryReturn>
 //!     <copNo>WH20250601001</copNo>
 //!     <returnStatus>800</returnStatus>
@@ -33,7 +33,8 @@
 //!     <returnInfo>[Code:2600;Desc:放行]</returnInfo>
 //!   </InventoryReturn>
 //! </CEB622Message>"#;
-//! let Body::Ceb622(returns) = parse(xml).unwrap().body else { panic!() };
+//! let message = parse(xml.as_bytes()).unwrap();
+//! let Body::Ceb622(returns) = message.body else { panic!() };
 //! let receipts: Vec<Receipt> = returns.iter().map(|r| Receipt::inventory(r, 1)).collect();
 //! assert!(gate_allows(&CustomsState::from_receipts(&receipts)).is_ok());
 //! ```

@@ -521,6 +521,7 @@ impl Fields<'_> {
 
     fn time(&self) -> Result<ReturnTime, ParseError> {
         const E: &str = "returnTime";
-        ReturnTime::parse(&self.req(E)?).map_err(|source| ParseError::Invalid { element: E, source })
+        ReturnTime::parse(&self.req(E)?)
+            .map_err(|source| ParseError::Invalid { element: E, source })
     }
 }

@@ -181,7 +181,9 @@ impl Keyring {
         not_after: Option<DateTime<Utc>>,
     ) -> Result<(), KeyError> {
         if !valid_key_id(id) {
-            return Err(KeyError::BadKeyId(id.chars().take(KEY_ID_CHARS_MAX).collect()));
+            return Err(KeyError::BadKeyId(
+                id.chars().take(KEY_ID_CHARS_MAX).collect(),
+            ));
         }
         if self.entries.iter().any(|e| e.id == id) {
             return Err(KeyError::DuplicateKeyId(id.to_owned()));

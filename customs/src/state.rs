@@ -149,7 +149,7 @@ impl CustomsState {
     /// Folds the receipts of one 清单, whatever order they are given in.
     pub fn from_receipts(receipts: &[Receipt]) -> CustomsState {
         let mut sorted: Vec<&Receipt> = receipts.iter().collect();
-        sorted.sort_by(|a, b| (a.time, a.arrival).cmp(&(b.time, b.arrival)));
+        sorted.sort_by_key(|r| (r.time, r.arrival));
         let mut seen_guids: Vec<&str> = Vec::new();
         let mut seen: Vec<(ReceiptKind, ReturnStatus, ReturnTime)> = Vec::new();
         let mut state = CustomsState::NoReceipt;
@@ -320,7 +320,10 @@ pub fn gate_allows(state: &CustomsState) -> Result<(), Refusal> {
         ),
         CustomsState::ProcessingError { receipt } => refuse(
             "customs.processing_error",
-            format!("customs could not process the declaration ({})", st(receipt)),
+            format!(
+                "customs could not process the declaration ({})",
+                st(receipt)
+            ),
             format!("海关处理异常（{}）", st(receipt)),
         ),
         CustomsState::Unrecognised { receipt } => refuse(

@@ -63,10 +63,9 @@ fn classify(res: ResolveResult) -> Result<Ns, String> {
         ResolveResult::Bound(ns) if ns.as_ref() == DXP_NS.as_bytes() => Ok(Ns::Dxp),
         ResolveResult::Bound(_) => Ok(Ns::Other),
         ResolveResult::Unbound => Ok(Ns::None),
-        ResolveResult::Unknown(prefix) => Err(String::from_utf8_lossy(&prefix)
-            .chars()
-            .take(40)
-            .collect()),
+        ResolveResult::Unknown(prefix) => {
+            Err(String::from_utf8_lossy(&prefix).chars().take(40).collect())
+        }
     }
 }
 
@@ -76,7 +75,10 @@ fn open(
     e: &BytesStart,
 ) -> Result<Node, ParseError> {
     let ns = ns.map_err(|prefix| {
-        malformed(reader, format_args!("undeclared namespace prefix {prefix:?}"))
+        malformed(
+            reader,
+            format_args!("undeclared namespace prefix {prefix:?}"),
+        )
     })?;
     let name = std::str::from_utf8(e.local_name().as_ref())
         .map_err(|_| malformed(reader, "element name is not UTF-8"))?
