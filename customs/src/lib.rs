@@ -55,3 +55,43 @@ pub use receipt::{
 pub use state::{gate_allows, CustomsState, Receipt, Refusal};
 pub use status::{ReturnStatus, ReturnTime, StatusClass};
 pub use xml::{CEB_NS, DXP_NS};
+
+#[cfg(test)]
+mod tests {
+    /// The crate stays pure: no runtime, transport, database, clock or
+    /// random-source crate among its dependencies.
+    #[test]
+    fn no_io_dependencies() {
+        let manifest = include_str!("../Cargo.toml");
+        let deps = manifest
+            .split("[dependencies]")
+            .nth(1)
+            .and_then(|s| s.split("[dev-dependencies]").next())
+            .expect("a [dependencies] table");
+        let names: Vec<&str> = deps
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .filter_map(|l| l.split('=').next())
+            .map(str::trim)
+            .collect();
+        assert!(names.contains(&"quick-xml"), "{names:?}");
+        for name in &names {
+            for forbidden in [
+                "tokio",
+                "axum",
+                "sqlx",
+                "rumqtt",
+                "serde_json",
+                "rand",
+                "reqwest",
+            ] {
+                assert!(
+                    !name.starts_with(forbidden),
+                    "bondgate-customs must not depend on {name}"
+                );
+            }
+        }
+        assert!(!deps.contains("\"clock\""), "chrono without its clock");
+    }
+}
