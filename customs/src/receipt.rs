@@ -233,6 +233,10 @@ pub struct InvtCancelReturn {
     pub return_info: Option<String>,
 }
 
+/// The CEB624 `returnStatus` codes read as "cancelled": see
+/// [`InvtCancelReturn::is_success`] (**unverified**).
+pub const CANCELLED_CODES: [i64; 3] = [399, 800, 899];
+
 impl InvtCancelReturn {
     /// Whether this receipt says the 清单 is cancelled.
     ///
@@ -242,7 +246,7 @@ impl InvtCancelReturn {
     /// while a missed one would let a cancelled order out, so the wider
     /// reading is the safe one.
     pub fn is_success(&self) -> bool {
-        matches!(self.return_status.code(), 399 | 800 | 899)
+        CANCELLED_CODES.contains(&self.return_status.code())
     }
 }
 

@@ -13,7 +13,7 @@
 //! - the same receipt twice (same `guid`, or same kind, status and time)
 //!   counts once.
 
-use crate::receipt::{InventoryReturn, InvtCancelReturn};
+use crate::receipt::{InventoryReturn, InvtCancelReturn, CANCELLED_CODES};
 use crate::status::{ReturnStatus, ReturnTime, StatusClass};
 
 /// Which message a receipt came in.
@@ -68,8 +68,7 @@ impl Receipt {
     }
 
     fn cancels(&self) -> bool {
-        // Same reading as `InvtCancelReturn::is_success` (unverified codes).
-        self.kind == ReceiptKind::Cancellation && matches!(self.status.code(), 399 | 800 | 899)
+        self.kind == ReceiptKind::Cancellation && CANCELLED_CODES.contains(&self.status.code())
     }
 }
 
