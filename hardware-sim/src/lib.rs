@@ -20,11 +20,14 @@
 //!   `bondgate_protocol::scale` formats, encoded by that module, and its
 //!   [`ScaleControl`] puts parcels on the pan (motion, then stable), forces
 //!   overload, injects garbage, and unplugs and replugs the cable.
-//! - [`PrinterSim`] is a networked label printer on raw TCP (port 9100):
-//!   it decodes ESC/POS with `bondgate_protocol::escpos::Decoder`, turns
-//!   each cut into a [`PrintedLabel`] (GB18030 text lines, barcode and QR
-//!   data, raw bytes), answers `DLE EOT n` from its state, and can be
-//!   switched off and on (same port) or run out of paper (PROTOCOLS.md §2).
+//! - [`PrinterSim`] is a label printer on raw TCP (port 9100) or, with
+//!   [`PrinterSim::start_serial`], on a pseudo-terminal that the server
+//!   opens by path once per job, as the scale's: either way it decodes
+//!   ESC/POS with `bondgate_protocol::escpos::Decoder`, turns each cut into
+//!   a [`PrintedLabel`] (GB18030 text lines, barcode and QR data, raw
+//!   bytes), answers `DLE EOT n` from its state, and can be switched off
+//!   and on (TCP: same port; serial: an unplugged and replugged cable) or
+//!   run out of paper (PROTOCOLS.md §2).
 //!
 //! The simulator never talks to the server any other way and never depends
 //! on the server crate: if the server changes its grammar, a walk fails with a
@@ -55,6 +58,7 @@
 
 pub mod pda;
 pub mod printer;
+mod pty;
 pub mod scale;
 pub mod transcript;
 pub mod walker;
@@ -63,7 +67,7 @@ pub mod walker;
 /// the bridges parse; re-exported because [`PdaOptions`] takes one.
 pub use bondgate_protocol::{BrokerAddr, BrokerAddrError};
 pub use pda::{Pda, PdaError, PdaOptions};
-pub use printer::{PrintedLabel, PrinterSim, PrinterSimError};
+pub use printer::{PrintedLabel, PrinterSim, PrinterSimError, SerialPrinterOptions};
 pub use scale::{ScaleControl, ScaleOptions, ScaleSim, ScaleSimError, ScaleStats};
 pub use transcript::{Step, Transcript};
 pub use walker::{codes, Fault, FaultParseError, Reason, WalkError, Walker};

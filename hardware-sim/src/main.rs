@@ -10,7 +10,8 @@ use bondgate_protocol::scale::ScaleProtocol;
 use bondgate_protocol::{DeviceId, Site};
 use bondgate_sim::walker::STEP_LIMIT_DEFAULT;
 use bondgate_sim::{
-    BrokerAddr, Fault, Pda, PdaOptions, ScaleControl, ScaleOptions, ScaleSim, Step, Walker,
+    BrokerAddr, Fault, Pda, PdaOptions, PrinterSim, ScaleControl, ScaleOptions, ScaleSim,
+    SerialPrinterOptions, Step, Walker,
 };
 use clap::{Args, Parser, Subcommand};
 use tokio::io::AsyncBufReadExt as _;
@@ -36,16 +37,23 @@ enum Device {
     /// `motion on|off`, `over`, `under`, `unplug`, `replug`, `garbage HEX`,
     /// `stats`.
     Scale(ScaleArgs),
-    /// A networked label printer (ESC/POS on raw TCP): prints each label's
-    /// text rendering to stdout as it is cut.
+    /// A label printer speaking ESC/POS, on raw TCP (--listen) or on a
+    /// pseudo-terminal (--serial, printing `PTY /dev/pts/N` first): prints
+    /// each label's text rendering to stdout as it is cut.
     Printer(PrinterArgs),
 }
 
 #[derive(Debug, Args)]
 struct PrinterArgs {
     /// Address to listen on.
-    #[arg(long, default_value_t = std::net::SocketAddr::from(([127, 0, 0, 1], bondgate_sim::printer::PORT_DEFAULT)))]
+    #[arg(long, default_value_t = std::net::SocketAddr::from(([127, 0, 0, 1], bondgate_sim::printer::PORT_DEFAULT)), conflicts_with = "serial")]
     listen: std::net::SocketAddr,
+    /// A serial printer on a pseudo-terminal instead of TCP.
+    #[arg(long)]
+    serial: bool,
+    /// With --serial: keep a symlink at this path pointing at the pty.
+    #[arg(long, requires = "serial")]
+    link: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -153,10 +161,23 @@ async fn pda(args: PdaArgs) -> anyhow::Result<()> {
     outcome
 }
 
-/// Listens until killed, printing each label as it is cut.
+/// Listens (or waits on its pty) until killed, printing each label as it
+/// is cut.
 async fn printer(args: PrinterArgs) -> anyhow::Result<()> {
-    let sim = bondgate_sim::PrinterSim::start(args.listen).await?;
-    eprintln!("printer listening on {}", sim.local_addr());
+    let sim = if args.serial {
+        let options = SerialPrinterOptions { link: args.link };
+        let sim = PrinterSim::start_serial(options).await?;
+        let pty = sim.pty_path().context("the new pty has no path")?;
+        println!("PTY {}", pty.display());
+        if let Some(link) = sim.path().filter(|p| *p != pty) {
+            println!("LINK {}", link.display());
+        }
+        sim
+    } else {
+        let sim = PrinterSim::start(args.listen).await?;
+        eprintln!("printer listening on {}", sim.local_addr());
+        sim
+    };
     let mut shown = 0;
     loop {
         let Ok(labels) = sim

@@ -1,7 +1,16 @@
-//! A label printer on raw TCP (port 9100), speaking ESC/POS (PROTOCOLS.md §2).
+//! A label printer speaking ESC/POS (PROTOCOLS.md §2), on raw TCP (port
+//! 9100) or on a serial port (a pseudo-terminal).
 //!
-//! [`PrinterSim`] listens like a networked thermal printer: whoever connects
-//! sends ESC/POS bytes, which go through `bondgate_protocol::escpos::Decoder`
+//! [`PrinterSim::start`] listens like a networked thermal printer: whoever
+//! connects sends ESC/POS bytes. [`PrinterSim::start_serial`] is the same
+//! printer on a serial cable: it keeps the master side of a pty pair and
+//! hands out the other side's path ([`PrinterSim::path`]: `/dev/pts/N`, or a
+//! stable symlink, [`SerialPrinterOptions::link`]), which the server opens
+//! as it opens `/dev/ttyUSB0`, with `tokio_serial::new(path, baud)
+//! .open_native_async()`, once per job. Each time the port is opened is one
+//! session, exactly as one TCP connection is: the same code decodes it and
+//! answers it (only the idle timeout is TCP's alone). Either way the bytes
+//! go through `bondgate_protocol::escpos::Decoder`
 //! — the same decoder the label tests use — and each cut becomes one
 //! [`PrintedLabel`]: its text lines decoded from GB18030, its barcodes and
 //! QR codes with the data a scanner would read, and the raw bytes.
@@ -10,11 +19,17 @@
 //! off-line.
 //!
 //! The test controls what a pack station meets on a bad day:
-//! - [`PrinterSim::go_offline`]: the printer is switched off. The port is
-//!   closed (connecting is refused) and open connections are dropped (a
-//!   sender sees a reset or end of stream). [`PrinterSim::come_online`]
-//!   listens again on the **same** port, as the printer would after a power
-//!   cycle with a fixed IP.
+//! - [`PrinterSim::go_offline`]: the printer is switched off. On TCP the
+//!   port is closed (connecting is refused) and open connections are
+//!   dropped (a sender sees a reset or end of stream);
+//!   [`PrinterSim::come_online`] listens again on the **same** port, as the
+//!   printer would after a power cycle with a fixed IP. On a serial port it
+//!   is an unplugged USB cable, as [`ScaleControl::unplug`] is: the pty's
+//!   master closes, so a port held open is hung up (reads return `Ok(0)`,
+//!   end of file, at once and forever; writes fail with `EIO`), the
+//!   `/dev/pts/N` node and the link vanish and opening fails with "not
+//!   found"; [`PrinterSim::come_online`] plugs a new pty in (its number may
+//!   differ: open the link) and points the link at it.
 //! - [`PrinterSim::set_paper_out`]: the roll runs out. The status then says
 //!   so (`DLE EOT 1` off-line, `DLE EOT 2` stopped at paper end, `DLE EOT 4`
 //!   paper end), which is how a server must find out *before* sending. A job
@@ -30,25 +45,33 @@
 //! it off again: a sender must send `FS &` after initialising, or its
 //! Chinese prints as `?` here. Real printers may keep the mode across
 //! `ESC @` (unverified); the simulator is strict so the server is explicit.
-//! Text that is never followed by a cut (the connection closes first) is not
-//! a label and is dropped, with a warning in the log.
+//! Text that is never followed by a cut (the connection closes first, or
+//! the serial port is closed first) is not a label and is dropped, with a
+//! warning in the log. (A real serial printer never sees the port close and
+//! would keep it in its buffer — until the next job's `ESC @` clears it.)
 //!
 //! No PNG rendering: [`PrintedLabel::render`] is plain text, which is what
 //! snapshot tests want; drawing the barcodes would need an image and a
 //! barcode crate for little gain.
+//!
+//! [`ScaleControl::unplug`]: crate::ScaleControl::unplug
 
 use std::fmt::Write as _;
+use std::io::ErrorKind;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use bondgate_protocol::escpos::{
     encode_reply, Decoder, EscPosCommand, PrinterStatus, QrCommand, StatusRequest,
 };
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
+use tokio::net::TcpListener;
 use tokio::sync::{watch, Notify, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::MissedTickBehavior;
+use tokio_serial::SerialStream;
 
 /// The port networked label printers listen on ("raw" / JetDirect).
 pub const PORT_DEFAULT: u16 = 9100;
@@ -62,6 +85,11 @@ pub const CONNECTIONS_MAX: usize = 4;
 /// A connection that sends nothing for this long is closed, as printers do
 /// to free their single job slot from a sender that died.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How often a serial printer looks for a reader while nobody has the port
+/// open (as the scale does): a server that opens the port and asks for the
+/// status gets its answer within this.
+pub const SERIAL_PROBE_INTERVAL: Duration = Duration::from_millis(20);
 
 /// Labels kept while the paper is out, before the printer stops reading.
 pub const HELD_LABELS_MAX: usize = 32;
@@ -137,6 +165,17 @@ impl PrintedLabel {
     }
 }
 
+/// How to run a serial printer ([`PrinterSim::start_serial`]).
+#[derive(Debug, Clone, Default)]
+pub struct SerialPrinterOptions {
+    /// If set, a symlink kept pointing at the current pty (replaced if it
+    /// exists, removed while off-line and when the simulator is dropped),
+    /// the way udev keeps `/dev/serial/by-id/…` for a USB adapter. Open this
+    /// rather than the pty when the test switches the printer off and on:
+    /// the pty number may change.
+    pub link: Option<PathBuf>,
+}
+
 /// Why the simulator could not do what was asked.
 #[derive(Debug, thiserror::Error)]
 pub enum PrinterSimError {
@@ -145,6 +184,20 @@ pub enum PrinterSimError {
     Bind {
         /// The address asked for.
         addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The pseudo-terminal pair could not be created.
+    #[error("cannot create a pseudo-terminal: {0}")]
+    Pty(#[from] tokio_serial::Error),
+    /// The pty has no name to open it by.
+    #[error("the pseudo-terminal has no path")]
+    NoPath,
+    /// The symlink could not be made or replaced.
+    #[error("cannot link {path} to the pty: {source}")]
+    Link {
+        /// The link.
+        path: PathBuf,
         /// Why.
         source: std::io::Error,
     },
@@ -181,6 +234,19 @@ struct State {
 }
 
 impl Shared {
+    /// A ready printer: paper in, cover shut, nothing printed.
+    fn new() -> Shared {
+        Shared {
+            state: Mutex::new(State {
+                status: PrinterStatus::READY,
+                ..State::default()
+            }),
+            printed: watch::Sender::new(0),
+            paper_loaded: Notify::new(),
+            slots: Arc::new(Semaphore::new(CONNECTIONS_MAX)),
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic elsewhere must not wedge the printer: the state is plain
         // data and stays consistent between statements.
@@ -203,42 +269,91 @@ impl Shared {
     }
 }
 
-/// A simulated networked label printer. Dropping it stops it.
+/// A simulated label printer, networked or serial. Dropping it stops it
+/// (and removes a serial printer's link).
 pub struct PrinterSim {
-    addr: SocketAddr,
+    port: Port,
     shared: Arc<Shared>,
-    /// The accept loop, which owns the connections: aborting it drops them.
-    server: Mutex<Option<JoinHandle<()>>>,
+    /// `Some` while switched on.
+    server: Mutex<Option<Server>>,
+}
+
+/// The transport, as fixed at start.
+enum Port {
+    Tcp(SocketAddr),
+    Serial { link: Option<PathBuf> },
+}
+
+/// A switched-on printer's task: the accept loop, which owns the
+/// connections, or the serial loop, which owns the pty master. Aborting it
+/// drops them.
+struct Server {
+    task: JoinHandle<()>,
+    /// Serial: the pty's path.
+    pty: Option<PathBuf>,
 }
 
 impl PrinterSim {
-    /// Starts a ready printer (paper in, cover shut) listening on `bind`
-    /// (port 0 picks a free one: see [`PrinterSim::local_addr`]).
+    /// Starts a ready networked printer (paper in, cover shut) listening on
+    /// `bind` (port 0 picks a free one: see [`PrinterSim::local_addr`]).
     pub async fn start(bind: SocketAddr) -> Result<PrinterSim, PrinterSimError> {
         let listener = listen(bind).await?;
         let addr = listener
             .local_addr()
             .map_err(|source| PrinterSimError::Bind { addr: bind, source })?;
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State {
-                status: PrinterStatus::READY,
-                ..State::default()
-            }),
-            printed: watch::Sender::new(0),
-            paper_loaded: Notify::new(),
-            slots: Arc::new(Semaphore::new(CONNECTIONS_MAX)),
-        });
-        let server = tokio::spawn(serve(listener, Arc::clone(&shared)));
+        let shared = Arc::new(Shared::new());
+        let task = tokio::spawn(serve(listener, Arc::clone(&shared)));
         Ok(PrinterSim {
-            addr,
+            port: Port::Tcp(addr),
+            shared,
+            server: Mutex::new(Some(Server { task, pty: None })),
+        })
+    }
+
+    /// Starts a ready serial printer on a new pseudo-terminal (and points
+    /// the link at it, if asked): open [`PrinterSim::path`] to print.
+    pub async fn start_serial(
+        options: SerialPrinterOptions,
+    ) -> Result<PrinterSim, PrinterSimError> {
+        let shared = Arc::new(Shared::new());
+        let server = plug(options.link.as_deref(), &shared)?;
+        Ok(PrinterSim {
+            port: Port::Serial { link: options.link },
             shared,
             server: Mutex::new(Some(server)),
         })
     }
 
-    /// Where it listens (also while off-line: where it will listen again).
+    /// Where a networked printer listens (also while off-line: where it
+    /// will listen again).
+    ///
+    /// # Panics
+    ///
+    /// If the printer is serial ([`PrinterSim::start_serial`]): it has a
+    /// [`PrinterSim::path`] instead.
+    #[track_caller]
     pub fn local_addr(&self) -> SocketAddr {
-        self.addr
+        match self.port {
+            Port::Tcp(addr) => addr,
+            Port::Serial { .. } => panic!("a serial printer has no address: use PrinterSim::path"),
+        }
+    }
+
+    /// What a serial printer's user opens: the link if configured (also
+    /// while off-line, when it does not exist), else the current pty.
+    /// `None` for a networked printer, and while off-line without a link.
+    pub fn path(&self) -> Option<PathBuf> {
+        match &self.port {
+            Port::Tcp(_) => None,
+            Port::Serial { link: Some(link) } => Some(link.clone()),
+            Port::Serial { link: None } => self.pty_path(),
+        }
+    }
+
+    /// A serial printer's current pty (`/dev/pts/N`); `None` while off-line
+    /// and for a networked printer.
+    pub fn pty_path(&self) -> Option<PathBuf> {
+        lock(&self.server).as_ref().and_then(|s| s.pty.clone())
     }
 
     /// Every label printed so far, oldest first.
@@ -301,15 +416,27 @@ impl PrinterSim {
         update_online(&mut state.status);
     }
 
-    /// Switches the printer off: the port closes (connections are refused)
-    /// and open connections are dropped. Returns once both are true.
+    /// Switches the printer off. Networked: the port closes (connections
+    /// are refused) and open connections are dropped. Serial: the cable is
+    /// pulled — the link is removed and the pty's master closed, so the pty
+    /// vanishes and a port held open is hung up (see the module notes).
+    /// Returns once all that is true.
     pub async fn go_offline(&self) {
-        let server = lock(&self.server).take();
-        if let Some(server) = server {
-            server.abort();
-            // Awaiting the aborted task means its listener has been dropped:
-            // the port is closed.
-            let _ = server.await;
+        let server = {
+            let mut server = lock(&self.server);
+            if let (Some(_), Port::Serial { link: Some(link) }) = (&*server, &self.port) {
+                let _ = std::fs::remove_file(link);
+            }
+            server.take()
+        };
+        let Some(server) = server else {
+            return;
+        };
+        server.task.abort();
+        // Awaiting the aborted task means its listener (or pty master) has
+        // been dropped: the port is closed.
+        let _ = server.task.await;
+        if let Port::Tcp(_) = self.port {
             // Its connections were aborted with it; each holds a slot until
             // its socket is dropped, so all slots free means all closed.
             let all = u32::try_from(CONNECTIONS_MAX).unwrap_or(u32::MAX);
@@ -317,22 +444,35 @@ impl PrinterSim {
         }
     }
 
-    /// Switches it back on, listening on the same address as before.
+    /// Switches it back on: listening on the same address as before, or
+    /// plugged in on a new pty (the link, if any, follows it).
     pub async fn come_online(&self) -> Result<(), PrinterSimError> {
         if self.is_listening() {
             return Ok(());
         }
-        // Bind without holding the lock across the await; a racing call that
-        // got there first wins and this listener is dropped.
-        let listener = listen(self.addr).await?;
-        let mut server = lock(&self.server);
-        if server.is_none() {
-            *server = Some(tokio::spawn(serve(listener, Arc::clone(&self.shared))));
+        match &self.port {
+            Port::Tcp(addr) => {
+                // Bind without holding the lock across the await; a racing
+                // call that got there first wins and this listener is
+                // dropped.
+                let listener = listen(*addr).await?;
+                let mut server = lock(&self.server);
+                if server.is_none() {
+                    let task = tokio::spawn(serve(listener, Arc::clone(&self.shared)));
+                    *server = Some(Server { task, pty: None });
+                }
+            }
+            Port::Serial { link } => {
+                let mut server = lock(&self.server);
+                if server.is_none() {
+                    *server = Some(plug(link.as_deref(), &self.shared)?);
+                }
+            }
         }
         Ok(())
     }
 
-    /// Whether it is switched on (listening).
+    /// Whether it is switched on (listening, or plugged in).
     pub fn is_listening(&self) -> bool {
         lock(&self.server).is_some()
     }
@@ -341,7 +481,10 @@ impl PrinterSim {
 impl Drop for PrinterSim {
     fn drop(&mut self) {
         if let Some(server) = lock(&self.server).take() {
-            server.abort();
+            server.task.abort();
+            if let Port::Serial { link: Some(link) } = &self.port {
+                let _ = std::fs::remove_file(link);
+            }
         }
     }
 }
@@ -360,6 +503,51 @@ async fn listen(addr: SocketAddr) -> Result<TcpListener, PrinterSimError> {
         .map_err(|source| PrinterSimError::Bind { addr, source })
 }
 
+/// Plugs a serial printer in: a new pty pair, the link pointed at it, and
+/// the task that serves it.
+fn plug(link: Option<&Path>, shared: &Arc<Shared>) -> Result<Server, PrinterSimError> {
+    let (master, pty) = crate::pty::pair()?;
+    let pty = pty.ok_or(PrinterSimError::NoPath)?;
+    if let Some(link) = link {
+        crate::pty::relink(link, &pty).map_err(|source| PrinterSimError::Link {
+            path: link.to_owned(),
+            source,
+        })?;
+    }
+    let task = tokio::spawn(serve_serial(master, Arc::clone(shared)));
+    Ok(Server {
+        task,
+        pty: Some(pty),
+    })
+}
+
+/// Serves a pty until aborted: waits for someone to open the port, serves
+/// that session as one connection until they close it, and waits again.
+///
+/// Nobody has the port open while reading the master fails (`EIO`); a
+/// reader is there once it would block or gives bytes (those are the
+/// session's first). The master cannot simply be awaited meanwhile: with
+/// nobody on the other side it is always "ready" with `EIO`. So it is
+/// probed every [`SERIAL_PROBE_INTERVAL`], as the scale does.
+async fn serve_serial(mut master: SerialStream, shared: Arc<Shared>) {
+    let mut probe = tokio::time::interval(SERIAL_PROBE_INTERVAL);
+    probe.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut first = [0u8; 4096];
+    loop {
+        probe.tick().await;
+        let n = match master.try_read(&mut first) {
+            Ok(n) if n > 0 => n,
+            Err(error) if error.kind() == ErrorKind::WouldBlock => 0,
+            // EIO: nobody has the port open.
+            _ => continue,
+        };
+        // The session ends with EIO when the reader closes the port.
+        if let Err(error) = connection(&mut master, &shared, &first[..n], None).await {
+            tracing::debug!(%error, "serial printer port closed");
+        }
+    }
+}
+
 /// Accepts connections until aborted; the connections die with it.
 async fn serve(listener: TcpListener, shared: Arc<Shared>) {
     let mut connections = JoinSet::new();
@@ -373,7 +561,8 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>) {
             Ok((stream, peer)) => {
                 let shared = Arc::clone(&shared);
                 connections.spawn(async move {
-                    if let Err(error) = connection(stream, &shared).await {
+                    let idle = Some(IDLE_TIMEOUT);
+                    if let Err(error) = connection(stream, &shared, &[], idle).await {
                         tracing::debug!(%peer, %error, "printer connection ended");
                     }
                     drop(slot);
@@ -387,11 +576,34 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>) {
     }
 }
 
-/// One sender: bytes in, status bytes out, labels at each cut.
-async fn connection(mut stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
+/// One sender (a TCP connection, or one opening of the serial port): bytes
+/// in, status bytes out, labels at each cut. `received` is what was already
+/// read off the stream; a sender silent for `idle` is hung up on.
+async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    shared: &Shared,
+    received: &[u8],
+    idle: Option<Duration>,
+) -> std::io::Result<()> {
     let mut job = Job::default();
+    let result = session(&mut stream, &mut job, shared, received, idle).await;
+    job.end();
+    result
+}
+
+async fn session<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    job: &mut Job,
+    shared: &Shared,
+    received: &[u8],
+    idle: Option<Duration>,
+) -> std::io::Result<()> {
+    let mut replies = job.feed(received, shared);
     let mut buf = [0u8; 4096];
     loop {
+        if !replies.is_empty() {
+            stream.write_all(&replies).await?;
+        }
         while shared.held_full() {
             // Paper out and the buffer full: stop reading until paper is in.
             let loaded = shared.paper_loaded.notified();
@@ -400,19 +612,18 @@ async fn connection(mut stream: TcpStream, shared: &Shared) -> std::io::Result<(
             }
             loaded.await;
         }
-        let read = tokio::time::timeout(IDLE_TIMEOUT, stream.read(&mut buf)).await;
-        let n = match read {
-            Ok(result) => result?,
-            Err(_) => return Ok(()),
+        let read = stream.read(&mut buf);
+        let n = match idle {
+            Some(idle) => match tokio::time::timeout(idle, read).await {
+                Ok(result) => result?,
+                Err(_) => return Ok(()),
+            },
+            None => read.await?,
         };
         if n == 0 {
-            job.end();
             return Ok(());
         }
-        let replies = job.feed(&buf[..n], shared);
-        if !replies.is_empty() {
-            stream.write_all(&replies).await?;
-        }
+        replies = job.feed(&buf[..n], shared);
     }
 }
 
@@ -502,7 +713,8 @@ impl Job {
         self.label.line(text);
     }
 
-    /// The sender hung up: anything after the last cut is not a label.
+    /// The sender hung up (or went silent, or the serial port was closed):
+    /// anything after the last cut is not a label.
     fn end(&mut self) {
         for item in self.decoder.finish() {
             if let Err(error) = item {
@@ -525,15 +737,7 @@ mod tests {
     use super::*;
 
     fn shared() -> Shared {
-        Shared {
-            state: Mutex::new(State {
-                status: PrinterStatus::READY,
-                ..State::default()
-            }),
-            printed: watch::Sender::new(0),
-            paper_loaded: Notify::new(),
-            slots: Arc::new(Semaphore::new(CONNECTIONS_MAX)),
-        }
+        Shared::new()
     }
 
     #[test]

@@ -19,7 +19,7 @@ use bondgate_protocol::scale::{
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
-use tokio_serial::{SerialPort as _, SerialStream};
+use tokio_serial::SerialStream;
 
 use super::{relink, Action, ScaleOptions, ScaleSimError, Shared};
 
@@ -49,14 +49,8 @@ impl Plug {
     /// Creates a pty pair, keeps the master, closes the slave (the reader
     /// opens it by path), and points the link at it.
     pub(super) fn new(options: &ScaleOptions) -> Result<Plug, ScaleSimError> {
-        let (master, slave) = SerialStream::pair()?;
-        let pty = slave
-            .name()
-            .map(PathBuf::from)
-            .ok_or(ScaleSimError::NoPath)?;
-        // Holding the slave open would keep the master from ever seeing a
-        // reader come and go, and two openers would steal each other's bytes.
-        drop(slave);
+        let (master, pty) = crate::pty::pair()?;
+        let pty = pty.ok_or(ScaleSimError::NoPath)?;
         if let Some(link) = &options.link {
             relink(link, &pty)?;
         }

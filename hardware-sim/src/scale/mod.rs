@@ -359,14 +359,8 @@ impl ScaleControl {
 
 /// Replaces `link` with a symlink to `target`.
 fn relink(link: &Path, target: &Path) -> Result<(), ScaleSimError> {
-    let fail = |source| ScaleSimError::Link {
+    crate::pty::relink(link, target).map_err(|source| ScaleSimError::Link {
         path: link.to_owned(),
         source,
-    };
-    match std::fs::remove_file(link) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(fail(e)),
-    }
-    std::os::unix::fs::symlink(target, link).map_err(fail)
+    })
 }
