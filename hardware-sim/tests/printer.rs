@@ -23,16 +23,8 @@ const WAIT: Duration = Duration::from_secs(15);
 fn label(waybill_no: &str) -> Label {
     Label {
         waybill_no: waybill_no.into(),
-        order_no: "SO-20240601-0001".into(),
         package_no: "PKG-1/1".into(),
-        consignee: "张**".into(),
-        phone: "138****5678".into(),
-        address: "上海市浦东新区外高桥保税区富特北路 200 号 3 号楼 5 层 501 室（保税仓收货部）"
-            .into(),
-        gross_grams: 1234,
-        station: "打包台 P-03".into(),
-        printed_at: "2024-06-01 14:05 CST".into(),
-        copy: None,
+        ..Label::sample()
     }
 }
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use bondgate::config::{PrinterTarget, ScaleSource, SerialScale, StationConfig};
 use bondgate_protocol::scale::ScaleProtocol;
-use bondgate_sim::printer::PrinterSim;
+use bondgate_sim::printer::{PrinterSim, SerialPrinterOptions};
 use bondgate_sim::scale::{ScaleControl, ScaleOptions, ScaleSim};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -38,6 +38,17 @@ struct Station {
 }
 
 async fn station(backend: Backend, protocol: ScaleProtocol, settle: Duration) -> Option<Station> {
+    station_with(backend, protocol, settle, false).await
+}
+
+/// As [`station`]; with `serial_printer` the label printer is on a serial
+/// port (a pseudo-terminal the server opens by path) instead of TCP.
+async fn station_with(
+    backend: Backend,
+    protocol: ScaleProtocol,
+    settle: Duration,
+    serial_printer: bool,
+) -> Option<Station> {
     let dir = tempfile::tempdir().unwrap();
     // A stable name for the port, as udev gives a USB adapter: the pty
     // number may change when the scale is unplugged and plugged back in.
@@ -46,10 +57,26 @@ async fn station(backend: Backend, protocol: ScaleProtocol, settle: Duration) ->
     options.settle = settle;
     options.link = Some(link.clone());
     let scale_sim = ScaleSim::start(options).await.expect("scale simulator");
-    let printer = PrinterSim::start("127.0.0.1:0".parse().unwrap())
-        .await
-        .expect("printer simulator");
-    let printer_addr = printer.local_addr().to_string();
+    let (printer, target) = if serial_printer {
+        let link = dir.path().join("printer-P1");
+        let options = SerialPrinterOptions {
+            link: Some(link.clone()),
+        };
+        let sim = PrinterSim::start_serial(options)
+            .await
+            .expect("serial printer simulator");
+        let target = PrinterTarget::Serial {
+            path: link,
+            baud: 9600,
+        };
+        (sim, target)
+    } else {
+        let sim = PrinterSim::start("127.0.0.1:0".parse().unwrap())
+            .await
+            .expect("printer simulator");
+        let target = PrinterTarget::Tcp(sim.local_addr().to_string());
+        (sim, target)
+    };
     let app = spawn_app_with(backend, |c| {
         c.packing.stations = vec![StationConfig {
             id: "P1".into(),
@@ -61,7 +88,7 @@ async fn station(backend: Backend, protocol: ScaleProtocol, settle: Duration) ->
                 stop_bits: 1,
                 protocol,
             })),
-            printer: Some(PrinterTarget::Tcp(printer_addr)),
+            printer: Some(target),
         }];
         c.packing.weigh_timeout = Duration::from_secs(4);
     })
@@ -761,4 +788,50 @@ async fn a_station_behind_mqtt_bridges_weighs_and_prints() {
     );
     poll.abort();
     app.finish().await;
+}
+
+/// The label printer on a serial port: opened by path for each job, asked
+/// for its status, sent the label, asked again; switched off (the port
+/// vanishes) the job waits and prints once when it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_serial_label_printer_prints_and_survives_being_unplugged() {
+    let Some(st) = station_with(
+        Backend::Sqlite,
+        ScaleProtocol::YaohuaA9,
+        Duration::from_millis(200),
+        true,
+    )
+    .await
+    else {
+        return;
+    };
+    st.picked_order("ORD-9", 1).await;
+    let packer = st.app.user("pat", "packer").await;
+    st.printer.go_offline().await;
+    st.place(215).await;
+    let (s, p) = st.pack(&packer, 1).await;
+    assert_eq!(s, StatusCode::CREATED, "{p}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, jobs) = st.app.get("/api/v1/print-jobs?station=P1").await;
+        if jobs[0]["last_error"].is_string() {
+            assert_eq!(jobs[0]["state"], "queued", "{jobs}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{jobs}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    st.printer.come_online().await.unwrap();
+    let labels = st
+        .printer
+        .wait_for_labels(1, Duration::from_secs(20))
+        .await
+        .expect("printed over serial once plugged back in");
+    assert_eq!(labels[0].barcodes[0].1, p["waybill_no"].as_str().unwrap());
+    assert!(
+        labels[0].has_line_containing("张*"),
+        "{}",
+        labels[0].render()
+    );
+    st.finish().await;
 }
