@@ -855,14 +855,36 @@ impl Target {
     }
 }
 
-/// Latencies of one path over a run, in µs.
+/// This process's CPU time so far (user + system, all threads: tokio, sqlx's
+/// SQLite worker and SQLite itself), from `/proc/self/stat` in clock ticks of
+/// 10 ms. Linux only; read around whole rounds.
+fn process_cpu() -> Option<Duration> {
+    const TICK: Duration = Duration::from_millis(10);
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let close = stat.rfind(')')?;
+    // After the name: state is field 3, utime 14, stime 15.
+    let fields: Vec<&str> = stat.get(close + 2..)?.split_whitespace().collect();
+    let utime: u32 = fields.get(11)?.parse().ok()?;
+    let stime: u32 = fields.get(12)?.parse().ok()?;
+    Some(TICK * (utime + stime))
+}
+
+/// Latencies of one path over a run, in µs, and this process's CPU time
+/// spent meanwhile.
 #[derive(Default)]
 struct Measured {
     latencies: Vec<u64>,
     busy: Duration,
+    cpu: Option<Duration>,
 }
 
 impl Measured {
+    fn new() -> Measured {
+        Measured {
+            cpu: Some(Duration::ZERO),
+            ..Measured::default()
+        }
+    }
     fn packs(&self) -> usize {
         self.latencies.len()
     }
@@ -874,6 +896,13 @@ impl Measured {
     fn per_s(&self) -> u64 {
         per_second(self.packs(), self.busy)
     }
+    /// Client CPU per pack, µs, if the platform tells.
+    fn cpu_per_pack(&self) -> String {
+        self.cpu.map_or_else(
+            || "?".into(),
+            |c| format!("{}", c.as_micros() / self.packs().max(1) as u128),
+        )
+    }
 }
 
 /// Packs orders `range` one at a time on `target`, each timed.
@@ -884,6 +913,7 @@ async fn drive(
     into: Option<&mut Measured>,
 ) -> Result<()> {
     let mut local = Measured::default();
+    let cpu_before = process_cpu();
     for i in range {
         let started = Instant::now();
         target.pack(actor, i).await?;
@@ -891,9 +921,13 @@ async fn drive(
         local.latencies.push(took.as_micros() as u64);
         local.busy += took;
     }
+    let cpu = process_cpu()
+        .zip(cpu_before)
+        .map(|(a, b)| a.saturating_sub(b));
     if let Some(m) = into {
         m.latencies.extend(local.latencies);
         m.busy += local.busy;
+        m.cpu = m.cpu.zip(cpu).map(|(a, b)| a + b);
     }
     Ok(())
 }
@@ -907,7 +941,7 @@ async fn compare(cfg: &Config, store: &Target, raw: &Target) -> Result<(Measured
     drive(raw, &actor, 0..cfg.warmup, None)
         .await
         .context("raw warm-up")?;
-    let (mut s, mut r) = (Measured::default(), Measured::default());
+    let (mut s, mut r) = (Measured::new(), Measured::new());
     let first = cfg.warmup;
     let per_round = cfg.packs.div_ceil(ROUNDS);
     for round in 0..ROUNDS {
@@ -1105,10 +1139,12 @@ fn print_table(rows: &[Row]) {
         let (s, r) = (row.store.sorted(), row.raw.sorted());
         println!(
             "{}: {:.2} reservations moved per pack; round trips per pack: store {store_rt:.1}, raw {raw_rt:.0}; \
-             store p50 is {} % of raw's",
+             store p50 is {} % of raw's; client CPU per pack (this process, 10 ms ticks): store {} µs, raw {} µs",
             row.backend,
             row.locks_per_pack,
-            percentile_us(&s, 50) * 100 / percentile_us(&r, 50).max(1)
+            percentile_us(&s, 50) * 100 / percentile_us(&r, 50).max(1),
+            row.store.cpu_per_pack(),
+            row.raw.cpu_per_pack()
         );
     }
 }
