@@ -803,6 +803,13 @@ macro_rules! raw_path {
                 }
                 let in_totes: i64 = sqlx::query_scalar(IN_TOTES).fetch_one(pool).await?;
                 ensure!(in_totes == 0, "{in_totes} units are still locked in totes");
+                // Every order was packed: whatever is reserved waits at the station.
+                let at_station = counts[COUNTS.len() - 1];
+                ensure!(
+                    at_station == totals.locked,
+                    "{at_station} of {} locked units are at {OUTBOUND}",
+                    totals.locked
+                );
                 Ok(Contents {
                     counts,
                     totals: (totals.available, totals.locked, totals.defective),
