@@ -111,12 +111,14 @@ impl Server {
             ));
         }
 
+        let customs = crate::customs::Customs::new(store.clone(), &config.customs)?;
         let state = AppState {
             store: store.clone(),
             config: Arc::new(config),
             pii,
             mqtt_ready: Some(link.ready_signal()),
             packing,
+            customs,
         };
         let app = http::router(state);
         let (stop, stopped) = oneshot::channel::<()>();

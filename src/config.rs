@@ -71,6 +71,67 @@ pub struct PickingConfig {
     pub wave_check: Duration,
 }
 
+/// The customs gateway's keys: who may deliver receipts.
+#[derive(Clone, Default)]
+pub struct CustomsConfig {
+    pub keys: Vec<CustomsKey>,
+}
+
+/// One key of the customs gateway, from `BONDGATE_CUSTOMS_KEYS`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CustomsKey {
+    pub id: String,
+    /// `ed25519` (the 32-byte public key) or `hmac` (the shared secret).
+    pub kind: String,
+    pub bytes: Vec<u8>,
+}
+
+impl std::fmt::Debug for CustomsKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "CustomsKey({} {}, {} bytes)",
+            self.id,
+            self.kind,
+            self.bytes.len()
+        )
+    }
+}
+
+impl std::fmt::Debug for CustomsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(&self.keys).finish()
+    }
+}
+
+/// Parses `id=ed25519:BASE64,id2=hmac:BASE64`: the gateway's keys, several
+/// at once so a key can be rotated without a gap.
+pub fn parse_customs_keys(text: &str) -> anyhow::Result<Vec<CustomsKey>> {
+    use base64::Engine;
+    let mut keys = Vec::new();
+    for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (id, rest) = item
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("customs key {item:.12}…: expected id=kind:base64"))?;
+        let (kind, b64) = rest
+            .split_once(':')
+            .ok_or_else(|| anyhow::anyhow!("customs key {id}: expected kind:base64 after '='"))?;
+        anyhow::ensure!(
+            matches!(kind, "ed25519" | "hmac"),
+            "customs key {id}: kind must be ed25519 or hmac"
+        );
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .map_err(|_| anyhow::anyhow!("customs key {id}: the key is not base64"))?;
+        keys.push(CustomsKey {
+            id: id.to_string(),
+            kind: kind.to_string(),
+            bytes,
+        });
+    }
+    Ok(keys)
+}
+
 /// The pack stations and their rules.
 #[derive(Debug, Clone)]
 pub struct PackingConfig {
@@ -318,6 +379,7 @@ pub struct Config {
     pub mqtt: MqttConfig,
     pub picking: PickingConfig,
     pub packing: PackingConfig,
+    pub customs: CustomsConfig,
 }
 
 impl Config {
@@ -361,6 +423,7 @@ impl Config {
                 wave_check: Duration::from_secs(10),
             },
             packing: PackingConfig::default(),
+            customs: CustomsConfig::default(),
         }
     }
 
@@ -497,6 +560,9 @@ impl Config {
                 st.id
             );
             c.packing.stations.push(st);
+        }
+        if let Ok(text) = std::env::var("BONDGATE_CUSTOMS_KEYS") {
+            c.customs.keys = parse_customs_keys(&text)?;
         }
         c.admin_password = std::env::var("BONDGATE_ADMIN_PASSWORD")
             .ok()

@@ -4,6 +4,7 @@
 pub mod app;
 pub mod config;
 pub mod crypto;
+pub mod customs;
 pub mod domain;
 pub mod http;
 pub mod mqtt;

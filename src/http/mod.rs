@@ -3,6 +3,7 @@
 //! OpenAPI document generated from the handlers.
 
 pub mod auth;
+mod customs;
 pub mod error;
 mod inventory;
 mod master;
@@ -43,6 +44,8 @@ pub struct AppState {
     pub mqtt_ready: Option<tokio::sync::watch::Receiver<bool>>,
     /// The pack stations: scales, printers, the pack flow.
     pub packing: crate::packing::Packing,
+    /// Customs receipts and states.
+    pub customs: crate::customs::Customs,
 }
 
 #[derive(OpenApi)]
@@ -123,6 +126,8 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(packing::station_scan))
         .routes(routes!(packing::exceptions))
         .routes(routes!(packing::print_jobs))
+        .routes(routes!(customs::receive))
+        .routes(routes!(customs::order_customs))
         .split_for_parts();
     let doc = Arc::new(doc);
     let timeout = state.config.request_timeout;

@@ -208,5 +208,9 @@ delegate! {
     pub async fn list_print_jobs(&self, station: Option<&str>, state: Option<PrintState>) -> StoreResult<Vec<PrintJobView>>;
     pub async fn pack_session(&self, station: &str) -> StoreResult<Option<(i64, String, String)>>;
     pub async fn save_pack_session(&self, station: &str, prev_seq: Option<i64>, seq: i64, state: &str, answer: &str) -> StoreResult<bool>;
+    /// Stores a verified customs message; the same bytes again are refused as a replay.
+    pub async fn ingest_customs(&self, actor: &Actor, m: &CustomsMessageInput) -> StoreResult<Vec<CustomsReceiptRow>>;
+    pub async fn customs_receipts(&self, cop_no: &str) -> StoreResult<Vec<CustomsReceiptRow>>;
+    pub async fn order_by_cop_no(&self, cop_no: &str) -> StoreResult<Option<(String, String)>>;
     pub async fn waybill_record(&self, package_no: &str, logistics: (&str, &str)) -> StoreResult<WaybillRecord>;
 }

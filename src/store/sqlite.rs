@@ -69,3 +69,4 @@ include!("sql_impl.rs");
 include!("sql_orders.rs");
 include!("sql_picking.rs");
 include!("sql_packing.rs");
+include!("sql_customs.rs");

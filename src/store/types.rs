@@ -1191,3 +1191,48 @@ pub struct WaybillRecord {
     #[serde(skip)]
     pub consignee_telephone_sealed: String,
 }
+
+// ------------------------------------------------------------------ customs
+
+/// One receipt as stored (and shown in an order's receipt history).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CustomsReceiptRow {
+    pub id: i64,
+    /// `inventory` (CEB622), `cancellation` (CEB624) or `format_error` (CEB900).
+    pub kind: String,
+    pub cop_no: Option<String>,
+    pub pre_no: Option<String>,
+    pub invt_no: Option<String>,
+    pub guid: Option<String>,
+    pub return_status: i64,
+    /// `yyyyMMddHHmmssSSS`, China Standard Time, as customs sent it.
+    pub return_time: String,
+    pub return_info: Option<String>,
+    pub key_id: String,
+    pub received_at: DateTime<Utc>,
+}
+
+/// A verified, parsed message from the customs gateway, ready to store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CustomsMessageInput {
+    /// SHA-256 of the exact bytes that were signed (hex).
+    pub body_sha256: String,
+    /// `CEB622`, `CEB624` or `CEB900`.
+    pub kind: String,
+    pub key_id: String,
+    pub guid: Option<String>,
+    /// `(kind, cop_no, pre_no, invt_no, guid, status, return_time, info)` per receipt.
+    pub receipts: Vec<NewCustomsReceipt>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NewCustomsReceipt {
+    pub kind: String,
+    pub cop_no: Option<String>,
+    pub pre_no: Option<String>,
+    pub invt_no: Option<String>,
+    pub guid: Option<String>,
+    pub return_status: i64,
+    pub return_time: String,
+    pub return_info: Option<String>,
+}

@@ -5,6 +5,7 @@
 mod binary;
 mod concurrency;
 mod conformance;
+mod customs;
 mod domain_purity;
 mod helpers;
 mod http_api;

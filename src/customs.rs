@@ -1,0 +1,264 @@
+//! Customs receipts from the customs gateway: authenticated (the gateway
+//! signs the exact bytes), parsed (`bondgate-customs`), stored for ever, and
+//! folded into each 清单's customs state. A rejection (100) or a successful
+//! cancellation cancels the order and releases its stock.
+
+use std::sync::Arc;
+
+use bondgate_customs::receipt::Body;
+use bondgate_customs::sign::{AuthError, Key, Keyring};
+use bondgate_customs::state::ReceiptKind;
+use bondgate_customs::{CustomsState, Receipt, ReturnStatus, ReturnTime};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
+
+use crate::config::CustomsConfig;
+use crate::store::{
+    Actor, CustomsMessageInput, CustomsReceiptRow, NewCustomsReceipt, Store, StoreError,
+};
+
+/// Why a delivery was refused before anything was stored.
+#[derive(Debug, thiserror::Error)]
+pub enum CustomsError {
+    #[error("receipt not authenticated: {0}")]
+    Auth(#[from] AuthError),
+    #[error("receipt refused: {0}")]
+    Parse(#[from] bondgate_customs::ParseError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The customs state of one order, for screens and the gate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct OrderCustomsView {
+    pub order_no: String,
+    pub cop_no: String,
+    /// `no_receipt`, `pending`, `released`, `held`, `rejected`, `cancelled`,
+    /// `processing_error` or `unrecognised`.
+    pub state: String,
+    /// Whether the gate may open for it as far as customs is concerned.
+    pub released: bool,
+    /// Why not, in English and Chinese.
+    pub refusal: Option<RefusalView>,
+    /// Every receipt, in returnTime order.
+    pub receipts: Vec<CustomsReceiptRow>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct RefusalView {
+    pub code: String,
+    pub en: String,
+    pub zh: String,
+}
+
+/// What a delivery stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct IngestView {
+    pub receipts: Vec<CustomsReceiptRow>,
+    /// Orders cancelled because customs rejected or cancelled their 清单.
+    pub cancelled_orders: Vec<String>,
+}
+
+#[derive(Clone)]
+pub struct Customs {
+    store: Store,
+    keyring: Arc<Keyring>,
+}
+
+fn state_name(s: &CustomsState) -> &'static str {
+    match s {
+        CustomsState::NoReceipt => "no_receipt",
+        CustomsState::Pending { .. } => "pending",
+        CustomsState::Released { .. } => "released",
+        CustomsState::Held { .. } => "held",
+        CustomsState::Rejected { .. } => "rejected",
+        CustomsState::Cancelled { .. } => "cancelled",
+        CustomsState::ProcessingError { .. } => "processing_error",
+        CustomsState::Unrecognised { .. } => "unrecognised",
+    }
+}
+
+/// The fold's view of stored rows (format errors carry no 清单 and are
+/// left out). A row that no longer parses is a corrupt store.
+fn fold_input(rows: &[CustomsReceiptRow]) -> Result<Vec<Receipt>, StoreError> {
+    rows.iter()
+        .filter(|r| r.kind != "format_error")
+        .map(|r| {
+            let corrupt =
+                |what: &str| StoreError::Corrupt(format!("customs receipt {}: {what}", r.id));
+            Ok(Receipt {
+                kind: if r.kind == "cancellation" {
+                    ReceiptKind::Cancellation
+                } else {
+                    ReceiptKind::Inventory
+                },
+                cop_no: r.cop_no.clone().unwrap_or_default(),
+                guid: r.guid.clone(),
+                status: ReturnStatus::new(r.return_status),
+                time: ReturnTime::parse(&r.return_time).map_err(|_| corrupt("returnTime"))?,
+                arrival: u64::try_from(r.id).unwrap_or(0),
+            })
+        })
+        .collect()
+}
+
+impl Customs {
+    /// The gateway's keys from the configuration.
+    pub fn new(store: Store, cfg: &CustomsConfig) -> anyhow::Result<Customs> {
+        let mut keyring = Keyring::new();
+        for k in &cfg.keys {
+            let key = match k.kind.as_str() {
+                "ed25519" => {
+                    let bytes: [u8; 32] = k.bytes.as_slice().try_into().map_err(|_| {
+                        anyhow::anyhow!("customs key {}: an Ed25519 public key is 32 bytes", k.id)
+                    })?;
+                    Key::ed25519(&bytes)
+                }
+                _ => Key::hmac(&k.bytes),
+            }
+            .map_err(|e| anyhow::anyhow!("customs key {}: {e}", k.id))?;
+            keyring
+                .insert(&k.id, key, None)
+                .map_err(|e| anyhow::anyhow!("customs key {}: {e}", k.id))?;
+        }
+        if cfg.keys.is_empty() {
+            tracing::warn!(
+                "no customs gateway keys (BONDGATE_CUSTOMS_KEYS): every receipt will be refused"
+            );
+        }
+        Ok(Customs {
+            store,
+            keyring: Arc::new(keyring),
+        })
+    }
+
+    /// Authenticates, parses and stores one delivery from the gateway, then
+    /// applies what customs decided to the orders it is about.
+    pub async fn ingest(
+        &self,
+        actor: &Actor,
+        key_id: Option<&str>,
+        signature: Option<&str>,
+        body: &[u8],
+    ) -> Result<IngestView, CustomsError> {
+        if let Err(e) = self
+            .keyring
+            .verify(key_id, signature, body, chrono::Utc::now())
+        {
+            tracing::warn!(key_id = key_id.unwrap_or("-"), error = %e, "customs receipt refused: not authenticated");
+            return Err(e.into());
+        }
+        let message = bondgate_customs::parse(body).inspect_err(|e| {
+            tracing::warn!(error = %e, "customs receipt refused: malformed");
+        })?;
+        let (kind, receipts) = match &message.body {
+            Body::Ceb622(list) => (
+                "CEB622",
+                list.iter()
+                    .map(|r| NewCustomsReceipt {
+                        kind: "inventory".into(),
+                        cop_no: Some(r.cop_no.clone()),
+                        pre_no: r.pre_no.clone(),
+                        invt_no: r.invt_no.clone(),
+                        guid: r.guid.clone(),
+                        return_status: r.return_status.code(),
+                        return_time: r.return_time.to_string(),
+                        return_info: r.return_info.clone(),
+                    })
+                    .collect::<Vec<_>>(),
+            ),
+            Body::Ceb624(list) => (
+                "CEB624",
+                list.iter()
+                    .map(|r| NewCustomsReceipt {
+                        kind: "cancellation".into(),
+                        cop_no: Some(r.cop_no.clone()),
+                        pre_no: r.pre_no.clone(),
+                        invt_no: r.invt_no.clone(),
+                        guid: r.guid.clone(),
+                        return_status: r.return_status.code(),
+                        return_time: r.return_time.to_string(),
+                        return_info: r.return_info.clone(),
+                    })
+                    .collect(),
+            ),
+            Body::Ceb900(list) => (
+                "CEB900",
+                list.iter()
+                    .map(|r| NewCustomsReceipt {
+                        kind: "format_error".into(),
+                        cop_no: None,
+                        pre_no: None,
+                        invt_no: None,
+                        guid: r.guid.clone(),
+                        return_status: r.return_status.code(),
+                        return_time: r.return_time.to_string(),
+                        return_info: r.return_info.clone(),
+                    })
+                    .collect(),
+            ),
+        };
+        let input = CustomsMessageInput {
+            body_sha256: Sha256::digest(body)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+            kind: kind.into(),
+            key_id: key_id.unwrap_or_default().to_string(),
+            guid: message.guid.clone(),
+            receipts,
+        };
+        let stored = self.store.ingest_customs(actor, &input).await?;
+        let mut cop_nos: Vec<&str> = stored.iter().filter_map(|r| r.cop_no.as_deref()).collect();
+        cop_nos.sort_unstable();
+        cop_nos.dedup();
+        let mut cancelled_orders = Vec::new();
+        for cop_no in cop_nos {
+            let Some((order_no, order_state)) = self.store.order_by_cop_no(cop_no).await? else {
+                tracing::warn!(%cop_no, "customs receipt for a declaration with no order here");
+                continue;
+            };
+            let rows = self.store.customs_receipts(cop_no).await?;
+            let state = CustomsState::for_declaration(cop_no, &fold_input(&rows)?);
+            let ends = matches!(
+                state,
+                CustomsState::Rejected { .. } | CustomsState::Cancelled { .. }
+            );
+            if ends && !matches!(order_state.as_str(), "cancelled" | "shipped") {
+                let reason = format!("customs: {} ({})", state_name(&state), cop_no);
+                self.store
+                    .cancel_order(&Actor::system(), &order_no, &reason)
+                    .await?;
+                tracing::info!(%order_no, %cop_no, "order cancelled: customs {}", state_name(&state));
+                cancelled_orders.push(order_no);
+            }
+        }
+        Ok(IngestView {
+            receipts: stored,
+            cancelled_orders,
+        })
+    }
+
+    /// An order's customs state and receipt history.
+    pub async fn order_state(&self, order_no: &str) -> Result<OrderCustomsView, StoreError> {
+        let order = self.store.get_order(order_no).await?;
+        let rows = self.store.customs_receipts(&order.cop_no).await?;
+        let state = CustomsState::for_declaration(&order.cop_no, &fold_input(&rows)?);
+        let refusal = bondgate_customs::gate_allows(&state)
+            .err()
+            .map(|r| RefusalView {
+                code: r.code.to_string(),
+                en: r.text_en.to_string(),
+                zh: r.text_zh.to_string(),
+            });
+        Ok(OrderCustomsView {
+            order_no: order.order_no,
+            cop_no: order.cop_no,
+            state: state_name(&state).to_string(),
+            released: state.is_released(),
+            refusal,
+            receipts: rows,
+        })
+    }
+}
