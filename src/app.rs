@@ -112,6 +112,15 @@ impl Server {
         }
 
         let customs = crate::customs::Customs::new(store.clone(), &config.customs)?;
+        if let Some(dir) = &config.customs.inbox {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("creating the customs inbox {}", dir.display()))?;
+            background.push(crate::customs::spawn_inbox(
+                customs.clone(),
+                dir.clone(),
+                background_rx.clone(),
+            ));
+        }
         let state = AppState {
             store: store.clone(),
             config: Arc::new(config),

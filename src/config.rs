@@ -75,6 +75,8 @@ pub struct PickingConfig {
 #[derive(Clone, Default)]
 pub struct CustomsConfig {
     pub keys: Vec<CustomsKey>,
+    /// The watched inbox directory (default `{data_dir}/customs-inbox`).
+    pub inbox: Option<PathBuf>,
 }
 
 /// One key of the customs gateway, from `BONDGATE_CUSTOMS_KEYS`.
@@ -100,7 +102,10 @@ impl std::fmt::Debug for CustomsKey {
 
 impl std::fmt::Debug for CustomsConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(&self.keys).finish()
+        f.debug_struct("CustomsConfig")
+            .field("keys", &self.keys)
+            .field("inbox", &self.inbox)
+            .finish()
     }
 }
 
@@ -345,6 +350,8 @@ struct FileConfig {
     mqtt_url: Option<String>,
     mqtt_listen: Option<SocketAddr>,
     site: Option<String>,
+    /// The customs receipts inbox directory.
+    customs_inbox: Option<PathBuf>,
     tote_prefix: Option<String>,
     /// 0 turns automatic waves off.
     wave_max_orders: Option<usize>,
@@ -423,7 +430,10 @@ impl Config {
                 wave_check: Duration::from_secs(10),
             },
             packing: PackingConfig::default(),
-            customs: CustomsConfig::default(),
+            customs: CustomsConfig {
+                keys: Vec::new(),
+                inbox: Some(data_dir.join("customs-inbox")),
+            },
         }
     }
 
@@ -560,6 +570,9 @@ impl Config {
                 st.id
             );
             c.packing.stations.push(st);
+        }
+        if let Some(dir) = file.customs_inbox {
+            c.customs.inbox = Some(dir);
         }
         if let Ok(text) = std::env::var("BONDGATE_CUSTOMS_KEYS") {
             c.customs.keys = parse_customs_keys(&text)?;

@@ -262,3 +262,97 @@ impl Customs {
         })
     }
 }
+
+/// How often the inbox directory is looked at.
+pub const INBOX_POLL: std::time::Duration = std::time::Duration::from_millis(500);
+/// Largest receipt file taken from the inbox.
+pub const INBOX_FILE_BYTES_MAX: u64 = 1024 * 1024;
+
+/// The watched inbox, the way single-window clients exchange messages: the
+/// gateway drops `NAME.xml` and then `NAME.xml.sig` (`KEY_ID SIGNATURE`, one
+/// line). A file counts only once its `.sig` is there, so a half-written
+/// message is never read. Each is moved to `done/` once stored (or found to
+/// be stored already: a server that died between storing and moving picks
+/// it up again as a replay), or to `failed/` with `NAME.xml.reason` when it
+/// is refused. A database fault leaves it where it is, for the next look.
+pub fn spawn_inbox(
+    customs: Customs,
+    dir: std::path::PathBuf,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let actor = Actor {
+            user_id: 0,
+            username: "customs-inbox".into(),
+            roles: vec![crate::domain::Role::Integration],
+        };
+        for sub in ["done", "failed"] {
+            if let Err(e) = tokio::fs::create_dir_all(dir.join(sub)).await {
+                tracing::error!(dir = %dir.display(), error = %e, "customs inbox unusable");
+                return;
+            }
+        }
+        loop {
+            if let Err(e) = sweep_inbox(&customs, &actor, &dir).await {
+                tracing::warn!(dir = %dir.display(), error = %e, "customs inbox not read");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(INBOX_POLL) => {}
+                _ = stop.changed() => return,
+            }
+        }
+    })
+}
+
+async fn sweep_inbox(
+    customs: &Customs,
+    actor: &Actor,
+    dir: &std::path::Path,
+) -> std::io::Result<()> {
+    let mut names = Vec::new();
+    let mut entries = tokio::fs::read_dir(dir).await?;
+    while let Some(e) = entries.next_entry().await? {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".xml") && e.file_type().await?.is_file() {
+            names.push(name);
+        }
+    }
+    names.sort();
+    for name in names {
+        let xml = dir.join(&name);
+        let sig = dir.join(format!("{name}.sig"));
+        let Ok(sig_text) = tokio::fs::read_to_string(&sig).await else {
+            continue; // not complete yet
+        };
+        let outcome = if tokio::fs::metadata(&xml).await?.len() > INBOX_FILE_BYTES_MAX {
+            Err(format!("file is larger than {INBOX_FILE_BYTES_MAX} bytes"))
+        } else {
+            let body = tokio::fs::read(&xml).await?;
+            let mut parts = sig_text.split_whitespace();
+            let (key_id, signature) = (parts.next(), parts.next());
+            match customs.ingest(actor, key_id, signature, &body).await {
+                Ok(v) => {
+                    tracing::info!(file = %name, receipts = v.receipts.len(), "customs receipt file stored");
+                    Ok(())
+                }
+                Err(CustomsError::Store(StoreError::AlreadyExists(_))) => {
+                    tracing::info!(file = %name, "customs receipt file was stored before (a replay)");
+                    Ok(())
+                }
+                Err(CustomsError::Store(e)) => {
+                    // The database may be down: keep the file for the next look.
+                    tracing::warn!(file = %name, error = %e, "customs receipt file kept for a retry");
+                    continue;
+                }
+                Err(e) => Err(e.to_string()),
+            }
+        };
+        let to = dir.join(if outcome.is_ok() { "done" } else { "failed" });
+        if let Err(reason) = &outcome {
+            tokio::fs::write(to.join(format!("{name}.reason")), format!("{reason}\n")).await?;
+        }
+        tokio::fs::rename(&xml, to.join(&name)).await?;
+        tokio::fs::rename(&sig, to.join(format!("{name}.sig"))).await?;
+    }
+    Ok(())
+}

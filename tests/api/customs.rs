@@ -220,3 +220,88 @@ both_backends!(
         app.finish().await;
     }
 );
+
+/// The watched inbox: a receipt file counts once its `.sig` is there; it is
+/// moved to `done/` once stored — also when it was stored before, as after a
+/// crash between storing and moving — and a forged one to `failed/` with
+/// the reason beside it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receipt_files_dropped_in_the_inbox_are_stored_once_and_moved() {
+    let public = ed25519_signing_key(&GATEWAY_SECRET)
+        .verifying_key()
+        .to_bytes();
+    let Some(app) = spawn_app_with(Backend::Sqlite, |c| {
+        c.customs.keys = vec![CustomsKey {
+            id: "gw-1".into(),
+            kind: "ed25519".into(),
+            bytes: public.to_vec(),
+        }];
+    })
+    .await
+    else {
+        return;
+    };
+    app.seed().await;
+    assert_eq!(app.receive("R-1", "A-01", 10).await.0, StatusCode::CREATED);
+    assert_eq!(
+        app.post("/api/v1/orders", order("ORD-1", 1)).await.0,
+        StatusCode::CREATED
+    );
+    let inbox = app.db.dir.path().join("customs-inbox");
+    let drop = |name: &str, body: &[u8], sig_line: String| {
+        std::fs::write(inbox.join(name), body).unwrap();
+        std::fs::write(inbox.join(format!("{name}.sig")), sig_line).unwrap();
+    };
+    let sign = |body: &[u8]| sign_ed25519(&ed25519_signing_key(&GATEWAY_SECRET), body);
+
+    // A file without its .sig is left alone.
+    let release = ceb622("COP-ORD-1", 800, "20261123110000000");
+    std::fs::write(inbox.join("a-release.xml"), &release).unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert!(inbox.join("a-release.xml").exists());
+    std::fs::write(
+        inbox.join("a-release.xml.sig"),
+        format!("gw-1 {}\n", sign(&release)),
+    )
+    .unwrap();
+    // Already stored over HTTP (the crash case): still moved to done/.
+    let pending = ceb622("COP-ORD-1", 120, "20261123100000000");
+    let gateway = app.user("gw", "integration").await;
+    assert_eq!(
+        signed(&app, &gateway, pending.clone()).await.0,
+        StatusCode::CREATED
+    );
+    drop(
+        "b-pending.xml",
+        &pending,
+        format!("gw-1 {}", sign(&pending)),
+    );
+    let hold = ceb622("COP-ORD-1", 500, "20261123120000000");
+    drop(
+        "c-forged.xml",
+        &hold,
+        format!("gw-1 {}", sign(b"other bytes")),
+    );
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while !(inbox.join("done/a-release.xml").exists()
+        && inbox.join("done/b-pending.xml").exists()
+        && inbox.join("failed/c-forged.xml").exists())
+    {
+        assert!(std::time::Instant::now() < deadline, "inbox not swept");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(inbox.join("done/a-release.xml.sig").exists());
+    let reason = std::fs::read_to_string(inbox.join("failed/c-forged.xml.reason")).unwrap();
+    assert!(reason.contains("not authenticated"), "{reason}");
+    let st = state(&app, "ORD-1").await;
+    assert_eq!(
+        (
+            st["state"].as_str(),
+            st["receipts"].as_array().unwrap().len()
+        ),
+        (Some("released"), 2),
+        "{st}"
+    );
+    app.finish().await;
+}
