@@ -7,13 +7,13 @@ use std::sync::Arc;
 
 use bondgate_customs::receipt::Body;
 use bondgate_customs::sign::{AuthError, Key, Keyring};
-use bondgate_customs::state::ReceiptKind;
-use bondgate_customs::{CustomsState, Receipt, ReturnStatus, ReturnTime};
+use bondgate_customs::CustomsState;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
 use crate::config::CustomsConfig;
+use crate::store::customs_state::{self, state_name};
 use crate::store::{
     Actor, CustomsMessageInput, CustomsReceiptRow, NewCustomsReceipt, Store, StoreError,
 };
@@ -64,43 +64,6 @@ pub struct IngestView {
 pub struct Customs {
     store: Store,
     keyring: Arc<Keyring>,
-}
-
-fn state_name(s: &CustomsState) -> &'static str {
-    match s {
-        CustomsState::NoReceipt => "no_receipt",
-        CustomsState::Pending { .. } => "pending",
-        CustomsState::Released { .. } => "released",
-        CustomsState::Held { .. } => "held",
-        CustomsState::Rejected { .. } => "rejected",
-        CustomsState::Cancelled { .. } => "cancelled",
-        CustomsState::ProcessingError { .. } => "processing_error",
-        CustomsState::Unrecognised { .. } => "unrecognised",
-    }
-}
-
-/// The fold's view of stored rows (format errors carry no 清单 and are
-/// left out). A row that no longer parses is a corrupt store.
-fn fold_input(rows: &[CustomsReceiptRow]) -> Result<Vec<Receipt>, StoreError> {
-    rows.iter()
-        .filter(|r| r.kind != "format_error")
-        .map(|r| {
-            let corrupt =
-                |what: &str| StoreError::Corrupt(format!("customs receipt {}: {what}", r.id));
-            Ok(Receipt {
-                kind: if r.kind == "cancellation" {
-                    ReceiptKind::Cancellation
-                } else {
-                    ReceiptKind::Inventory
-                },
-                cop_no: r.cop_no.clone().unwrap_or_default(),
-                guid: r.guid.clone(),
-                status: ReturnStatus::new(r.return_status),
-                time: ReturnTime::parse(&r.return_time).map_err(|_| corrupt("returnTime"))?,
-                arrival: u64::try_from(r.id).unwrap_or(0),
-            })
-        })
-        .collect()
 }
 
 impl Customs {
@@ -220,7 +183,7 @@ impl Customs {
                 continue;
             };
             let rows = self.store.customs_receipts(cop_no).await?;
-            let state = CustomsState::for_declaration(cop_no, &fold_input(&rows)?);
+            let state = customs_state::fold(cop_no, &rows)?;
             let ends = matches!(
                 state,
                 CustomsState::Rejected { .. } | CustomsState::Cancelled { .. }
@@ -244,7 +207,7 @@ impl Customs {
     pub async fn order_state(&self, order_no: &str) -> Result<OrderCustomsView, StoreError> {
         let order = self.store.get_order(order_no).await?;
         let rows = self.store.customs_receipts(&order.cop_no).await?;
-        let state = CustomsState::for_declaration(&order.cop_no, &fold_input(&rows)?);
+        let state = customs_state::fold(&order.cop_no, &rows)?;
         let refusal = bondgate_customs::gate_allows(&state)
             .err()
             .map(|r| RefusalView {

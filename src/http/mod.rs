@@ -5,6 +5,7 @@
 pub mod auth;
 mod customs;
 pub mod error;
+mod gate;
 mod inventory;
 mod master;
 pub mod ops;
@@ -128,6 +129,8 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(packing::print_jobs))
         .routes(routes!(customs::receive))
         .routes(routes!(customs::order_customs))
+        .routes(routes!(gate::scan))
+        .routes(routes!(gate::decisions))
         .split_for_parts();
     let doc = Arc::new(doc);
     let timeout = state.config.request_timeout;

@@ -4,6 +4,7 @@
 //! against their own migrations folder. [`Store`] picks the backend once, at
 //! start-up; every method is one use case in one transaction.
 
+pub mod customs_state;
 pub mod error;
 pub mod types;
 
@@ -212,5 +213,8 @@ delegate! {
     pub async fn ingest_customs(&self, actor: &Actor, m: &CustomsMessageInput) -> StoreResult<Vec<CustomsReceiptRow>>;
     pub async fn customs_receipts(&self, cop_no: &str) -> StoreResult<Vec<CustomsReceiptRow>>;
     pub async fn order_by_cop_no(&self, cop_no: &str) -> StoreResult<Option<(String, String)>>;
+    /// One scan at an outbound gate: decided, recorded, and on open shipped, in one transaction.
+    pub async fn gate_scan(&self, actor: &Actor, gate: &str, input: &GateScanInput) -> StoreResult<GateDecisionView>;
+    pub async fn gate_decisions(&self, gate: &str, limit: i64) -> StoreResult<Vec<GateDecisionView>>;
     pub async fn waybill_record(&self, package_no: &str, logistics: (&str, &str)) -> StoreResult<WaybillRecord>;
 }

@@ -42,3 +42,4 @@ include!("sql_orders.rs");
 include!("sql_picking.rs");
 include!("sql_packing.rs");
 include!("sql_customs.rs");
+include!("sql_gate.rs");

@@ -1236,3 +1236,32 @@ pub struct NewCustomsReceipt {
     pub return_time: String,
     pub return_info: Option<String>,
 }
+
+// --------------------------------------------------------------------- gate
+
+/// A scan at an outbound gate: the parcel's waybill or package number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GateScanInput {
+    pub code: String,
+}
+
+/// What the gate decided, and why, for the guard and the record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct GateDecisionView {
+    pub id: i64,
+    pub gate: String,
+    pub code: String,
+    /// `open` or `refuse`.
+    pub decision: String,
+    /// Stable machine code, e.g. `released`, `customs.pending`, `already_exited`.
+    pub reason_code: String,
+    pub reason_en: String,
+    pub reason_zh: String,
+    pub order_no: Option<String>,
+    pub package_no: Option<String>,
+    /// The release receipt an open rested on.
+    pub evidence_receipt_id: Option<i64>,
+    pub decided_by: String,
+    pub decided_at: DateTime<Utc>,
+}

@@ -17,7 +17,19 @@ use crate::orders::order;
 
 const GATEWAY_SECRET: [u8; 32] = [7; 32];
 
-fn ceb622(cop_no: &str, status: i64, time: &str) -> Vec<u8> {
+/// The test gateway's public key, as a server is configured with it.
+pub(crate) fn gateway_key() -> CustomsKey {
+    CustomsKey {
+        id: "gw-1".into(),
+        kind: "ed25519".into(),
+        bytes: ed25519_signing_key(&GATEWAY_SECRET)
+            .verifying_key()
+            .to_bytes()
+            .to_vec(),
+    }
+}
+
+pub(crate) fn ceb622(cop_no: &str, status: i64, time: &str) -> Vec<u8> {
     bondgate_customs::encode(&Message {
         envelope: None,
         guid: Some(format!("GUID-{cop_no}-{status}-{time}")),
@@ -59,7 +71,7 @@ async fn deliver(
     (status, res.json().await.unwrap_or(Value::Null))
 }
 
-async fn signed(app: &TestApp, token: &str, body: Vec<u8>) -> (StatusCode, Value) {
+pub(crate) async fn signed(app: &TestApp, token: &str, body: Vec<u8>) -> (StatusCode, Value) {
     let sig = sign_ed25519(&ed25519_signing_key(&GATEWAY_SECRET), &body);
     deliver(app, token, "gw-1", &sig, body).await
 }

@@ -7,6 +7,7 @@ mod concurrency;
 mod conformance;
 mod customs;
 mod domain_purity;
+mod gate;
 mod helpers;
 mod http_api;
 mod ledger_props;

@@ -29,8 +29,8 @@ const BOX_TARE: i64 = 120;
 
 /// The floor of one pack station: its scale and printer simulators, and a
 /// server configured with them.
-struct Station {
-    app: TestApp,
+pub(crate) struct Station {
+    pub(crate) app: TestApp,
     scale: ScaleControl,
     _scale_sim: ScaleSim,
     printer: PrinterSim,
@@ -91,6 +91,7 @@ async fn station_with(
             printer: Some(target),
         }];
         c.packing.weigh_timeout = Duration::from_secs(4);
+        c.customs.keys = vec![crate::customs::gateway_key()];
     })
     .await?;
     let scale = scale_sim.control();
@@ -104,7 +105,7 @@ async fn station_with(
 }
 
 /// A station with a picked order of `qty` units in TOTE-1, and a packer's token.
-async fn ready(
+pub(crate) async fn ready(
     backend: Backend,
     protocol: ScaleProtocol,
     settle: Duration,
@@ -155,7 +156,7 @@ impl Station {
         picked_order(&self.app, order_no, qty).await
     }
 
-    async fn pack(&self, token: &str, items: usize) -> (StatusCode, Value) {
+    pub(crate) async fn pack(&self, token: &str, items: usize) -> (StatusCode, Value) {
         self.app
             .call_as(
                 Some(token),
@@ -185,7 +186,7 @@ impl Station {
     }
 
     /// Puts a parcel on the plate and waits until the server saw it settle.
-    async fn place(&self, grams: i64) {
+    pub(crate) async fn place(&self, grams: i64) {
         self.scale.set_weight(grams);
         self.scale_until("settled", |s| {
             s["stable"] == true && s["grams"].as_i64() == Some(grams)
@@ -193,7 +194,7 @@ impl Station {
         .await;
     }
 
-    async fn finish(self) {
+    pub(crate) async fn finish(self) {
         self.app.finish().await;
     }
 }
