@@ -79,16 +79,8 @@ impl SqlStore {
 
     /// Every receipt of one 清单, in returnTime order (arrival breaks ties).
     pub async fn customs_receipts(&self, cop_no: &str) -> StoreResult<Vec<CustomsReceiptRow>> {
-        let rows: Vec<CustomsReceiptTuple> = sqlx::query_as(
-            "SELECT r.id, r.kind, r.cop_no, r.pre_no, r.invt_no, r.guid, r.return_status, r.return_time,
-                    r.return_info, m.key_id, m.received_at
-             FROM customs_receipts r JOIN customs_messages m ON m.id = r.message_id
-             WHERE r.cop_no = $1 ORDER BY r.return_time, r.id",
-        )
-        .bind(cop_no)
-        .fetch_all(&self.read)
-        .await?;
-        Ok(rows.into_iter().map(customs_row).collect())
+        let mut tx = self.read.begin().await?;
+        receipts_of(&mut tx, cop_no).await
     }
 
     /// The order declared under this `copNo`, if any.
@@ -100,6 +92,20 @@ impl SqlStore {
         .fetch_optional(&self.read)
         .await?)
     }
+}
+
+/// Every receipt of one 清单, in returnTime order (arrival breaks ties).
+async fn receipts_of(tx: &mut Tx, cop_no: &str) -> StoreResult<Vec<CustomsReceiptRow>> {
+    let rows: Vec<CustomsReceiptTuple> = sqlx::query_as(
+        "SELECT r.id, r.kind, r.cop_no, r.pre_no, r.invt_no, r.guid, r.return_status, r.return_time,
+                r.return_info, m.key_id, m.received_at
+         FROM customs_receipts r JOIN customs_messages m ON m.id = r.message_id
+         WHERE r.cop_no = $1 ORDER BY r.return_time, r.id",
+    )
+    .bind(cop_no)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows.into_iter().map(customs_row).collect())
 }
 
 fn customs_row(r: CustomsReceiptTuple) -> CustomsReceiptRow {

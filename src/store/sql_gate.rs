@@ -115,16 +115,7 @@ impl SqlStore {
                             .bind(oid)
                             .fetch_one(&mut *tx)
                             .await?;
-                    let rows: Vec<CustomsReceiptTuple> = sqlx::query_as(
-                        "SELECT r.id, r.kind, r.cop_no, r.pre_no, r.invt_no, r.guid, r.return_status, r.return_time,
-                                r.return_info, m.key_id, m.received_at
-                         FROM customs_receipts r JOIN customs_messages m ON m.id = r.message_id
-                         WHERE r.cop_no = $1 ORDER BY r.return_time, r.id",
-                    )
-                    .bind(&cop_no)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                    let rows: Vec<CustomsReceiptRow> = rows.into_iter().map(customs_row).collect();
+                    let rows = receipts_of(&mut tx, &cop_no).await?;
                     let state = crate::store::customs_state::fold(&cop_no, &rows)?;
                     match (bondgate_customs::gate_allows(&state), &state) {
                         (Ok(()), bondgate_customs::CustomsState::Released { receipt, .. }) => {
