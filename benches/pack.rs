@@ -213,21 +213,6 @@ fn lines(i: usize) -> Vec<(usize, i64)> {
     lines
 }
 
-/// A resident ID number that passes the GB 11643 check.
-fn id_number(buyer: usize) -> String {
-    const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
-    const CHECK: [char; 11] = ['1', '0', 'X', '9', '8', '7', '6', '5', '4', '3', '2'];
-    let born = NaiveDate::from_ymd_opt(1975, 1, 1).expect("a date")
-        + chrono::Days::new((buyer * 7 % 12_000) as u64);
-    let body = format!("330106{}{:03}", born.format("%Y%m%d"), buyer % 1_000);
-    let sum: u32 = body
-        .chars()
-        .zip(WEIGHTS)
-        .map(|(c, w)| c.to_digit(10).expect("digits") * w)
-        .sum();
-    format!("{body}{}", CHECK[(sum % 11) as usize])
-}
-
 fn money(fen: i64) -> Money {
     valid(Money::from_fen(fen))
 }
@@ -247,7 +232,7 @@ fn order(i: usize) -> OrderInput {
         cop_no: valid(DocumentNo::parse(format!("COP-P{i:06}"))),
         buyer: BuyerInput {
             name: format!("买家{b}"),
-            id_number: id_number(b),
+            id_number: common::id_number(b),
             phone: format!("138{b:08}"),
         },
         consignee: ConsigneeInput {

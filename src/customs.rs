@@ -115,36 +115,29 @@ impl Customs {
         let message = bondgate_customs::parse(body).inspect_err(|e| {
             tracing::warn!(error = %e, "customs receipt refused: malformed");
         })?;
-        let (kind, receipts) = match &message.body {
+        // CEB622 and CEB624 records carry the same fields under two types.
+        macro_rules! stored {
+            ($kind:literal, $r:expr) => {
+                NewCustomsReceipt {
+                    kind: $kind.into(),
+                    cop_no: Some($r.cop_no.clone()),
+                    pre_no: $r.pre_no.clone(),
+                    invt_no: $r.invt_no.clone(),
+                    guid: $r.guid.clone(),
+                    return_status: $r.return_status.code(),
+                    return_time: $r.return_time.to_string(),
+                    return_info: $r.return_info.clone(),
+                }
+            };
+        }
+        let (kind, receipts): (&str, Vec<NewCustomsReceipt>) = match &message.body {
             Body::Ceb622(list) => (
                 "CEB622",
-                list.iter()
-                    .map(|r| NewCustomsReceipt {
-                        kind: "inventory".into(),
-                        cop_no: Some(r.cop_no.clone()),
-                        pre_no: r.pre_no.clone(),
-                        invt_no: r.invt_no.clone(),
-                        guid: r.guid.clone(),
-                        return_status: r.return_status.code(),
-                        return_time: r.return_time.to_string(),
-                        return_info: r.return_info.clone(),
-                    })
-                    .collect::<Vec<_>>(),
+                list.iter().map(|r| stored!("inventory", r)).collect(),
             ),
             Body::Ceb624(list) => (
                 "CEB624",
-                list.iter()
-                    .map(|r| NewCustomsReceipt {
-                        kind: "cancellation".into(),
-                        cop_no: Some(r.cop_no.clone()),
-                        pre_no: r.pre_no.clone(),
-                        invt_no: r.invt_no.clone(),
-                        guid: r.guid.clone(),
-                        return_status: r.return_status.code(),
-                        return_time: r.return_time.to_string(),
-                        return_info: r.return_info.clone(),
-                    })
-                    .collect(),
+                list.iter().map(|r| stored!("cancellation", r)).collect(),
             ),
             Body::Ceb900(list) => (
                 "CEB900",

@@ -19,6 +19,18 @@ pub enum IdNumberError {
     Check { expected: char, found: char },
 }
 
+/// The check character of a 17-digit body; None if the body is not 17 digits.
+pub fn check_char(body: &str) -> Option<char> {
+    if body.chars().count() != 17 {
+        return None;
+    }
+    let mut sum = 0;
+    for (c, w) in body.chars().zip(WEIGHTS) {
+        sum += c.to_digit(10)? * w;
+    }
+    Some(CHECK[(sum % 11) as usize])
+}
+
 /// A resident ID number that passed the GB 11643 check. Its `Debug` and
 /// `Display` print the masked form, so it cannot leak into a log by accident.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -31,11 +43,8 @@ impl IdNumber {
         if chars.len() != 18 {
             return Err(IdNumberError::Length(chars.len()));
         }
-        let mut sum = 0;
-        for (c, w) in chars[..17].iter().zip(WEIGHTS) {
-            sum += c.to_digit(10).ok_or(IdNumberError::NotDigits)? * w;
-        }
-        let expected = CHECK[(sum % 11) as usize];
+        let body: String = chars[..17].iter().collect();
+        let expected = check_char(&body).ok_or(IdNumberError::NotDigits)?;
         if chars[17] != expected {
             return Err(IdNumberError::Check {
                 expected,

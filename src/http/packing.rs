@@ -91,12 +91,7 @@ pub async fn pack(
         PackOutcome::Packed(view, true) => Ok((StatusCode::CREATED, Json(view)).into_response()),
         PackOutcome::Packed(view, false) => Ok((StatusCode::OK, Json(view)).into_response()),
         PackOutcome::Mismatch(view) => {
-            let check = crate::domain::packing::WeightCheck {
-                expected: view.expected_grams,
-                actual: view.gross_grams,
-                diff: view.diff_grams,
-                allowed: view.allowed_grams,
-            };
+            let check = view.weight_check();
             Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "weight_mismatch",

@@ -45,14 +45,7 @@ pub const STATUS_PROBE: Duration = Duration::from_secs(15);
 /// bridge reports by itself.
 async fn probe(target: &PrinterTarget) -> Option<Result<PrinterStatus, String>> {
     async fn over<S: AsyncRead + AsyncWrite + Unpin>(mut io: S) -> Result<PrinterStatus, String> {
-        let mut status = PrinterStatus::READY;
-        for request in [
-            StatusRequest::Printer,
-            StatusRequest::Offline,
-            StatusRequest::PaperRoll,
-        ] {
-            ask(&mut io, request, &mut status).await?;
-        }
+        let status = ask_all(&mut io).await?;
         let _ = io.shutdown().await;
         Ok(status)
     }
@@ -369,26 +362,31 @@ async fn ask<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
+/// Asks everything that decides whether the printer can print: online,
+/// off-line cause (cover, paper end), paper roll.
+async fn ask_all<S: AsyncRead + AsyncWrite + Unpin>(io: &mut S) -> Result<PrinterStatus, String> {
+    let mut status = PrinterStatus::READY;
+    for request in [
+        StatusRequest::Printer,
+        StatusRequest::Offline,
+        StatusRequest::PaperRoll,
+    ] {
+        ask(io, request, &mut status).await?;
+    }
+    Ok(status)
+}
+
 /// Checks the printer can print, sends the job, and waits for the printer
 /// to answer after its last byte.
 async fn print_over<S: AsyncRead + AsyncWrite + Unpin>(
     mut io: S,
     bytes: &[u8],
 ) -> Result<PrinterStatus, SendError> {
-    let mut status = PrinterStatus::READY;
     let fail = |error: String, status: PrinterStatus| SendError {
         error,
         status: Some(status),
     };
-    for request in [
-        StatusRequest::Printer,
-        StatusRequest::Offline,
-        StatusRequest::PaperRoll,
-    ] {
-        ask(&mut io, request, &mut status)
-            .await
-            .map_err(SendError::plain)?;
-    }
+    let mut status = ask_all(&mut io).await.map_err(SendError::plain)?;
     if !status.can_print() {
         let why = if status.paper_out {
             "out of paper"

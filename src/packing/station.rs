@@ -272,12 +272,7 @@ impl Packing {
                         package: Some(p),
                     }),
                     Ok(PackOutcome::Mismatch(p)) => {
-                        let check = crate::domain::packing::WeightCheck {
-                            expected: p.expected_grams,
-                            actual: p.gross_grams,
-                            diff: p.diff_grams,
-                            allowed: p.allowed_grams,
-                        };
+                        let check = p.weight_check();
                         Ok(Reply {
                             package: Some(p),
                             ..Reply::refuse(

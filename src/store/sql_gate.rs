@@ -70,15 +70,16 @@ impl SqlStore {
         }
         let mut tx = self.write.begin().await?;
         let at = now();
-        let parcel: Option<(i64, String, String, i64, String, String)> = sqlx::query_as(concat!(
-            "SELECT p.id, p.package_no, p.state, o.id, o.order_no, o.state
+        let parcel: Option<(i64, String, String, i64, String, String, String)> =
+            sqlx::query_as(concat!(
+                "SELECT p.id, p.package_no, p.state, o.id, o.order_no, o.state, o.cop_no
              FROM packages p JOIN orders o ON o.id = p.order_id
              WHERE p.package_no = $1 OR p.waybill_no = $1",
-            for_update!("o")
-        ))
-        .bind(code)
-        .fetch_optional(&mut *tx)
-        .await?;
+                for_update!("o")
+            ))
+            .bind(code)
+            .fetch_optional(&mut *tx)
+            .await?;
         let (package_id, order_id, order_no, verdict) = match parcel {
             None => (
                 None,
@@ -90,7 +91,7 @@ impl SqlStore {
                     format!("未知包裹 {code}：不是本仓打包的包裹"),
                 ),
             ),
-            Some((pid, package_no, pstate, oid, order_no, ostate)) => {
+            Some((pid, package_no, pstate, oid, order_no, ostate, cop_no)) => {
                 let verdict = if ostate == "shipped" {
                     refuse(
                         "already_exited",
@@ -110,11 +111,6 @@ impl SqlStore {
                         format!("包裹 {package_no} 未通过称重复核"),
                     )
                 } else {
-                    let cop_no: String =
-                        sqlx::query_scalar("SELECT cop_no FROM orders WHERE id = $1")
-                            .bind(oid)
-                            .fetch_one(&mut *tx)
-                            .await?;
                     let rows = receipts_of(&mut tx, &cop_no).await?;
                     let state = crate::store::customs_state::fold(&cop_no, &rows)?;
                     match (bondgate_customs::gate_allows(&state), &state) {

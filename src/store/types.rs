@@ -1069,6 +1069,18 @@ pub struct PackageView {
     pub prints: Vec<PrintJobView>,
 }
 
+impl PackageView {
+    /// The weight decision this parcel was recorded with.
+    pub fn weight_check(&self) -> crate::domain::packing::WeightCheck {
+        crate::domain::packing::WeightCheck {
+            expected: self.expected_grams,
+            actual: self.gross_grams,
+            diff: self.diff_grams,
+            allowed: self.allowed_grams,
+        }
+    }
+}
+
 /// The result of a pack: packed, or refused for its weight (and recorded).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PackOutcome {
