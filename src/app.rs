@@ -88,11 +88,40 @@ impl Server {
             background_rx.clone(),
         );
         background.extend(scale_tasks);
+        let (gate_states, gate_state_task) =
+            crate::gate::MqttGateStates::start(store.clone(), background_rx.clone());
+        background.push(gate_state_task);
+        let gate_link = Arc::new(crate::gate::GateLink {
+            states: gate_states.clone(),
+            service: std::sync::OnceLock::new(),
+        });
         let link = MqttLink::start(
             LinkOptions::new(site, client_id, broker_addr),
-            crate::picking::PdaHandler::new(store.clone(), config.picking.tote_prefix.clone())
-                .with_scales(scales.clone()),
+            Arc::new(
+                crate::picking::PdaHandler::new(store.clone(), config.picking.tote_prefix.clone())
+                    .with_scales(scales.clone())
+                    .with_gates(gate_link.clone()),
+            ),
         );
+        let publisher = link.publisher();
+        let mut outputs = Vec::new();
+        for g in &config.gates {
+            outputs.push((
+                g.clone(),
+                crate::gate::build_output(g, &publisher, &gate_states)?,
+            ));
+        }
+        let gates = crate::gate::Gates::new(store.clone(), outputs);
+        let _ = gate_link.service.set(gates.clone());
+        background.push(gates.spawn_sweeper(background_rx.clone()));
+        let mqtt_gates = crate::gate::Gates::mqtt_gates(&config.gates);
+        if !mqtt_gates.is_empty() {
+            background.push(crate::gate::mqtt::spawn_heartbeat(
+                mqtt_gates,
+                publisher.clone(),
+                background_rx.clone(),
+            ));
+        }
         let (printers, print_tasks) = crate::packing::PrinterHub::start(
             &config.packing.stations,
             store.clone(),
@@ -128,6 +157,7 @@ impl Server {
             mqtt_ready: Some(link.ready_signal()),
             packing,
             customs,
+            gates,
         };
         let app = http::router(state);
         let (stop, stopped) = oneshot::channel::<()>();

@@ -324,6 +324,129 @@ impl StationFile {
     }
 }
 
+/// One outbound gate: its id, its open pulse and its output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GateConfig {
+    pub id: String,
+    /// How long the relay is energised for one open.
+    pub pulse: bondgate_protocol::PulseMs,
+    /// How long the output has to confirm a pulse before it counts as a
+    /// fault (and the parcel as not exited). Also the command's expiry.
+    pub confirm_timeout: Duration,
+    pub output: GateOutputConfig,
+}
+
+/// Which device pulses a gate's barrier controller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GateOutputConfig {
+    /// A gate bridge on `gate/{gate}/command`, reporting `gate/{gate}/state`.
+    Mqtt,
+    /// An LCUS serial relay board on this server: `A0 ch op sum` frames.
+    Lcus {
+        path: PathBuf,
+        baud: u32,
+        channel: u8,
+    },
+    /// A Modbus TCP relay board: write single coil, read coils back.
+    ModbusTcp { addr: String, modbus: ModbusCoil },
+    /// A Modbus RTU relay board on a serial port of this server.
+    ModbusRtu {
+        path: PathBuf,
+        baud: u32,
+        modbus: ModbusCoil,
+    },
+}
+
+/// Which coil of which Modbus unit, and how it is pulsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModbusCoil {
+    /// The slave / unit id, 1..=247.
+    pub unit: u8,
+    /// The coil address (0-based).
+    pub coil: u16,
+    /// The board times the pulse itself ("flash on", FC05 at 0x0200 + coil
+    /// with the length in 100 ms units), so a server that dies mid-pulse
+    /// cannot leave the relay on. Otherwise the server writes on, then off.
+    pub flash: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GateFile {
+    id: String,
+    pulse_ms: Option<u32>,
+    confirm_timeout_ms: Option<u64>,
+    output: Option<GateOutputFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GateOutputFile {
+    #[serde(default)]
+    mqtt: bool,
+    lcus: Option<PathBuf>,
+    channel: Option<u8>,
+    modbus_tcp: Option<String>,
+    modbus_rtu: Option<PathBuf>,
+    baud: Option<u32>,
+    unit: Option<u8>,
+    coil: Option<u16>,
+    #[serde(default)]
+    flash: bool,
+}
+
+impl GateFile {
+    fn resolve(self) -> anyhow::Result<GateConfig> {
+        bondgate_protocol::GateId::new(&self.id)
+            .map_err(|e| anyhow::anyhow!("gate id {:?}: {e}", self.id))?;
+        let id = self.id;
+        let pulse = bondgate_protocol::PulseMs::new(self.pulse_ms.unwrap_or(800))
+            .map_err(|e| anyhow::anyhow!("gate {id}: {e}"))?;
+        let confirm_ms = self.confirm_timeout_ms.unwrap_or(2_000);
+        anyhow::ensure!(
+            (100..=30_000).contains(&confirm_ms),
+            "gate {id}: confirm_timeout_ms must be between 100 and 30000"
+        );
+        let Some(o) = self.output else {
+            anyhow::bail!("gate {id}: needs an output (mqtt = true, lcus = \"/dev/…\", modbus_tcp = \"host:502\" or modbus_rtu = \"/dev/…\")")
+        };
+        let modbus = || -> anyhow::Result<ModbusCoil> {
+            let unit = o.unit.unwrap_or(1);
+            anyhow::ensure!((1..=247).contains(&unit), "gate {id}: unit must be 1..=247");
+            Ok(ModbusCoil {
+                unit,
+                coil: o.coil.unwrap_or(0),
+                flash: o.flash,
+            })
+        };
+        let output = match (o.mqtt, &o.lcus, &o.modbus_tcp, &o.modbus_rtu) {
+            (true, None, None, None) => GateOutputConfig::Mqtt,
+            (false, Some(path), None, None) => {
+                let channel = o.channel.unwrap_or(1);
+                anyhow::ensure!(channel >= 1, "gate {id}: LCUS channels count from 1");
+                GateOutputConfig::Lcus { path: path.clone(), baud: o.baud.unwrap_or(9600), channel }
+            }
+            (false, None, Some(addr), None) => {
+                GateOutputConfig::ModbusTcp { addr: addr.clone(), modbus: modbus()? }
+            }
+            (false, None, None, Some(path)) => GateOutputConfig::ModbusRtu {
+                path: path.clone(),
+                baud: o.baud.unwrap_or(9600),
+                modbus: modbus()?,
+            },
+            _ => anyhow::bail!(
+                "gate {id}: output needs exactly one of mqtt = true, lcus = \"/dev/…\", modbus_tcp = \"host:502\" or modbus_rtu = \"/dev/…\""
+            ),
+        };
+        Ok(GateConfig {
+            id,
+            pulse,
+            confirm_timeout: Duration::from_millis(confirm_ms),
+            output,
+        })
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum LogFormat {
@@ -363,6 +486,7 @@ struct FileConfig {
     scale_min_grams: Option<i64>,
     waybill: Option<WaybillFile>,
     station: Vec<StationFile>,
+    gate: Vec<GateFile>,
 }
 
 #[derive(Debug, Clone)]
@@ -387,6 +511,8 @@ pub struct Config {
     pub picking: PickingConfig,
     pub packing: PackingConfig,
     pub customs: CustomsConfig,
+    /// The outbound gates and their outputs.
+    pub gates: Vec<GateConfig>,
 }
 
 impl Config {
@@ -434,6 +560,7 @@ impl Config {
                 keys: Vec::new(),
                 inbox: Some(data_dir.join("customs-inbox")),
             },
+            gates: Vec::new(),
         }
     }
 
@@ -570,6 +697,15 @@ impl Config {
                 st.id
             );
             c.packing.stations.push(st);
+        }
+        for g in file.gate {
+            let g = g.resolve()?;
+            anyhow::ensure!(
+                !c.gates.iter().any(|x| x.id == g.id),
+                "gate {} is configured twice",
+                g.id
+            );
+            c.gates.push(g);
         }
         if let Some(dir) = file.customs_inbox {
             c.customs.inbox = Some(dir);

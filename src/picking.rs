@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bondgate_protocol::{
-    DeviceId, DeviceStatus, Next, PromptMsg, PromptText, ScanMsg, Site, StationId, Tone, WeightMsg,
+    DeviceId, DeviceStatus, GateId, GateResultMsg, GateState, Next, PromptMsg, PromptText, ScanMsg,
+    Site, StationId, Tone, WeightMsg,
 };
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -22,6 +23,7 @@ pub struct PdaHandler {
     store: Store,
     tote_prefix: String,
     scales: Option<crate::packing::ScaleHub>,
+    gates: Option<Arc<crate::gate::GateLink>>,
 }
 
 impl PdaHandler {
@@ -30,15 +32,24 @@ impl PdaHandler {
             store,
             tote_prefix,
             scales: None,
+            gates: None,
         }
     }
 
     /// Readings on `scale/{station}/weight` go to these scales.
-    pub fn with_scales(self, scales: crate::packing::ScaleHub) -> Arc<PdaHandler> {
-        Arc::new(PdaHandler {
+    pub fn with_scales(self, scales: crate::packing::ScaleHub) -> PdaHandler {
+        PdaHandler {
             scales: Some(scales),
             ..self
-        })
+        }
+    }
+
+    /// Gate bridges' reports and gate scanners' scans go to these gates.
+    pub fn with_gates(self, gates: Arc<crate::gate::GateLink>) -> PdaHandler {
+        PdaHandler {
+            gates: Some(gates),
+            ..self
+        }
     }
 
     async fn scan(&self, device: &DeviceId, scan: ScanMsg) -> PromptMsg {
@@ -100,6 +111,29 @@ impl DeviceHandler for PdaHandler {
         if let Some(scales) = &self.scales {
             scales.bridge_reading(station.as_str(), weight.grams, weight.stable);
         }
+    }
+
+    fn on_gate_state(&self, _site: &Site, gate: &GateId, state: GateState) {
+        if let Some(g) = &self.gates {
+            g.states.report(gate, state);
+        }
+    }
+
+    fn on_gate_scan(
+        &self,
+        _site: &Site,
+        gate: &GateId,
+        scan: ScanMsg,
+    ) -> BoxFuture<'_, Option<GateResultMsg>> {
+        let gate = gate.clone();
+        Box::pin(async move {
+            let service = self.gates.as_ref()?.service.get()?.clone();
+            Some(
+                service
+                    .mqtt_scan(&gate, scan.seq, scan.barcode.as_str())
+                    .await,
+            )
+        })
     }
 
     fn on_status(&self, site: &Site, device: &DeviceId, status: DeviceStatus) -> BoxFuture<'_, ()> {

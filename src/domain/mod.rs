@@ -7,6 +7,7 @@
 
 pub mod codes;
 pub mod fefo;
+pub mod gate;
 pub mod idcard;
 pub mod ledger;
 pub mod money;

@@ -7,7 +7,21 @@ use super::auth::Auth;
 use super::error::{ApiError, ApiResult, Json, Path, Problem};
 use super::AppState;
 use crate::domain::Role;
+use crate::gate::{GateError, GateStatusView};
 use crate::store::{GateDecisionView, GateScanInput};
+
+impl From<GateError> for ApiError {
+    fn from(e: GateError) -> Self {
+        match e {
+            GateError::UnknownGate(g) => ApiError::new(
+                axum::http::StatusCode::NOT_FOUND,
+                "unknown_gate",
+                format!("no gate {g} is configured"),
+            ),
+            GateError::Store(s) => s.into(),
+        }
+    }
+}
 
 const GUARDS: &[Role] = &[Role::Guard, Role::Manager, Role::Admin];
 
@@ -17,12 +31,14 @@ fn gate_id(gate: &str) -> Result<String, ApiError> {
         .map_err(|e| ApiError::invalid(format!("gate id: {e}")))
 }
 
-/// A parcel scanned at the gate: `open` only for a packed parcel whose
+/// A parcel scanned at the gate. Granted only for a packed parcel whose
 /// order holds a customs release with no later hold and has not left yet;
-/// anything else is `refuse` with a reason code and texts in English and
-/// Chinese. On open the parcel's stock is shipped in the same transaction.
-/// Every decision is recorded with its evidence (the release receipt).
-/// (The gate output drivers that pulse the barrier come next.)
+/// a grant pulses the gate's output, and `result` is `open` only when the
+/// output confirmed the pulse — the parcel's stock ships in the commit that
+/// records it. Otherwise `refused` (with a reason code and texts in English
+/// and Chinese) or `fault` (the output did not confirm; the gate counts as
+/// closed, nothing shipped). Every decision is recorded with its evidence
+/// (the release receipt) and the output's answer.
 #[utoipa::path(post, path = "/api/v1/gates/{gate}/scans", tag = "gate", security(("bearer" = [])),
     params(("gate" = String, Path)), request_body = GateScanInput,
     responses((status = 200, body = GateDecisionView), (status = 422, body = Problem)))]
@@ -34,7 +50,16 @@ pub async fn scan(
 ) -> ApiResult<Json<GateDecisionView>> {
     let actor = auth.require(GUARDS)?;
     let gate = gate_id(&gate)?;
-    Ok(Json(st.store.gate_scan(actor, &gate, &input).await?))
+    Ok(Json(st.gates.scan(actor, &gate, &input, None).await?))
+}
+
+/// Every configured gate: its output, the state read back from it, and its
+/// last fault.
+#[utoipa::path(get, path = "/api/v1/gates", tag = "gate", security(("bearer" = [])),
+    responses((status = 200, body = Vec<GateStatusView>)))]
+pub async fn list(State(st): State<AppState>, auth: Auth) -> ApiResult<Json<Vec<GateStatusView>>> {
+    auth.require(GUARDS)?;
+    Ok(Json(st.gates.status().await))
 }
 
 /// The gate's latest decisions, newest first.

@@ -47,6 +47,8 @@ pub struct AppState {
     pub packing: crate::packing::Packing,
     /// Customs receipts and states.
     pub customs: crate::customs::Customs,
+    /// The outbound gates and their outputs.
+    pub gates: std::sync::Arc<crate::gate::Gates>,
 }
 
 #[derive(OpenApi)]
@@ -130,6 +132,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(customs::receive))
         .routes(routes!(customs::order_customs))
         .routes(routes!(gate::scan))
+        .routes(routes!(gate::list))
         .routes(routes!(gate::decisions))
         .split_for_parts();
     let doc = Arc::new(doc);

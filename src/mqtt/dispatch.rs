@@ -14,8 +14,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use bondgate_protocol::{
-    DeviceId, DeviceStatus, Next, PayloadError, PromptMsg, PromptText, ScanMsg, Site, Tone, Topic,
-    WeightMsg,
+    DeviceId, DeviceStatus, GateId, GateOutcome, GateResultMsg, GateState, Next, PayloadError,
+    PromptMsg, PromptText, ScanMsg, Site, Tone, Topic, WeightMsg,
 };
 use rumqttc::{AsyncClient, Publish};
 use tokio::sync::oneshot::error::TryRecvError;
@@ -56,10 +56,22 @@ pub fn malformed_scan_prompt(error: &PayloadError) -> PromptMsg {
     }
 }
 
+/// The result answering a gate scan whose payload was refused.
+pub fn malformed_gate_scan_result(error: &PayloadError) -> GateResultMsg {
+    GateResultMsg {
+        seq: MALFORMED_SCAN_SEQ,
+        outcome: GateOutcome::Refused,
+        code: "malformed_scan".into(),
+        text_en: format!("Scan not understood ({error}): scan again"),
+        text_zh: format!("扫描内容无法识别（{error}）：请重新扫描"),
+    }
+}
+
 /// One unit of work for a device.
 enum Job {
     Scan(Result<ScanMsg, PayloadError>),
     Status(DeviceStatus),
+    GateScan(GateId, Result<ScanMsg, PayloadError>),
 }
 
 /// What the spawned tasks share.
@@ -182,6 +194,25 @@ impl Dispatcher {
                 }
                 None
             }
+            Topic::GateState { gate } => {
+                match GateState::decode(&publish.payload) {
+                    Ok(state) => self.shared.handler.on_gate_state(&site, &gate, state),
+                    Err(error) => {
+                        metrics::counter!("bondgate_mqtt_malformed_total", "kind" => "gate_state")
+                            .increment(1);
+                        tracing::warn!(gate = %gate.as_str(), %error, "gate state refused");
+                    }
+                }
+                None
+            }
+            // A gate's scans run in order, on a chain of their own (the id
+            // alphabets are the same, so a gate id is a valid chain key).
+            Topic::GateScan { gate } => match DeviceId::new(&format!("gate_{}", gate.as_str()))
+                .or_else(|_| DeviceId::new(gate.as_str()))
+            {
+                Ok(key) => Some((key, Job::GateScan(gate, ScanMsg::decode(&publish.payload)))),
+                Err(_) => None,
+            },
             other => {
                 tracing::debug!(topic = ?publish.topic, kind = kind_label(other.kind()), "MQTT message the link does not handle dropped");
                 None
@@ -232,6 +263,23 @@ impl Shared {
                     .await;
             }
             Job::Status(status) => self.handler.on_status(site, device, status).await,
+            Job::GateScan(gate, scan) => {
+                let result = match scan {
+                    Ok(scan) => self.handler.on_gate_scan(site, &gate, scan).await,
+                    Err(error) => {
+                        metrics::counter!("bondgate_mqtt_malformed_total", "kind" => "gate_scan")
+                            .increment(1);
+                        tracing::warn!(gate = %gate.as_str(), %error, "malformed gate scan refused");
+                        Some(malformed_gate_scan_result(&error))
+                    }
+                };
+                if let Some(result) = result {
+                    let topic = Topic::GateResult { gate: gate.clone() };
+                    if let Err(error) = publish(&self.client, site, &topic, result.encode()).await {
+                        tracing::warn!(gate = %gate.as_str(), seq = result.seq, %error, "gate result not sent");
+                    }
+                }
+            }
         }
     }
 

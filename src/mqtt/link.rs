@@ -112,6 +112,8 @@ fn subscriptions(site: &Site) -> Vec<SubscribeFilter> {
         TopicKind::PdaScan,
         TopicKind::DeviceStatus,
         TopicKind::ScaleWeight,
+        TopicKind::GateState,
+        TopicKind::GateScan,
     ]
     .into_iter()
     .map(|kind| SubscribeFilter::new(kind.filter(site), QoS::AtLeastOnce))

@@ -42,7 +42,10 @@ mod link;
 use std::future::Future;
 use std::pin::Pin;
 
-use bondgate_protocol::{DeviceId, DeviceStatus, PromptMsg, ScanMsg, Site, StationId, WeightMsg};
+use bondgate_protocol::{
+    DeviceId, DeviceStatus, GateId, GateResultMsg, GateState, PromptMsg, ScanMsg, Site, StationId,
+    WeightMsg,
+};
 
 /// The broker URL and the reconnect delays live in `bondgate-protocol`, shared
 /// with the bridges and simulators; re-exported so `bondgate::mqtt::BrokerAddr`
@@ -50,7 +53,8 @@ use bondgate_protocol::{DeviceId, DeviceStatus, PromptMsg, ScanMsg, Site, Statio
 pub use bondgate_protocol::{Backoff, BrokerAddr, BrokerAddrError};
 pub use broker::{Broker, BrokerError, CONNECTIONS_MAX};
 pub use dispatch::{
-    malformed_scan_prompt, HANDLERS_IN_FLIGHT_MAX, MALFORMED_SCAN_NEXT, MALFORMED_SCAN_SEQ,
+    malformed_gate_scan_result, malformed_scan_prompt, HANDLERS_IN_FLIGHT_MAX, MALFORMED_SCAN_NEXT,
+    MALFORMED_SCAN_SEQ,
 };
 pub use link::{
     LinkError, LinkOptions, MqttLink, Publisher, BACKPRESSURE_WAIT_MAX, INCOMING_QUEUE_DEPTH,
@@ -91,4 +95,20 @@ pub trait DeviceHandler: Send + Sync + 'static {
     /// A scale bridge's reading (`scale/{station}/weight`). Called inline by
     /// the dispatcher, in arrival order: keep it quick and free of I/O.
     fn on_weight(&self, _site: &Site, _station: &StationId, _weight: WeightMsg) {}
+
+    /// A gate bridge's state report (`gate/{gate}/state`). Called inline by
+    /// the dispatcher, in arrival order: keep it quick and free of I/O.
+    fn on_gate_state(&self, _site: &Site, _gate: &GateId, _state: GateState) {}
+
+    /// A parcel scanned by a gate's scanner (`gate/{gate}/scan`); the answer
+    /// is published on `gate/{gate}/result`. `None`: nothing to answer (no
+    /// gate service here).
+    fn on_gate_scan(
+        &self,
+        _site: &Site,
+        _gate: &GateId,
+        _scan: ScanMsg,
+    ) -> BoxFuture<'_, Option<GateResultMsg>> {
+        Box::pin(async { None })
+    }
 }

@@ -213,8 +213,14 @@ delegate! {
     pub async fn ingest_customs(&self, actor: &Actor, m: &CustomsMessageInput) -> StoreResult<Vec<CustomsReceiptRow>>;
     pub async fn customs_receipts(&self, cop_no: &str) -> StoreResult<Vec<CustomsReceiptRow>>;
     pub async fn order_by_cop_no(&self, cop_no: &str) -> StoreResult<Option<(String, String)>>;
-    /// One scan at an outbound gate: decided, recorded, and on open shipped, in one transaction.
-    pub async fn gate_scan(&self, actor: &Actor, gate: &str, input: &GateScanInput) -> StoreResult<GateDecisionView>;
+    /// One scan at an outbound gate: decided and recorded; an open is a grant until `gate_output`.
+    pub async fn gate_scan(&self, actor: &Actor, gate: &str, input: &GateScanInput, grant: &GateGrant, scan_key: Option<&str>) -> StoreResult<GateDecisionView>;
+    /// The output's answer to a grant: confirmed ships the parcel in the same commit.
+    pub async fn gate_output(&self, actor: &Actor, decision_id: i64, event: crate::domain::gate::ExitEvent, detail: &str) -> StoreResult<GateDecisionView>;
+    /// Settles grants whose command expired unanswered.
+    pub async fn gate_sweep(&self, actor: &Actor, grace: chrono::Duration, skip: &[i64]) -> StoreResult<Vec<GateDecisionView>>;
+    pub async fn gate_event(&self, e: &GateEventInput) -> StoreResult<()>;
     pub async fn gate_decisions(&self, gate: &str, limit: i64) -> StoreResult<Vec<GateDecisionView>>;
+    pub async fn gate_decision(&self, id: i64) -> StoreResult<GateDecisionView>;
     pub async fn waybill_record(&self, package_no: &str, logistics: (&str, &str)) -> StoreResult<WaybillRecord>;
 }

@@ -26,6 +26,15 @@ impl Actor {
             roles: vec![Role::Admin],
         }
     }
+    /// A device or task of the server acting on its own, named for the
+    /// audit log (e.g. `gate-scanner:G1`).
+    pub fn system_named(name: &str) -> Actor {
+        Actor {
+            user_id: 0,
+            username: name.into(),
+            roles: vec![Role::Admin],
+        }
+    }
     pub fn has_any(&self, roles: &[Role]) -> bool {
         self.roles.iter().any(|r| roles.contains(r))
     }
@@ -1264,9 +1273,15 @@ pub struct GateDecisionView {
     pub id: i64,
     pub gate: String,
     pub code: String,
-    /// `open` or `refuse`.
+    /// What the guard sees: `open` (the output confirmed the pulse; the
+    /// parcel left), `refused`, `fault` (granted, but the output did not
+    /// confirm: the gate counts as closed, nothing shipped) or `pending`
+    /// (granted, the pulse under way).
+    pub result: String,
+    /// `open` (granted) or `refuse`.
     pub decision: String,
-    /// Stable machine code, e.g. `released`, `customs.pending`, `already_exited`.
+    /// Stable machine code, e.g. `released`, `customs.pending`,
+    /// `already_exited`, `gate.output_fault`.
     pub reason_code: String,
     pub reason_en: String,
     pub reason_zh: String,
@@ -1276,4 +1291,36 @@ pub struct GateDecisionView {
     pub evidence_receipt_id: Option<i64>,
     pub decided_by: String,
     pub decided_at: DateTime<Utc>,
+    /// For a grant: `pending`, `confirmed` or `fault`.
+    pub output: Option<String>,
+    /// `mqtt`, `lcus` or `modbus`.
+    pub output_kind: Option<String>,
+    /// The command sent to the output (a bridge executes an id once).
+    pub command_id: Option<String>,
+    /// What the output answered, or why it is a fault.
+    pub output_detail: Option<String>,
+    /// When the command expires: a bridge drops it unexecuted after this.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// What an open needs besides the decision: the command the output will
+/// be sent, decided before the transaction so it is recorded with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GateGrant {
+    pub output_kind: String,
+    pub command_id: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A state a gate output reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GateEventInput {
+    pub gate: String,
+    /// The command seq (the decision id) it answers; 0 for none.
+    pub seq: u64,
+    /// `open`, `closed` or `fault`.
+    pub state: String,
+    /// `mqtt`, `lcus`, `modbus`.
+    pub source: String,
+    pub detail: String,
 }

@@ -101,9 +101,10 @@ pub use backoff::Backoff;
 pub use broker::{BrokerAddr, BrokerAddrError};
 pub use id::{DeviceId, GateId, IdError, Site, StationId, ID_CHARS_MAX};
 pub use payload::{
-    Barcode, CommandId, DeviceStatus, FieldError, GateCmd, GateCommand, GateState, GateStateKind,
-    Heartbeat, Next, PayloadError, PromptMsg, PromptText, PulseMs, ScanMsg, Tone, WeightMsg,
-    BARCODE_CHARS_MAX, PAYLOAD_BYTES_MAX, PROMPT_TEXT_CHARS_MAX, PULSE_MS_MAX, VERSION,
+    Barcode, CommandId, DeviceStatus, FieldError, GateCmd, GateCommand, GateOutcome, GateResultMsg,
+    GateState, GateStateKind, Heartbeat, Next, PayloadError, PromptMsg, PromptText, PulseMs,
+    ScanMsg, Tone, WeightMsg, BARCODE_CHARS_MAX, PAYLOAD_BYTES_MAX, PROMPT_TEXT_CHARS_MAX,
+    PULSE_MS_MAX, VERSION,
 };
 pub use topic::{Topic, TopicError, TopicKind, ROOT};
 

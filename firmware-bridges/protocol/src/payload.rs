@@ -24,7 +24,8 @@ mod pda;
 
 pub use device::{DeviceStatus, WeightMsg};
 pub use gate::{
-    CommandId, GateCmd, GateCommand, GateState, GateStateKind, Heartbeat, PulseMs, PULSE_MS_MAX,
+    CommandId, GateCmd, GateCommand, GateOutcome, GateResultMsg, GateState, GateStateKind,
+    Heartbeat, PulseMs, PULSE_MS_MAX,
 };
 pub use pda::{
     Barcode, Next, PromptMsg, PromptText, ScanMsg, Tone, BARCODE_CHARS_MAX, PROMPT_TEXT_CHARS_MAX,

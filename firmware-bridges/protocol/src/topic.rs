@@ -17,6 +17,8 @@
 //! | `gate/{gate}/command`        | server → bridge     | [`crate::GateCommand`]          |
 //! | `gate/{gate}/state`          | bridge → server     | [`crate::GateState`]            |
 //! | `gate/{gate}/heartbeat`      | server → bridge     | [`crate::Heartbeat`]            |
+//! | `gate/{gate}/scan`           | gate scanner → srv  | [`crate::ScanMsg`]              |
+//! | `gate/{gate}/result`         | server → gate display | [`crate::GateResultMsg`]      |
 //! | `devices/{id}/status`        | device → all, retained | [`crate::DeviceStatus`]      |
 
 use crate::id::{DeviceId, GateId, IdError, Site, StationId};
@@ -73,6 +75,16 @@ pub enum Topic {
         /// The device.
         device: DeviceId,
     },
+    /// `gate/{gate}/scan`: the gate's scanner reports a parcel.
+    GateScan {
+        /// The gate.
+        gate: GateId,
+    },
+    /// `gate/{gate}/result`: the server's decision on that scan.
+    GateResult {
+        /// The gate.
+        gate: GateId,
+    },
 }
 
 /// The kind of a [`Topic`] without its id: what a subscription filter selects.
@@ -96,6 +108,10 @@ pub enum TopicKind {
     GateHeartbeat,
     /// `devices/+/status`
     DeviceStatus,
+    /// `gate/+/scan`
+    GateScan,
+    /// `gate/+/result`
+    GateResult,
 }
 
 /// Why a string is not a bondgate topic.
@@ -121,7 +137,7 @@ pub enum TopicError {
 
 impl TopicKind {
     /// Every kind, for iterating (e.g. a simulator subscribing to all of them).
-    pub const ALL: [TopicKind; 9] = [
+    pub const ALL: [TopicKind; 11] = [
         TopicKind::PdaScan,
         TopicKind::PdaPrompt,
         TopicKind::ScaleWeight,
@@ -131,6 +147,8 @@ impl TopicKind {
         TopicKind::GateState,
         TopicKind::GateHeartbeat,
         TopicKind::DeviceStatus,
+        TopicKind::GateScan,
+        TopicKind::GateResult,
     ];
 
     /// The `(group, leaf)` levels around the id. This table is the single
@@ -146,6 +164,8 @@ impl TopicKind {
             TopicKind::GateState => ("gate", "state"),
             TopicKind::GateHeartbeat => ("gate", "heartbeat"),
             TopicKind::DeviceStatus => ("devices", "status"),
+            TopicKind::GateScan => ("gate", "scan"),
+            TopicKind::GateResult => ("gate", "result"),
         }
     }
 
@@ -154,7 +174,11 @@ impl TopicKind {
         match self {
             TopicKind::PdaScan | TopicKind::PdaPrompt | TopicKind::DeviceStatus => "device",
             TopicKind::ScaleWeight | TopicKind::PrinterJob | TopicKind::PrinterStatus => "station",
-            TopicKind::GateCommand | TopicKind::GateState | TopicKind::GateHeartbeat => "gate",
+            TopicKind::GateCommand
+            | TopicKind::GateState
+            | TopicKind::GateHeartbeat
+            | TopicKind::GateScan
+            | TopicKind::GateResult => "gate",
         }
     }
 
@@ -215,6 +239,8 @@ impl Topic {
             TopicKind::GateState => Topic::GateState { gate: gate()? },
             TopicKind::GateHeartbeat => Topic::GateHeartbeat { gate: gate()? },
             TopicKind::DeviceStatus => Topic::DeviceStatus { device: device()? },
+            TopicKind::GateScan => Topic::GateScan { gate: gate()? },
+            TopicKind::GateResult => Topic::GateResult { gate: gate()? },
         })
     }
 
@@ -230,6 +256,8 @@ impl Topic {
             Topic::GateState { .. } => TopicKind::GateState,
             Topic::GateHeartbeat { .. } => TopicKind::GateHeartbeat,
             Topic::DeviceStatus { .. } => TopicKind::DeviceStatus,
+            Topic::GateScan { .. } => TopicKind::GateScan,
+            Topic::GateResult { .. } => TopicKind::GateResult,
         }
     }
 
@@ -244,7 +272,9 @@ impl Topic {
             | Topic::PrinterStatus { station } => station.as_str(),
             Topic::GateCommand { gate }
             | Topic::GateState { gate }
-            | Topic::GateHeartbeat { gate } => gate.as_str(),
+            | Topic::GateHeartbeat { gate }
+            | Topic::GateScan { gate }
+            | Topic::GateResult { gate } => gate.as_str(),
         }
     }
 

@@ -254,6 +254,71 @@ impl Heartbeat {
     }
 }
 
+/// What the gate's screen and scanner are told of a scan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GateOutcome {
+    /// The output confirmed the pulse: the parcel may pass.
+    Open,
+    /// Refused: the reason says why.
+    Refused,
+    /// Granted, but the output did not confirm: the gate counts as closed.
+    Fault,
+}
+
+/// `gate/{gate}/result`: the server's decision on a `gate/{gate}/scan`,
+/// echoing the scan's `seq`. QoS 1, never retained.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct GateResultMsg {
+    /// The scan's sequence number (0 answers a malformed scan).
+    pub seq: u64,
+    /// What happened.
+    pub outcome: GateOutcome,
+    /// A stable reason code, e.g. `released`, `customs.pending`.
+    pub code: String,
+    /// The guard's text in English.
+    pub text_en: String,
+    /// The guard's text in Chinese.
+    pub text_zh: String,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResultWire {
+    v: u64,
+    seq: u64,
+    outcome: GateOutcome,
+    code: String,
+    text_en: String,
+    text_zh: String,
+}
+
+impl GateResultMsg {
+    /// JSON bytes, `{"v":1,"seq":…,"outcome":…,"code":…,"text_en":…,"text_zh":…}`.
+    pub fn encode(&self) -> Vec<u8> {
+        encode_json(&ResultWire {
+            v: VERSION,
+            seq: self.seq,
+            outcome: self.outcome,
+            code: self.code.clone(),
+            text_en: self.text_en.clone(),
+            text_zh: self.text_zh.clone(),
+        })
+    }
+
+    /// Parses a result.
+    pub fn decode(bytes: &[u8]) -> Result<GateResultMsg, PayloadError> {
+        let w: ResultWire = decode_json(bytes)?;
+        Ok(GateResultMsg {
+            seq: w.seq,
+            outcome: w.outcome,
+            code: w.code,
+            text_en: w.text_en,
+            text_zh: w.text_zh,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -264,6 +329,19 @@ mod tests {
 
     fn command(json: &str) -> Result<GateCommand, PayloadError> {
         GateCommand::decode(json.as_bytes())
+    }
+
+    #[test]
+    fn result_round_trips() {
+        let r = GateResultMsg {
+            seq: 9,
+            outcome: GateOutcome::Refused,
+            code: "customs.pending".into(),
+            text_en: "not released".into(),
+            text_zh: "未放行".into(),
+        };
+        assert_eq!(GateResultMsg::decode(&r.encode()).unwrap(), r);
+        assert!(GateResultMsg::decode(br#"{"v":1,"seq":1}"#).is_err());
     }
 
     #[test]

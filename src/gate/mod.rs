@@ -1,0 +1,138 @@
+//! The outbound gate's output: the relay that pulses the barrier
+//! controller's "open" input (PROTOCOLS.md §4).
+//!
+//! A driver sends only **self-timed open pulses** and confirms each from the
+//! device's own read-back (an MQTT bridge's state report, a relay board's
+//! status answer, a Modbus coil read). No answer, a wrong answer or a dead
+//! link is an [`OutputFault`]: the gate counts as closed and the parcel has
+//! not left. Drivers never decide anything: the decision is the store's
+//! (`Store::gate_scan`), and a driver is only ever handed a [`Pulse`] for a
+//! decision that found a held release.
+
+pub mod lcus;
+pub mod modbus;
+pub mod mqtt;
+pub mod service;
+
+pub use mqtt::{MqttGateOutput, MqttGateStates};
+pub use service::{GateError, GateStatusView, Gates};
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use bondgate_protocol::{CommandId, PulseMs};
+
+use crate::mqtt::BoxFuture;
+
+/// One open pulse for one gate decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pulse {
+    /// The decision's id: increasing, so usable as the command `seq`.
+    pub seq: u64,
+    /// Unique per command; a bridge executes an id at most once.
+    pub id: CommandId,
+    /// How long the relay stays energised.
+    pub pulse_ms: PulseMs,
+    /// Unix milliseconds after which the pulse must not be started.
+    pub expires_at: i64,
+}
+
+impl Pulse {
+    /// The pulse length as a duration.
+    pub fn length(&self) -> Duration {
+        Duration::from_millis(u64::from(self.pulse_ms.get()))
+    }
+}
+
+/// What a driver saw when it confirmed a pulse, for the decision's record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Confirmation {
+    /// e.g. "relay read back on, then off" or "bridge state open (seq 42)".
+    pub detail: String,
+}
+
+/// The relay as last read back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelayState {
+    /// Not energised: the barrier controller's open input is idle.
+    Off,
+    /// Energised (a pulse in progress).
+    On,
+}
+
+/// Why a pulse did not happen or could not be confirmed. The gate counts
+/// as closed and the guard is shown this text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OutputFault {
+    #[error("the gate output did not answer within {0} ms")]
+    Timeout(u64),
+    #[error("the gate output is not connected: {0}")]
+    Offline(String),
+    #[error("the relay read back {0}")]
+    ReadBack(String),
+    #[error("the gate reported a fault: {0}")]
+    Reported(String),
+    #[error("the open command expired before it could be sent")]
+    Expired,
+    #[error("the gate output failed: {0}")]
+    Io(String),
+}
+
+/// A gate's output driver: MQTT gate bridge, LCUS serial relay or Modbus
+/// coil. Object safe so a gate's driver is chosen from its configuration.
+pub trait GateOutput: Send + Sync {
+    /// `mqtt`, `lcus` or `modbus`, for status screens and logs.
+    fn kind(&self) -> &'static str;
+
+    /// Sends one self-timed open pulse and confirms it from the device's
+    /// read-back. Must not start the pulse once `pulse.expires_at` has
+    /// passed, and must return (with a fault) rather than hang: every device
+    /// call is under a timeout.
+    fn pulse<'a>(&'a self, pulse: &'a Pulse) -> BoxFuture<'a, Result<Confirmation, OutputFault>>;
+
+    /// Reads the relay state back without changing it, for the gate's
+    /// status and the periodic health check.
+    fn probe(&self) -> BoxFuture<'_, Result<RelayState, OutputFault>>;
+}
+
+/// Unix milliseconds now.
+pub fn now_millis() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// What the MQTT link needs of the gates: where bridges' state reports go,
+/// and the service that answers gate scanners. The service is set once the
+/// link (whose publisher it needs) is up.
+pub struct GateLink {
+    pub states: Arc<MqttGateStates>,
+    pub service: OnceLock<Arc<Gates>>,
+}
+
+/// The driver a gate's configuration asks for.
+pub fn build_output(
+    config: &crate::config::GateConfig,
+    publisher: &crate::mqtt::Publisher,
+    states: &Arc<MqttGateStates>,
+) -> anyhow::Result<Arc<dyn GateOutput>> {
+    use crate::config::GateOutputConfig as O;
+    Ok(match &config.output {
+        O::Mqtt => Arc::new(MqttGateOutput::new(
+            bondgate_protocol::GateId::new(&config.id)?,
+            publisher.clone(),
+            states.clone(),
+        )),
+        O::Lcus {
+            path,
+            baud,
+            channel,
+        } => Arc::new(lcus::LcusOutput::new(path.clone(), *baud, *channel)),
+        O::ModbusTcp { addr, modbus } => {
+            Arc::new(modbus::ModbusOutput::tcp(addr.clone(), modbus.clone()))
+        }
+        O::ModbusRtu { path, baud, modbus } => Arc::new(modbus::ModbusOutput::rtu(
+            path.clone(),
+            *baud,
+            modbus.clone(),
+        )),
+    })
+}
