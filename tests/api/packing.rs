@@ -38,7 +38,7 @@ pub(crate) struct Station {
 }
 
 async fn station(backend: Backend, protocol: ScaleProtocol, settle: Duration) -> Option<Station> {
-    station_with(backend, protocol, settle, false).await
+    station_with(backend, protocol, settle, false, Vec::new()).await
 }
 
 /// As [`station`]; with `serial_printer` the label printer is on a serial
@@ -48,6 +48,7 @@ async fn station_with(
     protocol: ScaleProtocol,
     settle: Duration,
     serial_printer: bool,
+    gates: Vec<bondgate::config::GateConfig>,
 ) -> Option<Station> {
     let dir = tempfile::tempdir().unwrap();
     // A stable name for the port, as udev gives a USB adapter: the pty
@@ -92,6 +93,7 @@ async fn station_with(
         }];
         c.packing.weigh_timeout = Duration::from_secs(4);
         c.customs.keys = vec![crate::customs::gateway_key()];
+        c.gates = gates;
     })
     .await?;
     let scale = scale_sim.control();
@@ -112,7 +114,19 @@ pub(crate) async fn ready(
     order_no: &str,
     qty: i64,
 ) -> Option<(Station, String)> {
-    let st = station(backend, protocol, settle).await?;
+    ready_with_gates(backend, protocol, settle, order_no, qty, Vec::new()).await
+}
+
+/// As [`ready`], with these outbound gates configured.
+pub(crate) async fn ready_with_gates(
+    backend: Backend,
+    protocol: ScaleProtocol,
+    settle: Duration,
+    order_no: &str,
+    qty: i64,
+    gates: Vec<bondgate::config::GateConfig>,
+) -> Option<(Station, String)> {
+    let st = station_with(backend, protocol, settle, false, gates).await?;
     st.picked_order(order_no, qty).await;
     let packer = st.app.user("pat", "packer").await;
     Some((st, packer))
@@ -801,6 +815,7 @@ async fn a_serial_label_printer_prints_and_survives_being_unplugged() {
         ScaleProtocol::YaohuaA9,
         Duration::from_millis(200),
         true,
+        Vec::new(),
     )
     .await
     else {
