@@ -231,7 +231,8 @@ mod tests {
     //! The oracle is written from CUSTOMS.md §2, not from the fold.
 
     use super::*;
-    use bondgate_customs::{Receipt, ReceiptKind, ReturnStatus, ReturnTime};
+    use bondgate_customs::state::ReceiptKind;
+    use bondgate_customs::{Receipt, ReturnStatus, ReturnTime};
     use proptest::prelude::*;
 
     const PARCELS: usize = 3;
