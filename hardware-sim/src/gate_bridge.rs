@@ -24,8 +24,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bondgate_protocol::{
-    Backoff, GateCmd, GateCommand, GateId, GateState, GateStateKind, Heartbeat, Site, Topic,
-    TopicKind,
+    Backoff, Barcode, GateCmd, GateCommand, GateId, GateResultMsg, GateState, GateStateKind,
+    Heartbeat, ScanMsg, Site, Topic, TopicKind,
 };
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use tokio::sync::{mpsc, watch};
@@ -102,6 +102,9 @@ struct Shared {
     refused: Mutex<Vec<Refused>>,
     executed: Mutex<HashSet<String>>,
     last_heartbeat: Mutex<Option<Instant>>,
+    /// Connections made so far, and whether the current one is subscribed
+    /// to both topics.
+    link: Mutex<(u64, bool)>,
     /// Bumped on every pulse, refusal or heartbeat, for waiters.
     changed: watch::Sender<u64>,
 }
@@ -161,6 +164,7 @@ impl GateBridgeSim {
             refused: Mutex::new(Vec::new()),
             executed: Mutex::new(HashSet::new()),
             last_heartbeat: Mutex::new(None),
+            link: Mutex::new((0, false)),
             changed,
         });
         let (tx, mut rx) = mpsc::channel::<Incoming>(256);
@@ -203,12 +207,24 @@ impl GateBridgeSim {
                 match incoming {
                     Incoming::Connected => {
                         sub_tx.send_replace(false);
-                        for topic in [&command_topic, &heartbeat_topic] {
-                            let _ = client.subscribe(topic, QoS::AtLeastOnce).await;
+                        if let Ok(mut l) = shared.link.lock() {
+                            *l = (l.0 + 1, false);
                         }
+                        if let Ok(mut h) = shared.last_heartbeat.lock() {
+                            *h = None;
+                        }
+                        shared.bump();
+                        let filters = [&command_topic, &heartbeat_topic].map(|t| {
+                            rumqttc::SubscribeFilter::new(t.to_string(), QoS::AtLeastOnce)
+                        });
+                        let _ = client.subscribe_many(filters).await;
                     }
                     Incoming::Subscribed => {
                         sub_tx.send_replace(true);
+                        if let Ok(mut l) = shared.link.lock() {
+                            l.1 = true;
+                        }
+                        shared.bump();
                     }
                     Incoming::Publish(p) if p.topic == heartbeat_topic => {
                         if Heartbeat::decode(&p.payload).is_ok() {
@@ -266,7 +282,32 @@ impl GateBridgeSim {
         }
     }
 
-    /// How long since the last heartbeat, if any came.
+    /// How many times the bridge has connected to the broker.
+    pub fn connects(&self) -> u64 {
+        self.shared.link.lock().map(|l| l.0).unwrap_or(0)
+    }
+
+    /// Waits until the bridge has connected again after `connects`
+    /// connections, subscribed, and heard a heartbeat on the new connection.
+    pub async fn wait_reconnected(&self, connects: u64, timeout: Duration) -> Result<(), String> {
+        let mut changed = self.shared.changed.subscribe();
+        let wait = async {
+            loop {
+                let (n, subscribed) = self.shared.link.lock().map(|l| *l).unwrap_or((0, false));
+                if n > connects && subscribed && self.heartbeat_age().is_some() {
+                    return;
+                }
+                if changed.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        tokio::time::timeout(timeout, wait)
+            .await
+            .map_err(|_| format!("gate bridge not back within {timeout:?}"))
+    }
+
+    /// How long since the last heartbeat on this connection, if any came.
     pub fn heartbeat_age(&self) -> Option<Duration> {
         self.shared
             .last_heartbeat
@@ -434,4 +475,149 @@ async fn handle(
         tokio::time::sleep(Duration::from_millis(u64::from(pulse_ms))).await;
         let _ = client.publish(topic, QoS::AtLeastOnce, false, closed).await;
     });
+}
+
+/// The scanner at a gate on MQTT: publishes scans on `gate/{gate}/scan`
+/// (the PDA scan payload, its own seq) and reads the server's answer on
+/// `gate/{gate}/result`: open, refused (with the reason) or fault, for the
+/// guard's display.
+#[derive(Debug)]
+pub struct GateScanner {
+    client: AsyncClient,
+    scan_topic: String,
+    results: mpsc::Receiver<Result<GateResultMsg, String>>,
+    subscribed: watch::Receiver<bool>,
+    next_seq: u64,
+    poll: JoinHandle<()>,
+}
+
+impl GateScanner {
+    /// Connects, subscribes to the result topic and waits until subscribed.
+    pub async fn connect(
+        broker: &BrokerAddr,
+        site: &Site,
+        gate: &GateId,
+        timeout: Duration,
+    ) -> Result<GateScanner, String> {
+        let render = |kind| {
+            Topic::new(kind, gate.as_str())
+                .expect("a GateId is a valid topic id")
+                .render(site)
+        };
+        let scan_topic = render(TopicKind::GateScan);
+        let result_topic = render(TopicKind::GateResult);
+        let client_id = format!("gate-scanner-{}-{}", gate.as_str(), now_millis());
+        let mut mqtt = MqttOptions::new(client_id, broker.host(), broker.port());
+        mqtt.set_keep_alive(Duration::from_secs(10))
+            .set_clean_session(true);
+        if let Some((user, password)) = broker.credentials() {
+            mqtt.set_credentials(user, password);
+        }
+        let (client, mut eventloop) = AsyncClient::new(mqtt, 64);
+        let (tx, results) = mpsc::channel(64);
+        let (sub_tx, subscribed) = watch::channel(false);
+        let sub_client = client.clone();
+        let topic = result_topic.clone();
+        let poll = tokio::spawn(async move {
+            let mut backoff = Backoff::new();
+            loop {
+                match eventloop.poll().await {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        backoff.reset();
+                        // Not from this task: it must only poll.
+                        let c = sub_client.clone();
+                        let t = topic.clone();
+                        tokio::spawn(async move {
+                            let _ = c.subscribe(t, QoS::AtLeastOnce).await;
+                        });
+                    }
+                    Ok(Event::Incoming(Packet::SubAck(_))) => {
+                        sub_tx.send_replace(true);
+                    }
+                    Ok(Event::Incoming(Packet::Publish(p))) if p.topic == topic => {
+                        let r = GateResultMsg::decode(&p.payload).map_err(|e| e.to_string());
+                        let _ = tx.try_send(r);
+                    }
+                    Ok(_) => {}
+                    Err(rumqttc::ConnectionError::RequestsDone) => return,
+                    Err(_) => {
+                        sub_tx.send_replace(false);
+                        tokio::time::sleep(backoff.next_delay_with(0)).await;
+                    }
+                }
+            }
+        });
+        let scanner = GateScanner {
+            client,
+            scan_topic,
+            results,
+            subscribed,
+            next_seq: 1,
+            poll,
+        };
+        let mut sub = scanner.subscribed.clone();
+        let ok = tokio::time::timeout(timeout, sub.wait_for(|s| *s))
+            .await
+            .is_ok_and(|r| r.is_ok());
+        match ok {
+            true => Ok(scanner),
+            false => Err(format!("gate scanner not subscribed after {timeout:?}")),
+        }
+    }
+
+    /// Scans `code` with the next seq; the answer echoing that seq.
+    pub async fn scan(&mut self, code: &str, timeout: Duration) -> Result<GateResultMsg, String> {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.scan_with_seq(seq, code, timeout).await
+    }
+
+    /// Scans `code` with `seq` (an old one replays a scan).
+    pub async fn scan_with_seq(
+        &mut self,
+        seq: u64,
+        code: &str,
+        timeout: Duration,
+    ) -> Result<GateResultMsg, String> {
+        let barcode = Barcode::new(code).map_err(|e| format!("barcode {code:?}: {e}"))?;
+        let scan = ScanMsg {
+            seq,
+            barcode,
+            ts: now_millis(),
+        };
+        self.publish_raw(scan.encode(), seq, timeout).await
+    }
+
+    /// Publishes any bytes on the scan topic and waits for the result with
+    /// `seq` (a malformed scan is answered with seq 0).
+    pub async fn publish_raw(
+        &mut self,
+        payload: Vec<u8>,
+        seq: u64,
+        timeout: Duration,
+    ) -> Result<GateResultMsg, String> {
+        self.client
+            .publish(&self.scan_topic, QoS::AtLeastOnce, false, payload)
+            .await
+            .map_err(|e| e.to_string())?;
+        let wait = async {
+            while let Some(r) = self.results.recv().await {
+                match r {
+                    Ok(m) if m.seq == seq => return Ok(m),
+                    Ok(_) => continue,
+                    Err(e) => return Err(format!("malformed result: {e}")),
+                }
+            }
+            Err("the scanner's connection task ended".to_string())
+        };
+        tokio::time::timeout(timeout, wait)
+            .await
+            .map_err(|_| format!("no result for seq {seq} within {timeout:?}"))?
+    }
+}
+
+impl Drop for GateScanner {
+    fn drop(&mut self) {
+        self.poll.abort();
+    }
 }

@@ -72,7 +72,7 @@ pub mod walker;
 /// The broker URL grammar is `bondgate-protocol`'s, the same the server and
 /// the bridges parse; re-exported because [`PdaOptions`] takes one.
 pub use bondgate_protocol::{BrokerAddr, BrokerAddrError};
-pub use gate_bridge::{BridgeMode, GateBridgeOptions, GateBridgeSim, PulseRecord};
+pub use gate_bridge::{BridgeMode, GateBridgeOptions, GateBridgeSim, GateScanner, PulseRecord};
 pub use pda::{Pda, PdaError, PdaOptions};
 pub use printer::{PrintedLabel, PrinterSim, PrinterSimError, SerialPrinterOptions};
 pub use scale::{ScaleControl, ScaleOptions, ScaleSim, ScaleSimError, ScaleStats};

@@ -21,9 +21,9 @@ use tokio::task::JoinHandle;
 
 /// Longest wait for anything over the network; generous for a loaded CI box.
 const WAIT: Duration = Duration::from_secs(15);
-const MOSQUITTO: &str = "/usr/sbin/mosquitto";
+pub(crate) const MOSQUITTO: &str = "/usr/sbin/mosquitto";
 
-fn in_ci() -> bool {
+pub(crate) fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true")
 }
 
@@ -406,10 +406,10 @@ on_both_brokers!(
 );
 
 /// A `mosquitto` of our own, on a port of our own, that we can kill.
-struct Mosquitto(Child);
+pub(crate) struct Mosquitto(Child);
 
 impl Mosquitto {
-    async fn spawn(port: u16) -> Mosquitto {
+    pub(crate) async fn spawn(port: u16) -> Mosquitto {
         let child = Command::new(MOSQUITTO)
             .args(["-p", &port.to_string()])
             .stdout(Stdio::null())

@@ -11,7 +11,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use bondgate::config::{PrinterTarget, ScaleSource, SerialScale, StationConfig};
+use bondgate::config::{Config, PrinterTarget, ScaleSource, SerialScale, StationConfig};
 use bondgate_protocol::scale::ScaleProtocol;
 use bondgate_sim::printer::{PrinterSim, SerialPrinterOptions};
 use bondgate_sim::scale::{ScaleControl, ScaleOptions, ScaleSim};
@@ -44,7 +44,7 @@ async fn station_with(
     protocol: ScaleProtocol,
     settle: Duration,
     serial_printer: bool,
-    gates: Vec<bondgate::config::GateConfig>,
+    adjust: impl FnOnce(&mut Config),
 ) -> Option<Station> {
     let dir = tempfile::tempdir().unwrap();
     // A stable name for the port, as udev gives a USB adapter: the pty
@@ -89,7 +89,7 @@ async fn station_with(
         }];
         c.packing.weigh_timeout = Duration::from_secs(4);
         c.customs.keys = vec![crate::customs::gateway_key()];
-        c.gates = gates;
+        adjust(c);
     })
     .await?;
     let scale = scale_sim.control();
@@ -122,7 +122,22 @@ pub(crate) async fn ready_with_gates(
     qty: i64,
     gates: Vec<bondgate::config::GateConfig>,
 ) -> Option<(Station, String)> {
-    let st = station_with(backend, protocol, settle, false, gates).await?;
+    ready_with(backend, protocol, settle, order_no, qty, |c| {
+        c.gates = gates
+    })
+    .await
+}
+
+/// As [`ready`], after `adjust` changed the server's configuration.
+pub(crate) async fn ready_with(
+    backend: Backend,
+    protocol: ScaleProtocol,
+    settle: Duration,
+    order_no: &str,
+    qty: i64,
+    adjust: impl FnOnce(&mut Config),
+) -> Option<(Station, String)> {
+    let st = station_with(backend, protocol, settle, false, adjust).await?;
     st.picked_order(order_no, qty).await;
     let packer = st.app.user("pat", "packer").await;
     Some((st, packer))
@@ -811,7 +826,7 @@ async fn a_serial_label_printer_prints_and_survives_being_unplugged() {
         ScaleProtocol::YaohuaA9,
         Duration::from_millis(200),
         true,
-        Vec::new(),
+        |_| {},
     )
     .await
     else {
