@@ -29,6 +29,11 @@
 //!   and on (TCP: same port; serial: an unplugged and replugged cable) or
 //!   run out of paper (PROTOCOLS.md §2).
 //!
+//! - [`LcusRelaySim`] and [`ModbusRelaySim`] are gate relay boards
+//!   (PROTOCOLS.md §4): LCUS on a pseudo-terminal, Modbus on TCP or RTU on
+//!   a pseudo-terminal. They record every pulse with its measured length
+//!   and can go silent, answer garbage, or be unplugged ([`RelayControl`]).
+//!
 //! The simulator never talks to the server any other way and never depends
 //! on the server crate: if the server changes its grammar, a walk fails with a
 //! message naming what was sent, what came back and what was expected.
@@ -59,6 +64,7 @@
 pub mod pda;
 pub mod printer;
 mod pty;
+pub mod relay;
 pub mod scale;
 pub mod transcript;
 pub mod walker;
@@ -68,6 +74,9 @@ pub mod walker;
 pub use bondgate_protocol::{BrokerAddr, BrokerAddrError};
 pub use pda::{Pda, PdaError, PdaOptions};
 pub use printer::{PrintedLabel, PrinterSim, PrinterSimError, SerialPrinterOptions};
+pub use relay::{
+    LcusRelaySim, ModbusRelaySim, PulseRecord, RelayControl, RelayFault, RelayOptions, RelaySimError,
+};
 pub use scale::{ScaleControl, ScaleOptions, ScaleSim, ScaleSimError, ScaleStats};
 pub use transcript::{Step, Transcript};
 pub use walker::{codes, Fault, FaultParseError, Reason, WalkError, Walker};
