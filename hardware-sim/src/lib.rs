@@ -29,6 +29,10 @@
 //!   and on (TCP: same port; serial: an unplugged and replugged cable) or
 //!   run out of paper (PROTOCOLS.md §2).
 //!
+//! - [`GateBridgeSim`] is an MQTT gate bridge: it pulses for `open`
+//!   commands that are fresh, unexpired and come while the server's
+//!   heartbeat is alive, reports `open`/`closed`/`fault` with the command's
+//!   seq, and records every pulse (PROTOCOLS.md §4).
 //! - [`LcusRelaySim`] and [`ModbusRelaySim`] are gate relay boards
 //!   (PROTOCOLS.md §4): LCUS on a pseudo-terminal, Modbus on TCP or RTU on
 //!   a pseudo-terminal. They record every pulse with its measured length
@@ -61,6 +65,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod gate_bridge;
 pub mod pda;
 pub mod printer;
 mod pty;
@@ -72,10 +77,11 @@ pub mod walker;
 /// The broker URL grammar is `bondgate-protocol`'s, the same the server and
 /// the bridges parse; re-exported because [`PdaOptions`] takes one.
 pub use bondgate_protocol::{BrokerAddr, BrokerAddrError};
+pub use gate_bridge::{BridgeMode, GateBridgeOptions, GateBridgeSim, PulseRecord};
 pub use pda::{Pda, PdaError, PdaOptions};
 pub use printer::{PrintedLabel, PrinterSim, PrinterSimError, SerialPrinterOptions};
 pub use relay::{
-    LcusRelaySim, ModbusRelaySim, PulseRecord, RelayControl, RelayFault, RelayOptions, RelaySimError,
+    LcusRelaySim, ModbusRelaySim, RelayControl, RelayPulse, RelayFault, RelayOptions, RelaySimError,
 };
 pub use scale::{ScaleControl, ScaleOptions, ScaleSim, ScaleSimError, ScaleStats};
 pub use transcript::{Step, Transcript};

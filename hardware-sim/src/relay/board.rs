@@ -13,7 +13,7 @@ use super::PULSES_KEPT_MAX;
 
 /// One pulse as the board saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PulseRecord {
+pub struct RelayPulse {
     /// LCUS channel (from 1) or Modbus coil (from 0).
     pub relay: u16,
     /// When the relay was energised.
@@ -24,7 +24,7 @@ pub struct PulseRecord {
     pub flash: bool,
 }
 
-impl PulseRecord {
+impl RelayPulse {
     /// How long the relay was on, once it is off again.
     pub fn length(&self) -> Option<Duration> {
         self.off_at.map(|off| off.duration_since(self.on_at))
@@ -52,7 +52,7 @@ pub(crate) const GARBAGE: &[u8] = &[0x13, 0x37, 0x00, 0xFE, 0x55, 0x42, 0x7F];
 #[derive(Debug)]
 pub(crate) struct Board {
     pub(crate) relays: Vec<bool>,
-    pub(crate) pulses: VecDeque<PulseRecord>,
+    pub(crate) pulses: VecDeque<RelayPulse>,
     pub(crate) fault: RelayFault,
     pub(crate) requests: u64,
     /// Bumped on every switch, so a flash timer only ends its own pulse.
@@ -96,7 +96,7 @@ impl Board {
             if self.pulses.len() >= PULSES_KEPT_MAX {
                 self.pulses.pop_front();
             }
-            self.pulses.push_back(PulseRecord {
+            self.pulses.push_back(RelayPulse {
                 relay,
                 on_at: now,
                 off_at: None,

@@ -12,7 +12,7 @@
 //!   read coils, exceptions for anything else, all through
 //!   `bondgate_protocol::relay::modbus`.
 //!
-//! Both record every pulse ([`PulseRecord`]: which relay, when it went on
+//! Both record every pulse ([`RelayPulse`]: which relay, when it went on
 //! and off, and so its measured length) and take faults through their
 //! [`RelayControl`]: [`RelayFault::Silent`] (a board that hears nothing and
 //! answers nothing), [`RelayFault::Garbage`] (switches, but answers noise),
@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-pub use board::{PulseRecord, RelayFault};
+pub use board::{RelayPulse, RelayFault};
 pub use lcus::LcusRelaySim;
 pub use modbus::ModbusRelaySim;
 
@@ -119,13 +119,13 @@ pub struct RelayControl {
 impl RelayControl {
     /// Every pulse so far (oldest first; at most [`PULSES_KEPT_MAX`]). A
     /// pulse still on has no `off_at`.
-    pub fn pulses(&self) -> Vec<PulseRecord> {
+    pub fn pulses(&self) -> Vec<RelayPulse> {
         self.shared.board().pulses.iter().cloned().collect()
     }
 
     /// Waits until at least `n` pulses have ended (relay off again), up to
     /// `timeout`; returns all pulses seen either way.
-    pub async fn wait_pulses(&self, n: usize, timeout: Duration) -> Vec<PulseRecord> {
+    pub async fn wait_pulses(&self, n: usize, timeout: Duration) -> Vec<RelayPulse> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let pulses = self.pulses();
