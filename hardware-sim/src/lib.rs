@@ -81,7 +81,7 @@ pub use gate_bridge::{BridgeMode, GateBridgeOptions, GateBridgeSim, PulseRecord}
 pub use pda::{Pda, PdaError, PdaOptions};
 pub use printer::{PrintedLabel, PrinterSim, PrinterSimError, SerialPrinterOptions};
 pub use relay::{
-    LcusRelaySim, ModbusRelaySim, RelayControl, RelayPulse, RelayFault, RelayOptions, RelaySimError,
+    LcusRelaySim, ModbusRelaySim, RelayControl, RelayFault, RelayOptions, RelayPulse, RelaySimError,
 };
 pub use scale::{ScaleControl, ScaleOptions, ScaleSim, ScaleSimError, ScaleStats};
 pub use transcript::{Step, Transcript};

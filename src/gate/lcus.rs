@@ -149,7 +149,10 @@ impl Inner {
         result
     }
 
-    fn open<'s>(&self, slot: &'s mut Option<SerialStream>) -> Result<&'s mut SerialStream, OutputFault> {
+    fn open<'s>(
+        &self,
+        slot: &'s mut Option<SerialStream>,
+    ) -> Result<&'s mut SerialStream, OutputFault> {
         if slot.is_none() {
             *slot = Some(open_serial(&self.path, self.baud)?);
         }
@@ -163,8 +166,16 @@ impl Inner {
         pulse: &Pulse,
     ) -> Result<Confirmation, OutputFault> {
         let port = self.open(slot)?;
-        let on = LcusCommand { channel: self.channel, on: true }.encode();
-        let off = LcusCommand { channel: self.channel, on: false }.encode();
+        let on = LcusCommand {
+            channel: self.channel,
+            on: true,
+        }
+        .encode();
+        let off = LcusCommand {
+            channel: self.channel,
+            on: false,
+        }
+        .encode();
         if let Err(e) = write_timed(port, &on).await {
             // Part of "on" may have gone out: release, best effort.
             let _ = write_timed(port, &off).await;
@@ -230,7 +241,11 @@ impl Inner {
             for line in decoder.push(&buf[..n]) {
                 match line {
                     Ok(s) if s.channel == self.channel => {
-                        return Ok(if s.on { RelayState::On } else { RelayState::Off })
+                        return Ok(if s.on {
+                            RelayState::On
+                        } else {
+                            RelayState::Off
+                        })
                     }
                     Ok(_) => {}
                     Err(e) => garbled = Some(e.to_string()),

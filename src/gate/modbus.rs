@@ -257,7 +257,11 @@ impl Inner {
     }
 
     /// One request and its answer, connecting first if need be.
-    async fn call(&self, slot: &mut Option<Conn>, request: Request) -> Result<Response, OutputFault> {
+    async fn call(
+        &self,
+        slot: &mut Option<Conn>,
+        request: Request,
+    ) -> Result<Response, OutputFault> {
         if slot.is_none() {
             *slot = Some(self.connect().await?);
         }

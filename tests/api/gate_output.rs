@@ -145,7 +145,10 @@ async fn an_lcus_relay_pulses_once_and_the_parcel_ships() {
     assert_eq!(sim.control().pulses().len(), 1);
     let (_, gates) = st.app.get("/api/v1/gates").await;
     assert_eq!(
-        (gates[0]["state"].as_str(), gates[0]["pulses_confirmed"].as_u64()),
+        (
+            gates[0]["state"].as_str(),
+            gates[0]["pulses_confirmed"].as_u64()
+        ),
         (Some("closed"), Some(1)),
         "{gates}"
     );
@@ -181,9 +184,10 @@ async fn a_silent_lcus_relay_is_a_fault_and_nothing_ships() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_modbus_tcp_coil_pulses_once_and_the_parcel_ships() {
     for flash in [false, true] {
-        let sim = ModbusRelaySim::start_tcp("127.0.0.1:0".parse().unwrap(), RelayOptions::default())
-            .await
-            .expect("Modbus simulator");
+        let sim =
+            ModbusRelaySim::start_tcp("127.0.0.1:0".parse().unwrap(), RelayOptions::default())
+                .await
+                .expect("Modbus simulator");
         let addr = sim.addr().expect("TCP address").to_string();
         let output = GateOutputConfig::ModbusTcp {
             addr,

@@ -64,7 +64,9 @@ impl LcusRelaySim {
     pub async fn start(options: RelayOptions) -> Result<LcusRelaySim, RelaySimError> {
         options.check()?;
         if options.relays > u16::from(bondgate_protocol::relay::LCUS_CHANNELS_MAX) {
-            return Err(RelaySimError::Options("an LCUS board has at most 8 relays".into()));
+            return Err(RelaySimError::Options(
+                "an LCUS board has at most 8 relays".into(),
+            ));
         }
         let shared = Shared::new(options.relays);
         let (tx, rx) = mpsc::channel(ACTION_QUEUE_DEPTH);

@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-pub use board::{RelayPulse, RelayFault};
+pub use board::{RelayFault, RelayPulse};
 pub use lcus::LcusRelaySim;
 pub use modbus::ModbusRelaySim;
 
