@@ -235,3 +235,174 @@ async fn an_unplugged_modbus_board_is_a_fault_and_nothing_ships() {
     st.finish().await;
     sim.shutdown().await;
 }
+
+/// The drivers on their own, against the same simulators: what the scan
+/// path cannot show (a dropped caller, an expired command, reconnecting,
+/// garbage, Modbus RTU).
+mod drivers {
+    use super::*;
+    use bondgate::gate::lcus::LcusOutput;
+    use bondgate::gate::modbus::ModbusOutput;
+    use bondgate::gate::{now_millis, GateOutput, OutputFault, Pulse, RelayState};
+    use bondgate_protocol::CommandId;
+
+    fn pulse(expires_in_ms: i64) -> Pulse {
+        Pulse {
+            seq: 1,
+            id: CommandId::new("c-test").unwrap(),
+            pulse_ms: PulseMs::new(PULSE_MS).unwrap(),
+            expires_at: now_millis() + expires_in_ms,
+        }
+    }
+
+    async fn lcus_board() -> (tempfile::TempDir, LcusRelaySim, LcusOutput) {
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("relay");
+        let sim = LcusRelaySim::start(RelayOptions {
+            link: Some(link.clone()),
+            ..RelayOptions::default()
+        })
+        .await
+        .expect("LCUS simulator");
+        let output = LcusOutput::new(link, 9600, 2);
+        (dir, sim, output)
+    }
+
+    #[tokio::test]
+    async fn a_dropped_caller_still_ends_the_pulse() {
+        let (_dir, sim, output) = lcus_board().await;
+        let relay = sim.control();
+        // The caller gives up mid-pulse; the spawned I/O carries on.
+        let gave_up =
+            tokio::time::timeout(Duration::from_millis(100), output.pulse(&pulse(2_000))).await;
+        assert!(gave_up.is_err(), "the pulse cannot be over yet");
+        assert!(relay.relays()[1], "on while the pulse runs");
+        let pulses = relay.wait_pulses(1, Duration::from_secs(2)).await;
+        assert_eq!(pulses.len(), 1, "{pulses:?}");
+        let length = pulses[0]
+            .length()
+            .expect("released although the caller left");
+        assert!(
+            length >= Duration::from_millis(u64::from(PULSE_MS)),
+            "{length:?}"
+        );
+        assert_eq!(output.probe().await, Ok(RelayState::Off));
+        sim.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn an_expired_command_is_never_started() {
+        let (_dir, sim, output) = lcus_board().await;
+        assert_eq!(output.pulse(&pulse(-1)).await, Err(OutputFault::Expired));
+        assert_eq!(sim.control().requests(), 0, "not even a status query");
+        sim.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn lcus_garbage_unplug_and_replug() {
+        let (_dir, sim, output) = lcus_board().await;
+        let relay = sim.control();
+        relay.set_fault(RelayFault::Garbage);
+        let fault = output.pulse(&pulse(2_000)).await;
+        assert!(matches!(fault, Err(OutputFault::ReadBack(_))), "{fault:?}");
+        // The off was still sent: the board saw a whole pulse.
+        assert!(relay.pulses()[0].length().is_some());
+        relay.set_fault(RelayFault::None);
+
+        relay.unplug().await.unwrap();
+        let fault = output.probe().await;
+        assert!(
+            matches!(fault, Err(OutputFault::Io(_) | OutputFault::Offline(_))),
+            "{fault:?}"
+        );
+        let fault = output.pulse(&pulse(2_000)).await;
+        assert!(matches!(fault, Err(OutputFault::Offline(_))), "{fault:?}");
+        relay.replug().await.unwrap();
+        let ok = output.pulse(&pulse(2_000)).await;
+        assert!(ok.is_ok(), "reopened after the replug: {ok:?}");
+        assert_eq!(relay.pulses().len(), 2);
+        sim.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn modbus_rtu_on_a_pty_pulses_and_refuses_garbage() {
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("rtu");
+        let sim = ModbusRelaySim::start_rtu(RelayOptions {
+            link: Some(link.clone()),
+            unit: 3,
+            ..RelayOptions::default()
+        })
+        .await
+        .expect("Modbus RTU simulator");
+        let relay = sim.control();
+        for flash in [false, true] {
+            let coil = ModbusCoil {
+                unit: 3,
+                coil: 1,
+                flash,
+            };
+            let output = ModbusOutput::rtu(link.clone(), 9600, coil);
+            let ok = output.pulse(&pulse(2_000)).await;
+            assert!(ok.is_ok(), "flash {flash}: {ok:?}");
+            assert_eq!(output.probe().await, Ok(RelayState::Off));
+        }
+        let pulses = relay.pulses();
+        assert_eq!(pulses.len(), 2, "{pulses:?}");
+        assert_eq!(
+            pulses
+                .iter()
+                .map(|p| (p.relay, p.flash))
+                .collect::<Vec<_>>(),
+            [(1, false), (1, true)]
+        );
+        // Wrong unit: the board stays silent and the driver times out.
+        let wrong = ModbusOutput::rtu(
+            link.clone(),
+            9600,
+            ModbusCoil {
+                unit: 4,
+                coil: 1,
+                flash: false,
+            },
+        );
+        assert_eq!(wrong.probe().await, Err(OutputFault::Timeout(300)));
+        drop(wrong);
+        relay.set_fault(RelayFault::Garbage);
+        let output = ModbusOutput::rtu(
+            link,
+            9600,
+            ModbusCoil {
+                unit: 3,
+                coil: 1,
+                flash: false,
+            },
+        );
+        let fault = output.probe().await;
+        assert!(matches!(fault, Err(OutputFault::ReadBack(_))), "{fault:?}");
+        sim.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_modbus_exception_is_reported() {
+        let sim =
+            ModbusRelaySim::start_tcp("127.0.0.1:0".parse().unwrap(), RelayOptions::default())
+                .await
+                .expect("Modbus simulator");
+        // Coil 9 does not exist on a 4-coil board.
+        let output = ModbusOutput::tcp(
+            sim.addr().unwrap().to_string(),
+            ModbusCoil {
+                unit: 1,
+                coil: 9,
+                flash: false,
+            },
+        );
+        let fault = output.pulse(&pulse(2_000)).await;
+        assert!(
+            matches!(&fault, Err(OutputFault::Reported(t)) if t.contains("illegal data address")),
+            "{fault:?}"
+        );
+        sim.shutdown().await;
+    }
+}
