@@ -14,11 +14,14 @@
 //! **Why not tokio-modbus.** The frames come from
 //! `bondgate_protocol::relay::modbus`, the codec the relay simulator also
 //! decodes with (one definition of each wire format, never two drifting
-//! copies). tokio-modbus 0.17's `write_single_coil` takes a `bool`, so it
-//! cannot send the non-standard FC05 value "flash on" needs (an earlier
-//! attempt found it refused), and it has no timeouts of its own; the two
-//! requests a relay needs are a few lines over the shared codec, and this
-//! keeps a dependency tree (and its build time) out of the server.
+//! copies). tokio-modbus (0.17) models FC05 as `Request::WriteSingleCoil(
+//! Address, bool)` and its answer as `Response::WriteSingleCoil(Address,
+//! bool)`, so "flash on" (FC05 with a length as the value) cannot be sent
+//! or its echo read through it; an earlier attempt found it refused. It
+//! would have needed `Request::Custom` for flash beside the typed calls for
+//! on/off/read, i.e. two encoders for one board, and it has no timeouts of
+//! its own. The two requests a relay needs are a few lines over the shared
+//! codec, and the server keeps one dependency tree (and build) fewer.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -195,7 +198,7 @@ impl Inner {
         if let Err(e) = self.write(slot, Request::write_coil(coil, true)).await {
             // The "on" may have arrived although its answer did not:
             // release, best effort, on a fresh connection if need be.
-            if slot.is_none() || matches!(e, OutputFault::Timeout(_)) {
+            if matches!(e, OutputFault::Timeout(_)) {
                 *slot = None;
             }
             let _ = self.write(slot, Request::write_coil(coil, false)).await;
