@@ -33,6 +33,10 @@
 //!   commands that are fresh, unexpired and come while the server's
 //!   heartbeat is alive, reports `open`/`closed`/`fault` with the command's
 //!   seq, and records every pulse (PROTOCOLS.md §4).
+//! - [`LcusRelaySim`] and [`ModbusRelaySim`] are gate relay boards
+//!   (PROTOCOLS.md §4): LCUS on a pseudo-terminal, Modbus on TCP or RTU on
+//!   a pseudo-terminal. They record every pulse with its measured length
+//!   and can go silent, answer garbage, or be unplugged ([`RelayControl`]).
 //!
 //! The simulator never talks to the server any other way and never depends
 //! on the server crate: if the server changes its grammar, a walk fails with a
@@ -65,6 +69,7 @@ pub mod gate_bridge;
 pub mod pda;
 pub mod printer;
 mod pty;
+pub mod relay;
 pub mod scale;
 pub mod transcript;
 pub mod walker;
@@ -75,6 +80,9 @@ pub use bondgate_protocol::{BrokerAddr, BrokerAddrError};
 pub use gate_bridge::{BridgeMode, GateBridgeOptions, GateBridgeSim, GateScanner, PulseRecord};
 pub use pda::{Pda, PdaError, PdaOptions};
 pub use printer::{PrintedLabel, PrinterSim, PrinterSimError, SerialPrinterOptions};
+pub use relay::{
+    LcusRelaySim, ModbusRelaySim, RelayControl, RelayFault, RelayOptions, RelayPulse, RelaySimError,
+};
 pub use scale::{ScaleControl, ScaleOptions, ScaleSim, ScaleSimError, ScaleStats};
 pub use transcript::{Step, Transcript};
 pub use walker::{codes, Fault, FaultParseError, Reason, WalkError, Walker};

@@ -1,6 +1,6 @@
 //! `bondgate-sim`: device simulators on the command line. A thin layer over
 //! the library: parse flags, build options, print what comes back. Each
-//! device is a subcommand (`pda`, `scale`, `printer`; gates later).
+//! device is a subcommand (`pda`, `scale`, `printer`, `lcus-relay`, `modbus-relay`).
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -15,6 +15,8 @@ use bondgate_sim::{
 };
 use clap::{Args, Parser, Subcommand};
 use tokio::io::AsyncBufReadExt as _;
+
+mod relay_cli;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -41,6 +43,14 @@ enum Device {
     /// pseudo-terminal (--serial, printing `PTY /dev/pts/N` first): prints
     /// each label's text rendering to stdout as it is cut.
     Printer(PrinterArgs),
+    /// An LCUS serial relay board on a pseudo-terminal. Prints the path to
+    /// open (`PORT …`), then `PULSE relay N MS ms` as each pulse ends;
+    /// stdin: `state`, `silent`, `garbage`, `ok`, `unplug`, `replug`.
+    LcusRelay(relay_cli::LcusArgs),
+    /// A Modbus relay board on TCP (`LISTEN addr`) or RTU on a
+    /// pseudo-terminal (--rtu, `PORT …`); prints pulses and takes the same
+    /// stdin commands as lcus-relay.
+    ModbusRelay(relay_cli::ModbusArgs),
 }
 
 #[derive(Debug, Args)]
@@ -124,6 +134,8 @@ async fn main() -> ExitCode {
         Device::Pda(args) => pda(args).await,
         Device::Scale(args) => scale(args).await,
         Device::Printer(args) => printer(args).await,
+        Device::LcusRelay(args) => relay_cli::lcus(args).await,
+        Device::ModbusRelay(args) => relay_cli::modbus(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

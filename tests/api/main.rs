@@ -8,6 +8,7 @@ mod conformance;
 mod customs;
 mod domain_purity;
 mod gate;
+mod gate_output;
 mod helpers;
 mod http_api;
 mod ledger_props;

@@ -52,7 +52,10 @@
 //!   ([`escpos::StatusRequest`], [`escpos::PrinterStatus`],
 //!   [`escpos::encode_reply`], [`escpos::decode_reply`]).
 //!
-//! Relay frames will join as their own module.
+//! Gate relays (PROTOCOLS.md §4):
+//! - [`relay`]: LCUS serial relay commands (`A0 ch op sum`) and status
+//!   lines, and [`relay::modbus`]: FC05/FC01 PDUs, exceptions, RTU framing
+//!   with CRC-16 and TCP (MBAP) framing, each with a streaming decoder.
 //!
 //! ## Example: a gate pulse from server to bridge
 //!
@@ -94,6 +97,7 @@ pub mod broker;
 pub mod escpos;
 pub mod id;
 pub mod payload;
+pub mod relay;
 pub mod scale;
 pub mod topic;
 

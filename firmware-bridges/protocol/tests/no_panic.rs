@@ -164,3 +164,46 @@ proptest! {
         assert_screen_safe(&decode_all(json.as_bytes()))?;
     }
 }
+
+mod relay {
+    //! The relay decoders face a serial line or a TCP peer: any bytes, in
+    //! any chunking. The status decoder's errors reach the guard's screen
+    //! inside the gate's fault text, so they must be screen-safe too.
+    use bondgate_protocol::relay::modbus::{Direction, Request, Response, RtuDecoder, TcpDecoder};
+    use bondgate_protocol::relay::{CommandDecoder, StatusDecoder};
+    use bondgate_protocol::{PromptText, PROMPT_TEXT_CHARS_MAX};
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn relay_decoders_take_any_bytes_in_any_chunks(
+            bytes in proptest::collection::vec(any::<u8>(), 0..1024),
+            chunk in 1_usize..64,
+        ) {
+            let (mut board, mut status) = (CommandDecoder::new(), StatusDecoder::new());
+            let mut rtu = [RtuDecoder::new(Direction::Request), RtuDecoder::new(Direction::Response)];
+            let mut tcp = TcpDecoder::new();
+            for part in bytes.chunks(chunk) {
+                let _ = board.push(part);
+                for d in &mut rtu {
+                    for event in d.push(part) {
+                        if let bondgate_protocol::relay::modbus::RtuEvent::Frame(f) = event {
+                            let _ = (Request::decode(&f.pdu), Response::decode(&f.pdu));
+                        }
+                    }
+                }
+                if let Ok(frames) = tcp.push(part) {
+                    for f in frames {
+                        let _ = (Request::decode(&f.pdu), Response::decode(&f.pdu));
+                    }
+                }
+                for error in status.push(part).into_iter().filter_map(Result::err) {
+                    let text = error.to_string();
+                    prop_assert!(text.chars().count() <= PROMPT_TEXT_CHARS_MAX, "too long: {}", text);
+                    prop_assert!(PromptText::new(&text).is_ok(), "not screen-safe: {:?}", text);
+                }
+            }
+            let _ = board.finish();
+        }
+    }
+}
