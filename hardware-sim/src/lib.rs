@@ -29,6 +29,13 @@
 //!   and on (TCP: same port; serial: an unplugged and replugged cable) or
 //!   run out of paper (PROTOCOLS.md §2).
 //!
+//! - [`customs_gw`] is the customs gateway: it builds CEB622 / CEB624 /
+//!   CEB900 receipts with `bondgate-customs` (bare or in a DXP envelope),
+//!   signs them with an Ed25519 or HMAC key under a chosen id, and delivers
+//!   them over HTTP or into the server's watched inbox, alone or as a
+//!   [`Script`] (normal, inspection, rejection, detention, out of order,
+//!   duplicates, deliberately bad deliveries).
+//!
 //! The simulator never talks to the server any other way and never depends
 //! on the server crate: if the server changes its grammar, a walk fails with a
 //! message naming what was sent, what came back and what was expected.
@@ -56,6 +63,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod customs_gw;
 pub mod pda;
 pub mod printer;
 mod pty;
@@ -66,6 +74,9 @@ pub mod walker;
 /// The broker URL grammar is `bondgate-protocol`'s, the same the server and
 /// the bridges parse; re-exported because [`PdaOptions`] takes one.
 pub use bondgate_protocol::{BrokerAddr, BrokerAddrError};
+pub use customs_gw::{
+    Declaration, Delivery, Gateway, GatewayError, GatewayKey, HttpTarget, Inbox, Script, Target,
+};
 pub use pda::{Pda, PdaError, PdaOptions};
 pub use printer::{PrintedLabel, PrinterSim, PrinterSimError, SerialPrinterOptions};
 pub use scale::{ScaleControl, ScaleOptions, ScaleSim, ScaleSimError, ScaleStats};
