@@ -35,6 +35,10 @@
 //!   them over HTTP or into the server's watched inbox, alone or as a
 //!   [`Script`] (normal, inspection, rejection, detention, out of order,
 //!   duplicates, deliberately bad deliveries).
+//! - [`GateBridgeSim`] is an MQTT gate bridge: it pulses for `open`
+//!   commands that are fresh, unexpired and come while the server's
+//!   heartbeat is alive, reports `open`/`closed`/`fault` with the command's
+//!   seq, and records every pulse (PROTOCOLS.md §4).
 //!
 //! The simulator never talks to the server any other way and never depends
 //! on the server crate: if the server changes its grammar, a walk fails with a
@@ -64,6 +68,7 @@
 #![warn(missing_docs)]
 
 pub mod customs_gw;
+pub mod gate_bridge;
 pub mod pda;
 pub mod printer;
 mod pty;
@@ -77,6 +82,7 @@ pub use bondgate_protocol::{BrokerAddr, BrokerAddrError};
 pub use customs_gw::{
     Declaration, Delivery, Gateway, GatewayError, GatewayKey, HttpTarget, Inbox, Script, Target,
 };
+pub use gate_bridge::{BridgeMode, GateBridgeOptions, GateBridgeSim, PulseRecord};
 pub use pda::{Pda, PdaError, PdaOptions};
 pub use printer::{PrintedLabel, PrinterSim, PrinterSimError, SerialPrinterOptions};
 pub use scale::{ScaleControl, ScaleOptions, ScaleSim, ScaleSimError, ScaleStats};
