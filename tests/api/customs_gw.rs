@@ -10,7 +10,8 @@
 //! change nothing; a rotated key is accepted once configured, and a key
 //! that is not configured is refused.
 
-use bondgate::config::CustomsKey;
+use bondgate::app::Server;
+use bondgate::config::{Config, CustomsKey, MqttBroker};
 use bondgate_customs::ReturnTime;
 use bondgate_sim::customs_gw::{
     Answer, Declaration, Gateway, GatewayKey, HttpTarget, Inbox, InboxOutcome, Script, Target,
@@ -416,42 +417,97 @@ both_backends!(
     }
 );
 
+/// The same server, database and data directory, restarted with `keys`
+/// (a key rotation is a configuration change).
+async fn restart_with(app: TestApp, keys: &[GatewayKey]) -> TestApp {
+    let TestApp {
+        client,
+        token,
+        server,
+        db,
+        ..
+    } = app;
+    server.shutdown().await.expect("clean shutdown");
+    let mut config = Config::for_data_dir(db.dir.path());
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.database_url = db.url.clone();
+    config.mqtt.broker = MqttBroker::Embedded("127.0.0.1:0".parse().unwrap());
+    config.picking.auto_wave = None;
+    config.customs.keys = keys.iter().map(server_key).collect();
+    let server = Server::start(config).await.expect("server restarts");
+    TestApp {
+        base: format!("http://{}", server.addr),
+        client,
+        token,
+        server,
+        db,
+    }
+}
+
 both_backends!(
     a_rotated_key_is_accepted_once_configured,
     |b: Backend| async move {
-        // The rotation window: the old Ed25519 key and the new HMAC key are
-        // both configured; a third key is not (yet).
+        // The gateway switches to a new HMAC key before the server knows it.
         let gw2 = GatewayKey::hmac("gw-2", &[42; 32]).unwrap();
-        let Some((app, targets)) = setup(b, &[gw1(), gw2.clone()]).await else {
+        let Some((app, targets)) = setup(b, &[gw1()]).await else {
             return;
         };
+        let gateway_token = app.login("gateway", "password-of-test").await;
+        let mut pending = Vec::new();
         for (i, (via, target)) in targets.iter().enumerate() {
             let no = format!("ORD-K{i}");
             let decl = declared_order(&app, &no).await;
             let mut gw = Gateway::new(gw1(), 80 + i as u64);
             let script = Script::normal(start());
-            let prepared_old = script.prepare(&mut gw, &decl);
+            let old = script.prepare(&mut gw, &decl);
             gw.rotate(gw2.clone());
-            let prepared_new = script.prepare(&mut gw, &decl);
-            gw.rotate(GatewayKey::ed25519("gw-3", &[99; 32]));
-            let prepared_unconfigured = script.prepare(&mut gw, &decl);
-
-            // 2 and 120 under the old key, then the switch.
-            for (_, d) in &prepared_old[..2] {
+            let new = script.prepare(&mut gw, &decl);
+            // 2 and 120 under the old key.
+            for (_, d) in &old[..2] {
                 assert_stored(&target.deliver(d).await.unwrap());
             }
-            // A key the server does not have is refused and changes nothing.
-            let a = target.deliver(&prepared_unconfigured[2].1).await.unwrap();
-            assert_refused(&a, 401, "receipt_not_authenticated", "unknown key");
+            // 399 and 800 under the new one: refused while not configured.
+            for (_, d) in &new[2..] {
+                let a = target.deliver(d).await.unwrap();
+                assert_refused(&a, 401, "receipt_not_authenticated", "unknown key");
+            }
             assert_eq!(
                 summary(&app, &no).await,
                 ("pending".into(), false, 2),
                 "{via}"
             );
-            for (_, d) in &prepared_new[2..] {
+            pending.push((no, new));
+        }
+
+        // The rotation window: old and new key both configured.
+        let app = restart_with(app, &[gw1(), gw2.clone()]).await;
+        let inbox_dir = match &targets[1].1 {
+            Target::Inbox(inbox) => inbox.dir().to_owned(),
+            Target::Http(_) => unreachable!(),
+        };
+        let targets = [
+            (
+                "http",
+                Target::Http(HttpTarget::new(&app.base, &gateway_token)),
+            ),
+            ("inbox", Target::Inbox(Inbox::new(inbox_dir))),
+        ];
+        for ((via, target), (no, new)) in targets.iter().zip(&pending) {
+            // A key that was never configured is still refused.
+            let stranger = Gateway::new(GatewayKey::ed25519("gw-3", &[99; 32]), 1);
+            let forged = stranger.signed("gw-3".into(), new[3].1.body.clone());
+            let a = target.deliver(&forged).await.unwrap();
+            assert_refused(&a, 401, "receipt_not_authenticated", "unknown key");
+            assert_eq!(
+                summary(&app, no).await,
+                ("pending".into(), false, 2),
+                "{via}"
+            );
+            // The very deliveries refused before are taken now.
+            for (_, d) in &new[2..] {
                 assert_stored(&target.deliver(d).await.unwrap());
             }
-            let v = customs(&app, &no).await;
+            let v = customs(&app, no).await;
             assert_eq!(
                 (v["state"].as_str(), v["released"].as_bool()),
                 (Some("released"), Some(true)),
