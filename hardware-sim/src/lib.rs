@@ -5,7 +5,7 @@
 //! the same code the server and the edge bridges use, so a simulator cannot
 //! drift from what a real device sends (DESIGN.md §2).
 //!
-//! The PDA, the scale and the label printer exist so far:
+//! The simulators so far:
 //!
 //! - [`Pda`] is one handheld on MQTT: it announces itself (`online`
 //!   retained, `offline` as its last will), publishes scans with its own
