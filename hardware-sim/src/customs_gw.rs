@@ -153,14 +153,15 @@ pub struct Declaration {
 }
 
 impl Declaration {
-    /// Numbers for `cop_no` from a declaration date (`yyyyMMdd`) and a
+    /// Numbers for `cop_no` declared at `declared` (China time) with a
     /// serial, in the documented formats (CUSTOMS.md §1), at customs office
     /// 2924 with the test platform codes the API tests use.
-    pub fn new(cop_no: &str, date_yyyymmdd: &str, serial: u32) -> Declaration {
-        let year = date_yyyymmdd.get(..4).unwrap_or("2026");
+    pub fn new(cop_no: &str, declared: ReturnTime, serial: u32) -> Declaration {
+        let day = declared.china_time().format("%Y%m%d").to_string();
+        let year = &day[..4];
         Declaration {
             cop_no: cop_no.to_owned(),
-            pre_no: format!("B{date_yyyymmdd}{serial:09}"),
+            pre_no: format!("B{day}{serial:09}"),
             invt_no: format!("2924{year}I{serial:09}"),
             customs_code: "2924".into(),
             ebp_code: "3301964J31".into(),

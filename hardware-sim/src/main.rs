@@ -249,8 +249,7 @@ async fn customs(args: CustomsArgs) -> anyhow::Result<()> {
         }
     );
     let start = bondgate_customs::ReturnTime::parse(&args.start).context("--start")?;
-    let date = &args.start[..8];
-    let decl = Declaration::new(&args.cop_no, date, args.serial);
+    let decl = Declaration::new(&args.cop_no, start, args.serial);
     let mut gateway = Gateway::new(key, args.seed);
     gateway.envelope = args.envelope;
     let target = match (args.url, args.inbox) {
@@ -260,7 +259,7 @@ async fn customs(args: CustomsArgs) -> anyhow::Result<()> {
                 None => std::env::var("BONDGATE_TOKEN")
                     .context("--url needs --token or BONDGATE_TOKEN")?,
             };
-            Target::Http(HttpTarget::new(&url, &token))
+            Target::Http(HttpTarget::new(&url, &token)?)
         }
         (None, Some(dir)) => {
             let mut inbox = Inbox::new(dir);

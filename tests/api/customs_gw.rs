@@ -56,7 +56,10 @@ async fn setup(b: Backend, keys: &[GatewayKey]) -> Option<(TestApp, [(&'static s
     let token = app.user("gateway", "integration").await;
     let inbox = inbox.expect("the server watches an inbox by default");
     let targets = [
-        ("http", Target::Http(HttpTarget::new(&app.base, &token))),
+        (
+            "http",
+            Target::Http(HttpTarget::new(&app.base, &token).unwrap()),
+        ),
         ("inbox", Target::Inbox(Inbox::new(inbox))),
     ];
     Some((app, targets))
@@ -66,7 +69,7 @@ async fn setup(b: Backend, keys: &[GatewayKey]) -> Option<(TestApp, [(&'static s
 async fn declared_order(app: &TestApp, no: &str) -> Declaration {
     let (s, b) = app.post("/api/v1/orders", order(no, 2)).await;
     assert_eq!(s, StatusCode::CREATED, "{b}");
-    Declaration::new(&format!("COP-{no}"), "20261123", 1)
+    Declaration::new(&format!("COP-{no}"), start(), 1)
 }
 
 async fn customs(app: &TestApp, order_no: &str) -> Value {
@@ -488,7 +491,7 @@ both_backends!(
         let targets = [
             (
                 "http",
-                Target::Http(HttpTarget::new(&app.base, &gateway_token)),
+                Target::Http(HttpTarget::new(&app.base, &gateway_token).unwrap()),
             ),
             ("inbox", Target::Inbox(Inbox::new(inbox_dir))),
         ];

@@ -22,6 +22,7 @@ use bondgate_customs::{ReturnStatus, ReturnTime};
 
 use super::transport::{Answer, GatewayError, Target};
 use super::{Declaration, Delivery, Gateway};
+use StepKind::{Cancellation, FormatError, Inventory};
 
 /// Key id the `bad` script's unknown-key delivery names.
 pub const UNKNOWN_KEY_ID: &str = "gw-unknown";
@@ -175,8 +176,6 @@ fn in_order(
         expect,
     }
 }
-
-use StepKind::{Cancellation, FormatError, Inventory};
 
 impl Script {
     /// 2 → 120 → 399 → 800: released only by the 800.

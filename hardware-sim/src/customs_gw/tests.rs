@@ -43,7 +43,7 @@ fn verify(ring: &Keyring, d: &Delivery) -> Result<(), AuthError> {
 }
 
 fn decl() -> Declaration {
-    Declaration::new("COP-ORD-1", "20261123", 42)
+    Declaration::new("COP-ORD-1", start(), 42)
 }
 
 #[test]

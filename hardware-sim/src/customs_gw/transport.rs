@@ -39,6 +39,9 @@ const INBOX_LOOK: Duration = Duration::from_millis(50);
 /// a refusal is an [`Answer`]).
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
+    /// The HTTP client could not be built.
+    #[error("HTTP client: {0}")]
+    Client(reqwest::Error),
     /// The HTTP request failed (connection refused, timeout, …).
     #[error("HTTP delivery to {url} failed: {source}")]
     Http {
@@ -150,16 +153,16 @@ pub struct HttpTarget {
 impl HttpTarget {
     /// Posts to `{base_url}/api/v1/customs/receipts` with `token`, the
     /// bearer token of a user with role `integration`.
-    pub fn new(base_url: &str, token: &str) -> HttpTarget {
+    pub fn new(base_url: &str, token: &str) -> Result<HttpTarget, GatewayError> {
         let client = reqwest::Client::builder()
             .timeout(HTTP_TIMEOUT)
             .build()
-            .unwrap_or_default();
-        HttpTarget {
+            .map_err(GatewayError::Client)?;
+        Ok(HttpTarget {
             url: format!("{}{RECEIPTS_PATH}", base_url.trim_end_matches('/')),
             token: token.to_owned(),
             client,
-        }
+        })
     }
 
     /// Posts one delivery; a refusal is an answer, not an error.
