@@ -5,7 +5,7 @@
 //! the same code the server and the edge bridges use, so a simulator cannot
 //! drift from what a real device sends (DESIGN.md §2).
 //!
-//! The PDA, the scale and the label printer exist so far:
+//! The simulators so far:
 //!
 //! - [`Pda`] is one handheld on MQTT: it announces itself (`online`
 //!   retained, `offline` as its last will), publishes scans with its own
@@ -29,6 +29,12 @@
 //!   and on (TCP: same port; serial: an unplugged and replugged cable) or
 //!   run out of paper (PROTOCOLS.md §2).
 //!
+//! - [`customs_gw`] is the customs gateway: it builds CEB622 / CEB624 /
+//!   CEB900 receipts with `bondgate-customs` (bare or in a DXP envelope),
+//!   signs them with an Ed25519 or HMAC key under a chosen id, and delivers
+//!   them over HTTP or into the server's watched inbox, alone or as a
+//!   [`Script`] (normal, inspection, rejection, detention, out of order,
+//!   duplicates, deliberately bad deliveries).
 //! - [`GateBridgeSim`] is an MQTT gate bridge: it pulses for `open`
 //!   commands that are fresh, unexpired and come while the server's
 //!   heartbeat is alive, reports `open`/`closed`/`fault` with the command's
@@ -65,6 +71,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod customs_gw;
 pub mod gate_bridge;
 pub mod pda;
 pub mod printer;
@@ -77,6 +84,9 @@ pub mod walker;
 /// The broker URL grammar is `bondgate-protocol`'s, the same the server and
 /// the bridges parse; re-exported because [`PdaOptions`] takes one.
 pub use bondgate_protocol::{BrokerAddr, BrokerAddrError};
+pub use customs_gw::{
+    Declaration, Delivery, Gateway, GatewayError, GatewayKey, HttpTarget, Inbox, Script, Target,
+};
 pub use gate_bridge::{BridgeMode, GateBridgeOptions, GateBridgeSim, GateScanner, PulseRecord};
 pub use pda::{Pda, PdaError, PdaOptions};
 pub use printer::{PrintedLabel, PrinterSim, PrinterSimError, SerialPrinterOptions};

@@ -8,10 +8,11 @@ use std::time::Duration;
 use anyhow::Context as _;
 use bondgate_protocol::scale::ScaleProtocol;
 use bondgate_protocol::{DeviceId, Site};
+use bondgate_sim::customs_gw::{HttpTarget, Inbox, ScriptName, Target};
 use bondgate_sim::walker::STEP_LIMIT_DEFAULT;
 use bondgate_sim::{
-    BrokerAddr, Fault, Pda, PdaOptions, PrinterSim, ScaleControl, ScaleOptions, ScaleSim,
-    SerialPrinterOptions, Step, Walker,
+    BrokerAddr, Declaration, Fault, Gateway, GatewayKey, Pda, PdaOptions, PrinterSim, ScaleControl,
+    ScaleOptions, ScaleSim, SerialPrinterOptions, Step, Walker,
 };
 use clap::{Args, Parser, Subcommand};
 use tokio::io::AsyncBufReadExt as _;
@@ -51,6 +52,59 @@ enum Device {
     /// pseudo-terminal (--rtu, `PORT …`); prints pulses and takes the same
     /// stdin commands as lcus-relay.
     ModbusRelay(relay_cli::ModbusArgs),
+    /// The customs gateway: runs a scripted receipt sequence for one 清单,
+    /// signed, over HTTP (--url) or into the server's inbox (--inbox), and
+    /// prints what the server answered to each delivery.
+    Customs(CustomsArgs),
+}
+
+#[derive(Debug, Args)]
+struct CustomsArgs {
+    /// normal, inspection, rejection, detention, cancellation, out-of-order,
+    /// duplicates, format-error or bad.
+    #[arg(long, default_value = "normal")]
+    script: ScriptName,
+    /// copNo of the 清单 (the server's order has `cop_no`; orders made
+    /// through the API default to `COP-{order_no}`).
+    #[arg(long)]
+    cop_no: String,
+    /// Serial in preNo / invtNo.
+    #[arg(long, default_value_t = 1)]
+    serial: u32,
+    /// returnTime of the first receipt (yyyyMMddHHmmssSSS, China time); the
+    /// rest follow a minute apart.
+    #[arg(long, default_value = "20261123100000000")]
+    start: String,
+    /// Server base URL, e.g. http://127.0.0.1:8080 (token from --token or
+    /// BONDGATE_TOKEN, a user with role integration).
+    #[arg(long, conflicts_with = "inbox", required_unless_present = "inbox")]
+    url: Option<String>,
+    /// Bearer token for --url.
+    #[arg(long, requires = "url")]
+    token: Option<String>,
+    /// The server's watched inbox directory instead of HTTP.
+    #[arg(long)]
+    inbox: Option<std::path::PathBuf>,
+    /// With --inbox: drop the files and do not wait for the server.
+    #[arg(long, requires = "inbox")]
+    no_wait: bool,
+    /// Key id sent with each signature.
+    #[arg(long, default_value = "gw-1")]
+    key_id: String,
+    /// ed25519 or hmac.
+    #[arg(long, default_value = "ed25519")]
+    key_kind: String,
+    /// The signing secret, Base64 (Ed25519: 32 bytes; HMAC: at least 32).
+    /// Default: the test gateway's Ed25519 secret (32 bytes of 7), never
+    /// for production.
+    #[arg(long)]
+    secret_b64: Option<String>,
+    /// Wrap each message in a DXP envelope.
+    #[arg(long)]
+    envelope: bool,
+    /// Seed for message ids and the out-of-order shuffle.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
 }
 
 #[derive(Debug, Args)]
@@ -136,6 +190,7 @@ async fn main() -> ExitCode {
         Device::Printer(args) => printer(args).await,
         Device::LcusRelay(args) => relay_cli::lcus(args).await,
         Device::ModbusRelay(args) => relay_cli::modbus(args).await,
+        Device::Customs(args) => customs(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -171,6 +226,67 @@ async fn pda(args: PdaArgs) -> anyhow::Result<()> {
     };
     pda.disconnect().await?;
     outcome
+}
+
+/// Runs one script and prints each answer; prints the line to configure the
+/// server with first (`BONDGATE_CUSTOMS_KEYS`).
+async fn customs(args: CustomsArgs) -> anyhow::Result<()> {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let secret = match &args.secret_b64 {
+        Some(text) => b64
+            .decode(text.trim())
+            .context("--secret-b64 is not Base64")?,
+        None => vec![7; 32],
+    };
+    let key = match args.key_kind.as_str() {
+        "ed25519" => {
+            let bytes: [u8; 32] = secret
+                .as_slice()
+                .try_into()
+                .map_err(|_| anyhow::anyhow!("an Ed25519 secret is 32 bytes"))?;
+            GatewayKey::ed25519(&args.key_id, &bytes)
+        }
+        "hmac" => GatewayKey::hmac(&args.key_id, &secret)?,
+        other => anyhow::bail!("--key-kind {other:?}: ed25519 or hmac"),
+    };
+    eprintln!(
+        "server key: BONDGATE_CUSTOMS_KEYS={}={}:{}",
+        key.id(),
+        key.kind(),
+        if key.kind() == "hmac" {
+            "<the secret>".to_owned()
+        } else {
+            b64.encode(key.server_bytes())
+        }
+    );
+    let start = bondgate_customs::ReturnTime::parse(&args.start).context("--start")?;
+    let decl = Declaration::new(&args.cop_no, start, args.serial);
+    let mut gateway = Gateway::new(key, args.seed);
+    gateway.envelope = args.envelope;
+    let target = match (args.url, args.inbox) {
+        (Some(url), _) => {
+            let token = match args.token {
+                Some(t) => t,
+                None => std::env::var("BONDGATE_TOKEN")
+                    .context("--url needs --token or BONDGATE_TOKEN")?,
+            };
+            Target::Http(HttpTarget::new(&url, &token)?)
+        }
+        (None, Some(dir)) => {
+            let mut inbox = Inbox::new(dir);
+            if args.no_wait {
+                inbox.wait = None;
+            }
+            Target::Inbox(inbox)
+        }
+        (None, None) => anyhow::bail!("--url or --inbox"),
+    };
+    let script = args.script.script(start, args.seed);
+    let run = script.run(&mut gateway, &decl, &target).await?;
+    print!("{run}");
+    println!("expected customs state: {}", script.expect);
+    Ok(())
 }
 
 /// Listens (or waits on its pty) until killed, printing each label as it

@@ -6,6 +6,7 @@ mod binary;
 mod concurrency;
 mod conformance;
 mod customs;
+mod customs_gw;
 mod domain_purity;
 mod gate;
 mod gate_output;
