@@ -27,7 +27,9 @@ pub enum ManifestCodeError {
     ManifestNo,
     #[error("'{0}' is not a Chinese licence plate (e.g. 浙A12345, or 浙AD12345 for a new-energy vehicle)")]
     Plate(String),
-    #[error("seal number must be {SEAL_CHARS_MIN} to {SEAL_CHARS_MAX} characters of A-Z, 0-9 and '-'")]
+    #[error(
+        "seal number must be {SEAL_CHARS_MIN} to {SEAL_CHARS_MAX} characters of A-Z, 0-9 and '-'"
+    )]
     Seal,
 }
 
@@ -35,7 +37,8 @@ fn code_chars(s: &str, min: usize, max: usize) -> Option<String> {
     let s = s.trim().to_ascii_uppercase();
     let n = s.chars().count();
     let ok = (min..=max).contains(&n)
-        && s.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-')
+        && s.chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-')
         && !s.starts_with('-')
         && !s.ends_with('-');
     ok.then_some(s)
@@ -168,16 +171,16 @@ mod tests {
     fn impossible_plates() {
         for p in [
             "",
-            "浙A1234",     // too short
-            "浙A123456",   // eight characters, not new energy
-            "AB12345",     // no province
-            "台A12345",    // not a mainland plate
-            "浙112345",    // no issuing letter
-            "浙AI2345",    // I reads as 1
-            "浙A1234O",    // O reads as 0
-            "浙AD1234X",   // small new energy ends in four digits
-            "浙A1234XD",   // large new energy is five digits
-            "浙A12345挂",  // a suffix replaces the fifth serial
+            "浙A1234",    // too short
+            "浙A123456",  // eight characters, not new energy
+            "AB12345",    // no province
+            "台A12345",   // not a mainland plate
+            "浙112345",   // no issuing letter
+            "浙AI2345",   // I reads as 1
+            "浙A1234O",   // O reads as 0
+            "浙AD1234X",  // small new energy ends in four digits
+            "浙A1234XD",  // large new energy is five digits
+            "浙A12345挂", // a suffix replaces the fifth serial
             "浙A123!5",
         ] {
             assert!(
@@ -189,13 +192,23 @@ mod tests {
 
     #[test]
     fn seals_and_manifest_numbers() {
-        assert_eq!(SealNo::parse(" cs-00012345 ").unwrap().as_str(), "CS-00012345");
+        assert_eq!(
+            SealNo::parse(" cs-00012345 ").unwrap().as_str(),
+            "CS-00012345"
+        );
         for bad in ["", "AB1", "-ABC1", "ABC 123", "关锁1234", &"9".repeat(33)] {
             assert_eq!(SealNo::parse(bad), Err(ManifestCodeError::Seal), "{bad}");
         }
-        assert_eq!(ManifestNo::parse("vm-2026-0001").unwrap().as_str(), "VM-2026-0001");
+        assert_eq!(
+            ManifestNo::parse("vm-2026-0001").unwrap().as_str(),
+            "VM-2026-0001"
+        );
         for bad in ["", "VM 1", "VM/1", "-", &"A".repeat(33)] {
-            assert_eq!(ManifestNo::parse(bad), Err(ManifestCodeError::ManifestNo), "{bad}");
+            assert_eq!(
+                ManifestNo::parse(bad),
+                Err(ManifestCodeError::ManifestNo),
+                "{bad}"
+            );
         }
     }
 }
