@@ -29,6 +29,11 @@
 //!   and on (TCP: same port; serial: an unplugged and replugged cable) or
 //!   run out of paper (PROTOCOLS.md §2).
 //!
+//! - [`GateBridgeSim`] is an MQTT gate bridge: it pulses for `open`
+//!   commands that are fresh, unexpired and come while the server's
+//!   heartbeat is alive, reports `open`/`closed`/`fault` with the command's
+//!   seq, and records every pulse (PROTOCOLS.md §4).
+//!
 //! The simulator never talks to the server any other way and never depends
 //! on the server crate: if the server changes its grammar, a walk fails with a
 //! message naming what was sent, what came back and what was expected.
@@ -56,6 +61,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod gate_bridge;
 pub mod pda;
 pub mod printer;
 mod pty;
@@ -66,6 +72,7 @@ pub mod walker;
 /// The broker URL grammar is `bondgate-protocol`'s, the same the server and
 /// the bridges parse; re-exported because [`PdaOptions`] takes one.
 pub use bondgate_protocol::{BrokerAddr, BrokerAddrError};
+pub use gate_bridge::{BridgeMode, GateBridgeOptions, GateBridgeSim, PulseRecord};
 pub use pda::{Pda, PdaError, PdaOptions};
 pub use printer::{PrintedLabel, PrinterSim, PrinterSimError, SerialPrinterOptions};
 pub use scale::{ScaleControl, ScaleOptions, ScaleSim, ScaleSimError, ScaleStats};

@@ -231,7 +231,8 @@ mod tests {
     //! The oracle is written from CUSTOMS.md §2, not from the fold.
 
     use super::*;
-    use bondgate_customs::{Receipt, ReceiptKind, ReturnStatus, ReturnTime};
+    use bondgate_customs::state::ReceiptKind;
+    use bondgate_customs::{Receipt, ReturnStatus, ReturnTime};
     use proptest::prelude::*;
 
     const PARCELS: usize = 3;
@@ -278,9 +279,9 @@ mod tests {
 
     /// CUSTOMS.md §2 read directly: sort by returnTime (arrival breaks
     /// ties); a release (800/899) holds until a later hold
-    /// (500/50x/599/700), rejection (100) or successful cancellation; pending
-    /// codes after a release do not revoke it; before any release nothing
-    /// opens.
+    /// (500/50x/599/700), rejection (100) or successful cancellation (which
+    /// is final); pending codes and processing errors after a release do
+    /// not revoke it; before any release nothing opens.
     fn oracle_released(receipts: &[Receipt]) -> bool {
         let mut sorted: Vec<&Receipt> = receipts.iter().collect();
         sorted.sort_by_key(|r| (r.time, r.arrival));
@@ -296,21 +297,19 @@ mod tests {
                 continue;
             }
             match code {
-                100 => {
-                    dead = true;
-                    released = false;
-                }
+                // Rejected: no release now. The 清单 may be corrected and
+                // declared again under the same copNo, so a release dated
+                // after it counts (the order itself is cancelled at 100, so
+                // the parcel is refused as cancelled anyway).
+                100 => released = false,
                 800 | 899 if !dead => released = true,
                 500..=599 | 700 => released = false,
-                // Pending, processing errors and unknown codes: no change to
-                // a release already held, and none given.
-                c if c < 0 || !matches!(c, 1..=4 | 120 | 300 | 399 | 400 | 600) => {
-                    // An unknown or error code after a release shuts the gate
-                    // (bondgate-customs, reviewed decision); before one it
-                    // changes nothing.
-                    released = false;
-                }
-                _ => {}
+                // Pending codes and processing errors (negative): "a late
+                // lower code never downgrades an 800"; none gives a release.
+                c if c < 0 || matches!(c, 1..=4 | 120 | 300 | 399 | 400 | 600) => {}
+                // A code CUSTOMS.md does not list is never a release, and
+                // after one it shuts the gate: fail closed.
+                _ => released = false,
             }
         }
         released

@@ -146,6 +146,11 @@ impl GateOutput for MqttGateOutput {
             if left <= 0 {
                 return Err(OutputFault::Expired);
             }
+            if !self.publisher.is_connected() {
+                return Err(OutputFault::Offline(
+                    "the MQTT broker is not reachable".into(),
+                ));
+            }
             let gate = self.gate.as_str();
             let answer = self.states.wait(gate, pulse.seq);
             let command = GateCommand {

@@ -155,12 +155,20 @@ pub(super) fn kind_label(kind: TopicKind) -> &'static str {
 pub struct Publisher {
     client: AsyncClient,
     site: Site,
+    ready: watch::Receiver<bool>,
 }
 
 impl Publisher {
     /// As [`MqttLink::publish`]: `Ok` means queued for the broker.
     pub async fn publish(&self, topic: &Topic, payload: Vec<u8>) -> Result<(), LinkError> {
         publish(&self.client, &self.site, topic, payload).await
+    }
+
+    /// Whether the link is connected and subscribed right now. A command
+    /// that must not run late (a gate's open) is not queued on a link that
+    /// is down: rumqttc would send it after the reconnect.
+    pub fn is_connected(&self) -> bool {
+        *self.ready.borrow()
     }
 }
 
@@ -297,6 +305,7 @@ impl MqttLink {
         Publisher {
             client: self.client.clone(),
             site: self.site.clone(),
+            ready: self.ready.clone(),
         }
     }
 

@@ -37,10 +37,6 @@ pub(crate) struct Station {
     _dir: tempfile::TempDir,
 }
 
-async fn station(backend: Backend, protocol: ScaleProtocol, settle: Duration) -> Option<Station> {
-    station_with(backend, protocol, settle, false, Vec::new()).await
-}
-
 /// As [`station`]; with `serial_printer` the label printer is on a serial
 /// port (a pseudo-terminal the server opens by path) instead of TCP.
 async fn station_with(
