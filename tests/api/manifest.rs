@@ -13,53 +13,24 @@ use serde_json::{json, Value};
 
 use crate::both_backends;
 use crate::customs::{ceb622, signed};
+use crate::gate::mqtt_gate;
 use crate::helpers::{Backend, TestApp};
-use crate::packing::ready;
+use crate::packing::ready_with_gates;
 
-/// Gets a packed, released parcel out through the gate, so it may be
-/// loaded onto a vehicle.
-///
-/// The real path is a guard's scan at gate G1 ending in `result: "open"`
-/// (an open decision whose output the gate confirmed). The gate output path
-/// is being reworked on `main` while this was written, and the test station
-/// here configures no gate output that could confirm a pulse, so when the
-/// scan does not end in a confirmed open this helper marks the exit
-/// directly in the test database.
-// STOPGAP (to be adapted at merge): the raw INSERT below stands in for the
-// gate's confirmed open; it records only the decision (no stock shipped,
-// the order stays `packed`). Replace it with the real gate flow.
-async fn exit_parcel(app: &TestApp, backend: Backend, code: &str) {
-    let guard = app.user(&format!("guard-{code}"), "guard").await;
-    let (s, d) = app
-        .call_as(
-            Some(&guard),
-            Method::POST,
-            "/api/v1/gates/G1/scans",
-            Some(json!({ "code": code })),
-        )
-        .await;
-    if s == StatusCode::OK && d["result"] == "open" && d["output"] == "confirmed" {
-        return;
-    }
-    let at = match backend {
-        Backend::Sqlite => "'2026-11-23T12:00:00+00:00'",
-        Backend::Postgres => "TIMESTAMPTZ '2026-11-23T12:00:00+00:00'",
-    };
-    app.db
-        .raw_execute(&format!(
-            "INSERT INTO gate_decisions (gate, code, package_id, order_id, decision, reason_code, reason_en,
-                 reason_zh, evidence_receipt_id, decided_by, decided_at, output, output_kind, command_id,
-                 expires_at, output_detail, output_at)
-             SELECT 'G1', '{code}', p.id, p.order_id, 'open', 'released', 'test stopgap: exit marked directly',
-                 '测试：直接标记出闸', (SELECT MAX(r.id) FROM customs_receipts r
-                     WHERE r.cop_no = o.cop_no AND r.return_status = 800),
-                 'test', {at}, 'confirmed', 'none', 'stopgap-' || p.package_no, {at},
-                 'test stopgap', {at}
-             FROM packages p JOIN orders o ON o.id = p.order_id
-             WHERE p.package_no = '{code}' OR p.waybill_no = '{code}'"
-        ))
-        .await
-        .expect("stopgap exit recorded");
+/// Gets a packed, released parcel out through the gate the real way: a
+/// guard's scan at gate G1 (driven by a simulated MQTT gate bridge) ending
+/// in `result: "open"`, an open decision whose output the gate confirmed,
+/// the parcel's stock shipped in that commit. The one place the manifest
+/// tests depend on the gate flow.
+async fn exit_parcel(app: &TestApp, code: &str) {
+    let _bridge = crate::gate::bridge(app, "G1").await;
+    let guard = app.user("gate-guard", "guard").await;
+    let d = crate::gate::gate_scan(app, &guard, code).await;
+    assert_eq!(
+        (d["result"].as_str(), d["output"].as_str()),
+        (Some("open"), Some("confirmed")),
+        "{d}"
+    );
 }
 
 async fn refused(
@@ -77,12 +48,13 @@ async fn refused(
 both_backends!(
     a_vehicle_manifest_loads_only_exited_parcels_and_freezes_when_closed,
     |b: Backend| async move {
-        let Some((st, packer)) = ready(
+        let Some((st, packer)) = ready_with_gates(
             b,
             ScaleProtocol::YaohuaA9,
             Duration::from_millis(200),
             "ORD-1",
             1,
+            vec![mqtt_gate("G1")],
         )
         .await
         else {
@@ -190,7 +162,8 @@ both_backends!(
         .await;
         assert_eq!(app.get("/api/v1/manifests/VM-1").await.1["parcel_count"], 0);
 
-        exit_parcel(app, b, "PKG-ORD-1").await;
+        exit_parcel(app, "PKG-ORD-1").await;
+        assert_eq!(app.get("/api/v1/orders/ORD-1").await.1["state"], "shipped");
         // By waybill number; again changes nothing.
         for _ in 0..2 {
             let (s, m) = app.post(parcels, json!({"code": "BG0000000001"})).await;
