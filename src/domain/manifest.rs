@@ -84,7 +84,7 @@ impl SealNo {
 ///   e.g. `浙A1234挂` for a container trailer;
 /// - new energy (8 characters): province, letter, then `D`/`F` and five
 ///   characters of which the last four are digits (small vehicles,
-///   `浙AD12345`, `浙AF1A234`), or five digits then `D`/`F` (large
+///   `浙AD12345`, `浙AFA1234`), or five digits then `D`/`F` (large
 ///   vehicles such as trucks, `浙A12345D`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Plate(String);
@@ -161,7 +161,7 @@ mod tests {
 
     #[test]
     fn new_energy_plates() {
-        for p in ["浙AD12345", "浙AF1A234", "苏E12345D", "川A54321F"] {
+        for p in ["浙AD12345", "浙AFA1234", "苏E12345D", "川A54321F"] {
             let plate = Plate::parse(p).unwrap_or_else(|e| panic!("{p}: {e}"));
             assert!(plate.is_new_energy(), "{p}");
         }
@@ -179,6 +179,7 @@ mod tests {
             "浙AI2345",   // I reads as 1
             "浙A1234O",   // O reads as 0
             "浙AD1234X",  // small new energy ends in four digits
+            "浙AF1A234",  // ...all four of them
             "浙A1234XD",  // large new energy is five digits
             "浙A12345挂", // a suffix replaces the fifth serial
             "浙A123!5",
