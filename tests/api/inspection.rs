@@ -13,9 +13,10 @@ use serde_json::{json, Value};
 
 use crate::both_backends;
 use crate::customs::{ceb622, signed};
+use crate::gate::{bridge, gate_scan, mqtt_gate};
 use crate::helpers::{Backend, TestApp};
 use crate::orders::order;
-use crate::packing::ready;
+use crate::packing::{ready, ready_with_gates};
 
 async fn tasks(app: &TestApp, query: &str) -> Vec<Value> {
     let (s, v) = app.get(&format!("/api/v1/customs-tasks{query}")).await;
@@ -292,6 +293,80 @@ both_backends!(
         .await;
         assert_eq!(locked_at(app, "I-01").await, 0);
         app.integrity_clean().await;
+        st.finish().await;
+    }
+);
+
+both_backends!(
+    an_inspected_parcel_leaves_from_the_inspection_bin_once_released,
+    |b: Backend| async move {
+        let Some((st, packer)) = ready_with_gates(
+            b,
+            ScaleProtocol::YaohuaA9,
+            Duration::from_millis(200),
+            "ORD-1",
+            1,
+            vec![mqtt_gate("G1")],
+        )
+        .await
+        else {
+            return;
+        };
+        let app = &st.app;
+        let _gate = bridge(app, "G1").await;
+        let (s, v) = app
+            .post(
+                "/api/v1/locations",
+                json!({"code": "I-01", "zone": "I", "walk_seq": 80, "kind": "inspection"}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        st.place(215).await;
+        let (s, p) = st.pack(&packer, 1).await;
+        assert_eq!(s, StatusCode::CREATED, "{p}");
+        let gateway = app.user("gw", "integration").await;
+        let (s, v) = signed(app, &gateway, ceb622("COP-ORD-1", 500, "20261123100000000")).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        let list = tasks(app, "?state=open").await;
+        assert_eq!(list.len(), 1, "{list:?}");
+        assert_eq!(list[0]["package_no"], "PKG-ORD-1", "{list:?}");
+        let id = list[0]["id"].as_i64().unwrap();
+        let (s, v) = app
+            .post(
+                &format!("/api/v1/customs-tasks/{id}/move"),
+                json!({"bin": "I-01"}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_eq!(locked_at(app, "I-01").await, 1);
+        let guard = app.user("gus", "guard").await;
+        // Held: the gate refuses.
+        let d = gate_scan(app, &guard, "PKG-ORD-1").await;
+        assert_eq!(d["result"], "refused", "{d}");
+        // Released after the inspection: it leaves from the inspection bin.
+        let (s, v) = signed(app, &gateway, ceb622("COP-ORD-1", 800, "20261123120000000")).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        let d = gate_scan(app, &guard, "PKG-ORD-1").await;
+        assert_eq!(
+            (d["result"].as_str(), d["output"].as_str()),
+            (Some("open"), Some("confirmed")),
+            "{d}"
+        );
+        assert_eq!(locked_at(app, "I-01").await, 0);
+        assert_eq!(app.get("/api/v1/orders/ORD-1").await.1["state"], "shipped");
+        app.integrity_clean().await;
+        // The task is still there for the record; moving a shipped parcel is refused.
+        let (s, v) = app
+            .post(
+                &format!("/api/v1/customs-tasks/{id}/move"),
+                json!({"bin": "I-01"}),
+            )
+            .await;
+        assert_eq!(
+            (s, v["code"].as_str()),
+            (StatusCode::CONFLICT, Some("nothing_to_move")),
+            "{v}"
+        );
         st.finish().await;
     }
 );
