@@ -347,12 +347,14 @@ impl SqlStore {
         .fetch_one(&mut *tx)
         .await?;
         match order_state.as_str() {
-            "locked" | "picking" => return Err(StoreError::Conflict {
-                code: "not_picked",
-                detail: format!(
+            "locked" | "picking" => {
+                return Err(StoreError::Conflict {
+                    code: "not_picked",
+                    detail: format!(
                     "order {order_no} is not picked yet: its goods are still in the storage bins"
                 ),
-            }),
+                })
+            }
             "shipped" | "cancelled" => {
                 return Err(StoreError::Conflict {
                     code: "nothing_to_move",

@@ -276,7 +276,18 @@ impl SqlStore {
         .bind(at)
         .execute(&mut *tx)
         .await
-        .map_err(map_db)?;
+        .map_err(|e| match map_db(e) {
+            // Loaded onto another manifest by a concurrent request.
+            StoreError::Db(sqlx::Error::Database(d))
+                if d.kind() == sqlx::error::ErrorKind::UniqueViolation =>
+            {
+                StoreError::Conflict {
+                    code: "on_other_manifest",
+                    detail: format!("parcel {package_no} is already on another vehicle manifest"),
+                }
+            }
+            other => other,
+        })?;
         audit(&mut tx, actor, "manifest.add", manifest_no, &package_no).await?;
         let view = manifest_in(&mut tx, manifest_no).await?;
         tx.commit().await?;
