@@ -75,10 +75,15 @@ pub enum MovementKind {
     /// outside → locked at the station's outbound staging, as two legs of one
     /// operation. The reservation moves with it, so the tote is empty again.
     Pack,
+    /// Brought to the inspection area (or quarantine) on a customs hold:
+    /// locked → outside at the parcel's bin, outside → locked in the
+    /// inspection bin, as two legs of one operation. The reservation moves
+    /// with it, so the gate later ships it from where it is.
+    Inspect,
 }
 
 impl MovementKind {
-    pub const ALL: [MovementKind; 9] = [
+    pub const ALL: [MovementKind; 10] = [
         MovementKind::Receive,
         MovementKind::Lock,
         MovementKind::Release,
@@ -88,6 +93,7 @@ impl MovementKind {
         MovementKind::Transfer,
         MovementKind::Pick,
         MovementKind::Pack,
+        MovementKind::Inspect,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -101,6 +107,7 @@ impl MovementKind {
             MovementKind::Transfer => "transfer",
             MovementKind::Pick => "pick",
             MovementKind::Pack => "pack",
+            MovementKind::Inspect => "inspect",
         }
     }
 
@@ -131,6 +138,8 @@ impl MovementKind {
                 | (MovementKind::Pick, None, Some(Locked))
                 | (MovementKind::Pack, Some(Locked), None)
                 | (MovementKind::Pack, None, Some(Locked))
+                | (MovementKind::Inspect, Some(Locked), None)
+                | (MovementKind::Inspect, None, Some(Locked))
         )
     }
 }

@@ -10,6 +10,7 @@ pub mod fefo;
 pub mod gate;
 pub mod idcard;
 pub mod ledger;
+pub mod manifest;
 pub mod money;
 pub mod order;
 pub mod packing;

@@ -137,6 +137,7 @@ impl From<StoreError> for ApiError {
                 ApiError::new(S::UNPROCESSABLE_ENTITY, "validation_failed", msg)
             }
             StoreError::Forbidden(_) => ApiError::new(S::FORBIDDEN, "forbidden", msg),
+            StoreError::Conflict { code, .. } => ApiError::new(S::CONFLICT, code, msg),
             StoreError::Constraint(_) => ApiError::new(S::CONFLICT, "constraint_violation", msg),
             StoreError::Contended => ApiError::new(S::SERVICE_UNAVAILABLE, "contended", msg),
             StoreError::Db(

@@ -6,7 +6,9 @@ pub mod auth;
 mod customs;
 pub mod error;
 mod gate;
+mod inspection;
 mod inventory;
+mod manifest;
 mod master;
 pub mod ops;
 mod orders;
@@ -134,6 +136,16 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(gate::scan))
         .routes(routes!(gate::list))
         .routes(routes!(gate::decisions))
+        .routes(routes!(inspection::list_tasks))
+        .routes(routes!(inspection::get_task))
+        .routes(routes!(inspection::move_task))
+        .routes(routes!(inspection::close_task))
+        .routes(routes!(manifest::create, manifest::list))
+        .routes(routes!(manifest::get))
+        .routes(routes!(manifest::add_parcel))
+        .routes(routes!(manifest::remove_parcel))
+        .routes(routes!(manifest::close))
+        .routes(routes!(manifest::export))
         .split_for_parts();
     let doc = Arc::new(doc);
     let timeout = state.config.request_timeout;

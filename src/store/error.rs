@@ -49,6 +49,10 @@ pub enum StoreError {
     Invalid(String),
     #[error("{0}")]
     Forbidden(String),
+    /// A refusal because of the state things are in, with a stable code
+    /// (`task_closed`, `wrong_bin_kind`, `not_exited`, `manifest_closed`…).
+    #[error("{detail}")]
+    Conflict { code: &'static str, detail: String },
     #[error("the database refused the change: {0}")]
     Constraint(String),
     #[error("the operation kept colliding with concurrent writers; retry it")]

@@ -6,6 +6,7 @@
 
 pub mod customs_state;
 pub mod error;
+pub mod outbound;
 pub mod types;
 
 mod postgres;
@@ -17,6 +18,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 pub use error::{StoreError, StoreResult};
+pub use outbound::*;
 pub use types::*;
 
 use crate::domain::Role;
@@ -223,4 +225,18 @@ delegate! {
     pub async fn gate_decisions(&self, gate: &str, limit: i64) -> StoreResult<Vec<GateDecisionView>>;
     pub async fn gate_decision(&self, id: i64) -> StoreResult<GateDecisionView>;
     pub async fn waybill_record(&self, package_no: &str, logistics: (&str, &str)) -> StoreResult<WaybillRecord>;
+    pub async fn list_customs_tasks(&self, state: Option<&str>) -> StoreResult<Vec<CustomsTaskView>>;
+    pub async fn get_customs_task(&self, id: i64) -> StoreResult<CustomsTaskView>;
+    /// Moves a held parcel's reserved stock to an inspection (or quarantine) bin.
+    pub async fn move_customs_task(&self, actor: &Actor, id: i64, bin: &str) -> StoreResult<CustomsTaskView>;
+    pub async fn close_customs_task(&self, actor: &Actor, id: i64, note: &str) -> StoreResult<CustomsTaskView>;
+    /// Creates a vehicle manifest (plate and seal already parsed); `true` when new.
+    pub async fn create_manifest(&self, actor: &Actor, input: &ManifestInput) -> StoreResult<(ManifestView, bool)>;
+    pub async fn list_manifests(&self, state: Option<&str>) -> StoreResult<Vec<ManifestSummary>>;
+    pub async fn get_manifest(&self, manifest_no: &str) -> StoreResult<ManifestView>;
+    /// Loads a parcel that exited through the gate onto an open manifest.
+    pub async fn add_manifest_parcel(&self, actor: &Actor, manifest_no: &str, code: &str) -> StoreResult<ManifestView>;
+    pub async fn remove_manifest_parcel(&self, actor: &Actor, manifest_no: &str, package: &str) -> StoreResult<ManifestView>;
+    /// Closes a manifest for good, with its seal (already parsed).
+    pub async fn close_manifest(&self, actor: &Actor, manifest_no: &str, seal: Option<&str>) -> StoreResult<ManifestView>;
 }

@@ -17,6 +17,7 @@ use crate::domain::{
     Balance, BatchNo, Bucket, LedgerError, LockState, MovementKind, Quantity, Role,
 };
 use crate::store::error::{StoreError, StoreResult};
+use crate::store::outbound::*;
 use crate::store::types::*;
 use crate::store::{
     request_hash, IntegrityReport, StoreOptions, IDEMPOTENCY_ATTEMPTS, LINES_MAX,

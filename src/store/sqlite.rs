@@ -71,3 +71,4 @@ include!("sql_picking.rs");
 include!("sql_packing.rs");
 include!("sql_customs.rs");
 include!("sql_gate.rs");
+include!("sql_manifest.rs");
