@@ -772,4 +772,92 @@ mod tests {
         .unwrap_err();
         assert!(format!("{err:#}").contains("unknown field"), "{err:#}");
     }
+
+    fn gates_from(toml: &str) -> anyhow::Result<Vec<GateConfig>> {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(&f, toml).unwrap();
+        Config::resolve(&Args {
+            config: Some(f),
+            data_dir: Some(dir.path().into()),
+            ..Default::default()
+        })
+        .map(|c| c.gates)
+    }
+
+    #[test]
+    fn gates_as_the_readme_writes_them() {
+        let gates = gates_from(
+            r#"
+[[gate]]
+id = "G1"
+pulse_ms = 800
+confirm_timeout_ms = 2000
+output = { mqtt = true }
+
+[[gate]]
+id = "G2"
+output = { lcus = "/dev/ttyUSB1", channel = 1, baud = 9600 }
+
+[[gate]]
+id = "G3"
+output = { modbus_tcp = "192.168.1.50:502", unit = 1, coil = 0, flash = true }
+"#,
+        )
+        .unwrap();
+        assert_eq!(gates.len(), 3);
+        assert_eq!(gates[0].output, GateOutputConfig::Mqtt);
+        assert_eq!(gates[0].pulse.get(), 800);
+        assert_eq!(gates[0].confirm_timeout, Duration::from_secs(2));
+        assert_eq!(
+            gates[1].output,
+            GateOutputConfig::Lcus {
+                path: "/dev/ttyUSB1".into(),
+                baud: 9600,
+                channel: 1
+            }
+        );
+        assert_eq!(
+            gates[2].output,
+            GateOutputConfig::ModbusTcp {
+                addr: "192.168.1.50:502".into(),
+                modbus: ModbusCoil {
+                    unit: 1,
+                    coil: 0,
+                    flash: true
+                }
+            }
+        );
+    }
+
+    #[test]
+    fn a_gate_needs_exactly_one_output_and_sane_numbers() {
+        for (toml, want) in [
+            ("[[gate]]\nid = \"G1\"\n", "needs an output"),
+            (
+                "[[gate]]\nid = \"G1\"\noutput = { mqtt = true, lcus = \"/dev/x\" }\n",
+                "exactly one",
+            ),
+            (
+                "[[gate]]\nid = \"G1\"\npulse_ms = 0\noutput = { mqtt = true }\n",
+                "G1",
+            ),
+            (
+                "[[gate]]\nid = \"G1\"\nconfirm_timeout_ms = 5\noutput = { mqtt = true }\n",
+                "confirm_timeout_ms",
+            ),
+            (
+                "[[gate]]\nid = \"G1\"\noutput = { modbus_tcp = \"h:502\", unit = 0 }\n",
+                "unit",
+            ),
+            (
+                "[[gate]]\nid = \"G1\"\noutput = { mqtt = true }\n[[gate]]\nid = \"G1\"\noutput = { mqtt = true }\n",
+                "twice",
+            ),
+            ("[[gate]]\nid = \"a/b\"\noutput = { mqtt = true }\n", "gate id"),
+        ] {
+            let err = gates_from(toml).unwrap_err();
+            assert!(format!("{err:#}").contains(want), "{toml}: {err:#}");
+        }
+    }
 }
