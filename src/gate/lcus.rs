@@ -13,22 +13,16 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bondgate_protocol::relay::{LcusCommand, StatusDecoder, LCUS_STATUS_QUERY};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::io::AsyncReadExt as _;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
-use tokio_serial::{SerialPort as _, SerialPortBuilderExt as _, SerialStream};
+use tokio_serial::{SerialPort as _, SerialStream};
 
+use super::device::{detached, open_serial, timeout_fault, write_timed, IO_TIMEOUT};
 use super::{now_millis, Confirmation, GateOutput, OutputFault, Pulse, RelayState};
 use crate::mqtt::BoxFuture;
-
-/// How long one device call (a write, or a status query and its answer)
-/// may take. An LCUS board answers within a few ms at 9600 baud; 300 ms
-/// is generous for a loaded USB hub and still short next to a guard's
-/// patience and the gate's confirm timeout.
-pub const IO_TIMEOUT: Duration = Duration::from_millis(300);
 
 /// Most answer bytes read for one status query: 8 relays of `CHn:OFF\r\n`
 /// are 72; anything much longer is a babbling board, not an answer.
@@ -79,48 +73,6 @@ impl GateOutput for LcusOutput {
         let inner = Arc::clone(&self.inner);
         Box::pin(detached(async move { inner.probe().await }))
     }
-}
-
-/// Runs device I/O in its own task and awaits it: dropping the returned
-/// future does not stop the I/O half-way (a pulse still ends with "off").
-pub(super) async fn detached<T: Send + 'static>(
-    io: impl std::future::Future<Output = Result<T, OutputFault>> + Send + 'static,
-) -> Result<T, OutputFault> {
-    match tokio::spawn(io).await {
-        Ok(result) => result,
-        Err(e) => Err(OutputFault::Io(format!("the gate output task failed: {e}"))),
-    }
-}
-
-/// Opens a serial port 8N1 without flow control, as relay boards use.
-pub(super) fn open_serial(path: &std::path::Path, baud: u32) -> Result<SerialStream, OutputFault> {
-    tokio_serial::new(path.to_string_lossy(), baud)
-        .data_bits(tokio_serial::DataBits::Eight)
-        .parity(tokio_serial::Parity::None)
-        .stop_bits(tokio_serial::StopBits::One)
-        .flow_control(tokio_serial::FlowControl::None)
-        .open_native_async()
-        .map_err(|e| OutputFault::Offline(format!("{}: {e}", path.display())))
-}
-
-/// Writes all of `bytes` within [`IO_TIMEOUT`].
-pub(super) async fn write_timed(
-    port: &mut (impl tokio::io::AsyncWrite + Unpin),
-    bytes: &[u8],
-) -> Result<(), OutputFault> {
-    let write = async {
-        port.write_all(bytes).await?;
-        port.flush().await
-    };
-    match tokio::time::timeout(IO_TIMEOUT, write).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(OutputFault::Io(format!("write failed: {e}"))),
-        Err(_) => Err(timeout_fault()),
-    }
-}
-
-pub(super) fn timeout_fault() -> OutputFault {
-    OutputFault::Timeout(u64::try_from(IO_TIMEOUT.as_millis()).unwrap_or(u64::MAX))
 }
 
 impl Inner {

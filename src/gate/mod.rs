@@ -9,6 +9,7 @@
 //! (`Store::gate_scan`), and a driver is only ever handed a [`Pulse`] for a
 //! decision that found a held release.
 
+mod device;
 pub mod lcus;
 pub mod modbus;
 pub mod mqtt;

@@ -37,7 +37,7 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 use tokio_serial::{SerialPort as _, SerialStream};
 
-use super::lcus::{detached, open_serial, timeout_fault, write_timed, IO_TIMEOUT};
+use super::device::{detached, open_serial, timeout_fault, write_timed, IO_TIMEOUT};
 use super::{now_millis, Confirmation, GateOutput, OutputFault, Pulse, RelayState};
 use crate::config::ModbusCoil;
 use crate::mqtt::BoxFuture;

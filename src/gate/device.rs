@@ -1,0 +1,57 @@
+//! What the serial and TCP relay drivers share: device I/O that a dropped
+//! caller cannot stop half-way, 8N1 serial ports, writes under a timeout.
+
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt as _;
+use tokio_serial::{SerialPortBuilderExt as _, SerialStream};
+
+use super::OutputFault;
+
+/// How long one device call (a write, or a status query and its answer)
+/// may take. An LCUS board answers within a few ms at 9600 baud; 300 ms
+/// is generous for a loaded USB hub and still short next to a guard's
+/// patience and the gate's confirm timeout.
+pub const IO_TIMEOUT: Duration = Duration::from_millis(300);
+
+/// Runs device I/O in its own task and awaits it: dropping the returned
+/// future does not stop the I/O half-way (a pulse still ends with "off").
+pub(crate) async fn detached<T: Send + 'static>(
+    io: impl std::future::Future<Output = Result<T, OutputFault>> + Send + 'static,
+) -> Result<T, OutputFault> {
+    match tokio::spawn(io).await {
+        Ok(result) => result,
+        Err(e) => Err(OutputFault::Io(format!("the gate output task failed: {e}"))),
+    }
+}
+
+/// Opens a serial port 8N1 without flow control, as relay boards use.
+pub(crate) fn open_serial(path: &std::path::Path, baud: u32) -> Result<SerialStream, OutputFault> {
+    tokio_serial::new(path.to_string_lossy(), baud)
+        .data_bits(tokio_serial::DataBits::Eight)
+        .parity(tokio_serial::Parity::None)
+        .stop_bits(tokio_serial::StopBits::One)
+        .flow_control(tokio_serial::FlowControl::None)
+        .open_native_async()
+        .map_err(|e| OutputFault::Offline(format!("{}: {e}", path.display())))
+}
+
+/// Writes all of `bytes` within [`IO_TIMEOUT`].
+pub(crate) async fn write_timed(
+    port: &mut (impl tokio::io::AsyncWrite + Unpin),
+    bytes: &[u8],
+) -> Result<(), OutputFault> {
+    let write = async {
+        port.write_all(bytes).await?;
+        port.flush().await
+    };
+    match tokio::time::timeout(IO_TIMEOUT, write).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(OutputFault::Io(format!("write failed: {e}"))),
+        Err(_) => Err(timeout_fault()),
+    }
+}
+
+pub(crate) fn timeout_fault() -> OutputFault {
+    OutputFault::Timeout(u64::try_from(IO_TIMEOUT.as_millis()).unwrap_or(u64::MAX))
+}
