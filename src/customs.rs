@@ -183,11 +183,26 @@ impl Customs {
             );
             if ends && !matches!(order_state.as_str(), "cancelled" | "shipped") {
                 let reason = format!("customs: {} ({})", state_name(&state), cop_no);
-                self.store
+                match self
+                    .store
                     .cancel_order(&Actor::system(), &order_no, &reason)
-                    .await?;
-                tracing::info!(%order_no, %cop_no, "order cancelled: customs {}", state_name(&state));
-                cancelled_orders.push(order_no);
+                    .await
+                {
+                    Ok(_) => {
+                        tracing::info!(%order_no, %cop_no, "order cancelled: customs {}", state_name(&state));
+                        cancelled_orders.push(order_no);
+                    }
+                    // Its parcel is at a gate right now: the gate's answer
+                    // decides (a fault cancels it then, a confirmed exit
+                    // means the goods left and a supervisor must act).
+                    Err(StoreError::Conflict {
+                        code: "exit_in_progress",
+                        detail,
+                    }) => {
+                        tracing::error!(%order_no, %cop_no, %detail, "ALARM: customs {} while the parcel is at the gate", state_name(&state));
+                    }
+                    Err(e) => return Err(e.into()),
+                }
             }
         }
         Ok(IngestView {

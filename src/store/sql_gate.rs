@@ -113,6 +113,37 @@ async fn ship_order_in(
     Ok(())
 }
 
+/// After a failed exit: an order whose 清单 customs rejected or cancelled
+/// while the pulse was under way (its cancellation waited for the gate's
+/// answer, see `cancel_order`) is cancelled now, its stock released.
+async fn cancel_if_customs_ended(
+    tx: &mut Tx,
+    actor: &Actor,
+    at: DateTime<Utc>,
+    order_id: i64,
+) -> StoreResult<()> {
+    let (order_no, state, cop_no): (String, String, String) = sqlx::query_as(concat!(
+        "SELECT order_no, state, cop_no FROM orders WHERE id = $1",
+        for_update!()
+    ))
+    .bind(order_id)
+    .fetch_one(&mut **tx)
+    .await?;
+    if matches!(state.as_str(), "cancelled" | "shipped") {
+        return Ok(());
+    }
+    let rows = receipts_of(tx, &cop_no).await?;
+    let customs = crate::store::customs_state::fold(&cop_no, &rows)?;
+    let ended = match customs {
+        bondgate_customs::CustomsState::Rejected { .. } => "rejected",
+        bondgate_customs::CustomsState::Cancelled { .. } => "cancelled",
+        _ => return Ok(()),
+    };
+    let reason = format!("customs: {ended} ({cop_no}), after a failed gate exit");
+    tracing::info!(%order_no, %cop_no, "order cancelled: customs {ended} while its exit was under way");
+    cancel_order_in(tx, actor, at, order_id, &order_no, &reason).await
+}
+
 impl SqlStore {
     /// Decides one scan at a gate (DESIGN §4, `domain::gate::decide`) and
     /// records it with its evidence. An open is a grant: `output` pending,
@@ -301,6 +332,7 @@ impl SqlStore {
                     .bind(&r.zh)
                     .execute(&mut *tx)
                     .await?;
+                    cancel_if_customs_ended(&mut tx, actor, at, order_id).await?;
                 }
             }
         }

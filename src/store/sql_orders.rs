@@ -344,34 +344,26 @@ impl SqlStore {
                 "order {order_no} is {state} and can no longer be cancelled"
             )));
         }
-        let locks: Vec<i64> = sqlx::query_scalar(
-            "SELECT lock_id FROM order_allocations WHERE order_id = $1 ORDER BY lock_id",
+        // A parcel the gate is letting out right now may already be through
+        // it: releasing its stock now would book goods that left as still
+        // here. The gate's answer decides; a fault cancels it then if
+        // customs still says so (`gate_output`).
+        let leaving: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM gate_decisions
+             WHERE order_id = $1 AND decision = 'open' AND output = 'pending' LIMIT 1",
         )
         .bind(id)
-        .fetch_all(&mut *tx)
+        .fetch_optional(&mut *tx)
         .await?;
-        for lock_id in locks {
-            close_lock_in(&mut tx, actor, at, lock_id, None, Some(reason)).await?;
+        if let Some(decision) = leaving {
+            return Err(StoreError::Conflict {
+                code: "exit_in_progress",
+                detail: format!(
+                    "order {order_no} is leaving through a gate right now (decision {decision}); it can be cancelled once the gate has answered"
+                ),
+            });
         }
-        // Pickers walking this order are sent on to their next task; goods
-        // already in its tote are released there, for putting back.
-        sqlx::query(
-            "UPDATE pick_tasks SET state = 'cancelled', updated_at = $1
-             WHERE order_id = $2 AND state IN ('open', 'assigned', 'in_progress')",
-        )
-        .bind(at)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        // A cancelled parcel gets no label, and its weight exception is closed.
-        cancel_packing(&mut tx, actor, at, id).await?;
-        sqlx::query("UPDATE orders SET state = 'cancelled', cancelled_at = $1, cancel_reason = $2 WHERE id = $3")
-            .bind(at)
-            .bind(reason)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        audit(&mut tx, actor, "order.cancel", order_no, &reason).await?;
+        cancel_order_in(&mut tx, actor, at, id, order_no, reason).await?;
         let view = order_view(&mut tx, id).await?;
         tx.commit().await?;
         Ok(view)
@@ -417,4 +409,45 @@ impl SqlStore {
         .fetch_optional(&self.read)
         .await?)
     }
+}
+
+/// Cancels order `id` inside `tx`: releases every reservation, cancels its
+/// open pick tasks, its label and weight exception, and records why.
+pub(crate) async fn cancel_order_in(
+    tx: &mut Tx,
+    actor: &Actor,
+    at: DateTime<Utc>,
+    id: i64,
+    order_no: &str,
+    reason: &str,
+) -> StoreResult<()> {
+    let locks: Vec<i64> = sqlx::query_scalar(
+        "SELECT lock_id FROM order_allocations WHERE order_id = $1 ORDER BY lock_id",
+    )
+    .bind(id)
+    .fetch_all(&mut **tx)
+    .await?;
+    for lock_id in locks {
+        close_lock_in(tx, actor, at, lock_id, None, Some(reason)).await?;
+    }
+    // Pickers walking this order are sent on to their next task; goods
+    // already in its tote are released there, for putting back.
+    sqlx::query(
+        "UPDATE pick_tasks SET state = 'cancelled', updated_at = $1
+         WHERE order_id = $2 AND state IN ('open', 'assigned', 'in_progress')",
+    )
+    .bind(at)
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    // A cancelled parcel gets no label, and its weight exception is closed.
+    cancel_packing(tx, actor, at, id).await?;
+    sqlx::query("UPDATE orders SET state = 'cancelled', cancelled_at = $1, cancel_reason = $2 WHERE id = $3")
+        .bind(at)
+        .bind(reason)
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    audit(tx, actor, "order.cancel", order_no, &reason).await?;
+    Ok(())
 }

@@ -10,6 +10,7 @@
 use std::time::Duration;
 
 use bondgate::config::{GateConfig, GateOutputConfig, MqttBroker};
+use bondgate::domain::gate::ExitEvent;
 use bondgate::store::{Actor, GateEventInput, GateGrant, GateScanInput};
 use bondgate_protocol::scale::ScaleProtocol;
 use bondgate_protocol::{GateId, GateOutcome, PulseMs, Site};
@@ -478,6 +479,71 @@ both_backends!(
             "already_exited",
         );
         gate.shutdown().await;
+        st.finish().await;
+    }
+);
+
+// Customs rejects the 清单 in the second the parcel is at the gate (granted,
+// pulse under way). The order is not cancelled under the gate's feet: its
+// stock may already be through. The gate's answer decides: a fault cancels
+// it then (stock released); a confirmed exit would ship it.
+both_backends!(
+    a_rejection_while_the_parcel_is_at_the_gate_waits_for_its_answer,
+    |b: Backend| async move {
+        let Some((st, packer)) = ready_with_gates(
+            b,
+            ScaleProtocol::YaohuaA9,
+            Duration::from_millis(200),
+            "ORD-1",
+            1,
+            vec![mqtt_gate("G1")],
+        )
+        .await
+        else {
+            return;
+        };
+        let app = &st.app;
+        packed_and_released(&st, &packer).await;
+        let store = &app.server.store;
+        let actor = Actor::system_named("gate-test");
+        let grant = GateGrant {
+            output_kind: "mqtt".into(),
+            command_id: "c-race-1".into(),
+            expires_at: chrono::Utc::now() + chrono::Duration::seconds(30),
+        };
+        let input = GateScanInput {
+            code: "BG0000000001".into(),
+        };
+        let d = store
+            .gate_scan(&actor, "G1", &input, &grant, None)
+            .await
+            .unwrap();
+        assert_eq!(d.output.as_deref(), Some("pending"));
+        let gateway = app.user("gw-late", "integration").await;
+        let (s, r) = signed(app, &gateway, ceb622("COP-ORD-1", 100, "20261123120000000")).await;
+        assert_eq!(s, StatusCode::CREATED, "{r}");
+        assert_eq!(
+            order_state(app).await,
+            "packed",
+            "not cancelled under the gate"
+        );
+        let (s, r) = app
+            .post("/api/v1/orders/ORD-1/cancel", json!({"reason": "test"}))
+            .await;
+        assert_eq!(s, StatusCode::CONFLICT, "{r}");
+        let d = store
+            .gate_output(&actor, d.id, ExitEvent::Fault, "no answer")
+            .await
+            .unwrap();
+        assert_eq!(d.result, "fault");
+        assert_eq!(
+            order_state(app).await,
+            "cancelled",
+            "cancelled once the gate said no"
+        );
+        let (_, totals) = app.get("/api/v1/inventory?sku=SKU-1").await;
+        assert_eq!(totals["totals"]["locked"], 0, "{totals}");
+        app.integrity_clean().await;
         st.finish().await;
     }
 );
