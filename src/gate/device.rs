@@ -1,12 +1,15 @@
 //! What the serial and TCP relay drivers share: device I/O that a dropped
 //! caller cannot stop half-way, 8N1 serial ports, writes under a timeout.
 
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt as _;
 use tokio_serial::{SerialPortBuilderExt as _, SerialStream};
 
-use super::OutputFault;
+use super::{Confirmation, OutputFault, Pulse, RelayState};
+use crate::mqtt::BoxFuture;
 
 /// How long one device call (a write, or a status query and its answer)
 /// may take. An LCUS board answers within a few ms at 9600 baud; 300 ms
@@ -23,6 +26,49 @@ pub(crate) async fn detached<T: Send + 'static>(
         Ok(result) => result,
         Err(e) => Err(OutputFault::Io(format!("the gate output task failed: {e}"))),
     }
+}
+
+/// A relay driver's device side: its connection behind one lock, pulsed and
+/// probed by [`pulse_detached`] and [`probe_detached`].
+pub(crate) trait Device: Send + Sync + 'static {
+    /// One pulse, confirmed by read-back (see [`super::GateOutput::pulse`]).
+    fn pulse(
+        &self,
+        pulse: &Pulse,
+    ) -> impl Future<Output = Result<Confirmation, OutputFault>> + Send;
+
+    /// The relay state read back (see [`super::GateOutput::probe`]).
+    fn probe(&self) -> impl Future<Output = Result<RelayState, OutputFault>> + Send;
+}
+
+/// [`Device::pulse`], [`detached`]: the pulse ends even if the caller gives up.
+pub(crate) fn pulse_detached<D: Device>(
+    device: &Arc<D>,
+    pulse: &Pulse,
+) -> BoxFuture<'static, Result<Confirmation, OutputFault>> {
+    let device = Arc::clone(device);
+    let pulse = pulse.clone();
+    Box::pin(detached(async move { device.pulse(&pulse).await }))
+}
+
+/// [`Device::probe`], [`detached`].
+pub(crate) fn probe_detached<D: Device>(
+    device: &Arc<D>,
+) -> BoxFuture<'static, Result<RelayState, OutputFault>> {
+    let device = Arc::clone(device);
+    Box::pin(detached(async move { device.probe().await }))
+}
+
+/// Passes `result` on; after a failure first drops the connection in
+/// `slot`, so the next call opens a new one.
+pub(crate) fn drop_on_fault<C, T>(
+    slot: &mut Option<C>,
+    result: Result<T, OutputFault>,
+) -> Result<T, OutputFault> {
+    if result.is_err() {
+        *slot = None;
+    }
+    result
 }
 
 /// Opens a serial port 8N1 without flow control, as relay boards use.

@@ -20,7 +20,10 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 use tokio_serial::{SerialPort as _, SerialStream};
 
-use super::device::{detached, open_serial, timeout_fault, write_timed, IO_TIMEOUT};
+use super::device::{
+    drop_on_fault, open_serial, probe_detached, pulse_detached, timeout_fault, write_timed, Device,
+    IO_TIMEOUT,
+};
 use super::{now_millis, Confirmation, GateOutput, OutputFault, Pulse, RelayState};
 use crate::mqtt::BoxFuture;
 
@@ -64,18 +67,15 @@ impl GateOutput for LcusOutput {
     }
 
     fn pulse<'a>(&'a self, pulse: &'a Pulse) -> BoxFuture<'a, Result<Confirmation, OutputFault>> {
-        let inner = Arc::clone(&self.inner);
-        let pulse = pulse.clone();
-        Box::pin(detached(async move { inner.pulse(&pulse).await }))
+        pulse_detached(&self.inner, pulse)
     }
 
     fn probe(&self) -> BoxFuture<'_, Result<RelayState, OutputFault>> {
-        let inner = Arc::clone(&self.inner);
-        Box::pin(detached(async move { inner.probe().await }))
+        probe_detached(&self.inner)
     }
 }
 
-impl Inner {
+impl Device for Inner {
     async fn pulse(&self, pulse: &Pulse) -> Result<Confirmation, OutputFault> {
         let mut slot = self.port.lock().await;
         // Checked after the lock: waiting behind another pulse takes time.
@@ -83,10 +83,7 @@ impl Inner {
             return Err(OutputFault::Expired);
         }
         let result = self.pulse_on(&mut slot, pulse).await;
-        if result.is_err() {
-            *slot = None;
-        }
-        result
+        drop_on_fault(&mut slot, result)
     }
 
     async fn probe(&self) -> Result<RelayState, OutputFault> {
@@ -95,12 +92,11 @@ impl Inner {
             Ok(port) => self.read_state(port).await,
             Err(e) => Err(e),
         };
-        if result.is_err() {
-            *slot = None;
-        }
-        result
+        drop_on_fault(&mut slot, result)
     }
+}
 
+impl Inner {
     fn open<'s>(
         &self,
         slot: &'s mut Option<SerialStream>,
