@@ -97,6 +97,20 @@ async fn manifest_in(tx: &mut Tx, manifest_no: &str) -> StoreResult<ManifestView
     })
 }
 
+/// Audits a change to manifest `manifest_no`, reads it back and commits.
+async fn audited_manifest(
+    mut tx: Tx,
+    actor: &Actor,
+    action: &str,
+    manifest_no: &str,
+    detail: &impl Serialize,
+) -> StoreResult<ManifestView> {
+    audit(&mut tx, actor, action, manifest_no, detail).await?;
+    let view = manifest_in(&mut tx, manifest_no).await?;
+    tx.commit().await?;
+    Ok(view)
+}
+
 /// The manifest taken for a change: its id, refused if closed.
 async fn open_manifest_for_update(tx: &mut Tx, manifest_no: &str) -> StoreResult<ManifestRow> {
     let m: ManifestRow = sqlx::query_as(&format!(
@@ -157,9 +171,8 @@ impl SqlStore {
             }
             other => other,
         })?;
-        audit(&mut tx, actor, "manifest.create", &input.manifest_no, input).await?;
-        let view = manifest_in(&mut tx, &input.manifest_no).await?;
-        tx.commit().await?;
+        let view =
+            audited_manifest(tx, actor, "manifest.create", &input.manifest_no, input).await?;
         Ok((view, true))
     }
 
@@ -288,10 +301,7 @@ impl SqlStore {
             }
             other => other,
         })?;
-        audit(&mut tx, actor, "manifest.add", manifest_no, &package_no).await?;
-        let view = manifest_in(&mut tx, manifest_no).await?;
-        tx.commit().await?;
-        Ok(view)
+        audited_manifest(tx, actor, "manifest.add", manifest_no, &package_no).await
     }
 
     /// Takes a parcel (package or waybill number) off an open manifest.
@@ -319,17 +329,7 @@ impl SqlStore {
                 package.trim()
             )));
         }
-        audit(
-            &mut tx,
-            actor,
-            "manifest.remove",
-            manifest_no,
-            &package.trim(),
-        )
-        .await?;
-        let view = manifest_in(&mut tx, manifest_no).await?;
-        tx.commit().await?;
-        Ok(view)
+        audited_manifest(tx, actor, "manifest.remove", manifest_no, &package.trim()).await
     }
 
     /// Closes a manifest for good: it needs its seal (given now or at
@@ -373,9 +373,6 @@ impl SqlStore {
         .execute(&mut *tx)
         .await
         .map_err(map_db)?;
-        audit(&mut tx, actor, "manifest.close", manifest_no, &seal).await?;
-        let view = manifest_in(&mut tx, manifest_no).await?;
-        tx.commit().await?;
-        Ok(view)
+        audited_manifest(tx, actor, "manifest.close", manifest_no, &seal).await
     }
 }
