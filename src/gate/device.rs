@@ -2,14 +2,12 @@
 //! caller cannot stop half-way, 8N1 serial ports, writes under a timeout.
 
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt as _;
 use tokio_serial::{SerialPortBuilderExt as _, SerialStream};
 
 use super::{Confirmation, OutputFault, Pulse, RelayState};
-use crate::mqtt::BoxFuture;
 
 /// How long one device call (a write, or a status query and its answer)
 /// may take. An LCUS board answers within a few ms at 9600 baud; 300 ms
@@ -29,7 +27,8 @@ pub(crate) async fn detached<T: Send + 'static>(
 }
 
 /// A relay driver's device side: its connection behind one lock, pulsed and
-/// probed by [`pulse_detached`] and [`probe_detached`].
+/// probed through the [`GateOutput`](super::GateOutput) that
+/// [`device_output!`] implements.
 pub(crate) trait Device: Send + Sync + 'static {
     /// One pulse, confirmed by read-back (see [`super::GateOutput::pulse`]).
     fn pulse(
@@ -41,23 +40,45 @@ pub(crate) trait Device: Send + Sync + 'static {
     fn probe(&self) -> impl Future<Output = Result<RelayState, OutputFault>> + Send;
 }
 
-/// [`Device::pulse`], [`detached`]: the pulse ends even if the caller gives up.
-pub(crate) fn pulse_detached<D: Device>(
-    device: &Arc<D>,
-    pulse: &Pulse,
-) -> BoxFuture<'static, Result<Confirmation, OutputFault>> {
-    let device = Arc::clone(device);
-    let pulse = pulse.clone();
-    Box::pin(detached(async move { device.pulse(&pulse).await }))
-}
+/// Implements [`super::GateOutput`] for a driver `$output` whose
+/// [`Device`] is its field `inner: Arc<_>`, named `$kind`: every pulse and
+/// probe runs [`detached`], so a pulse ends even if the caller gives up.
+macro_rules! device_output {
+    ($output:ty, $kind:literal) => {
+        impl $crate::gate::GateOutput for $output {
+            fn kind(&self) -> &'static str {
+                $kind
+            }
 
-/// [`Device::probe`], [`detached`].
-pub(crate) fn probe_detached<D: Device>(
-    device: &Arc<D>,
-) -> BoxFuture<'static, Result<RelayState, OutputFault>> {
-    let device = Arc::clone(device);
-    Box::pin(detached(async move { device.probe().await }))
+            fn pulse<'a>(
+                &'a self,
+                pulse: &'a $crate::gate::Pulse,
+            ) -> $crate::mqtt::BoxFuture<
+                'a,
+                Result<$crate::gate::Confirmation, $crate::gate::OutputFault>,
+            > {
+                let device = ::std::sync::Arc::clone(&self.inner);
+                let pulse = pulse.clone();
+                Box::pin($crate::gate::device::detached(async move {
+                    $crate::gate::device::Device::pulse(&*device, &pulse).await
+                }))
+            }
+
+            fn probe(
+                &self,
+            ) -> $crate::mqtt::BoxFuture<
+                '_,
+                Result<$crate::gate::RelayState, $crate::gate::OutputFault>,
+            > {
+                let device = ::std::sync::Arc::clone(&self.inner);
+                Box::pin($crate::gate::device::detached(async move {
+                    $crate::gate::device::Device::probe(&*device).await
+                }))
+            }
+        }
+    };
 }
+pub(crate) use device_output;
 
 /// Passes `result` on; after a failure first drops the connection in
 /// `slot`, so the next call opens a new one.

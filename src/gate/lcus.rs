@@ -21,11 +21,9 @@ use tokio::time::Instant;
 use tokio_serial::{SerialPort as _, SerialStream};
 
 use super::device::{
-    drop_on_fault, open_serial, probe_detached, pulse_detached, timeout_fault, write_timed, Device,
-    IO_TIMEOUT,
+    device_output, drop_on_fault, open_serial, timeout_fault, write_timed, Device, IO_TIMEOUT,
 };
-use super::{now_millis, Confirmation, GateOutput, OutputFault, Pulse, RelayState};
-use crate::mqtt::BoxFuture;
+use super::{now_millis, Confirmation, OutputFault, Pulse, RelayState};
 
 /// Most answer bytes read for one status query: 8 relays of `CHn:OFF\r\n`
 /// are 72; anything much longer is a babbling board, not an answer.
@@ -61,19 +59,7 @@ impl LcusOutput {
     }
 }
 
-impl GateOutput for LcusOutput {
-    fn kind(&self) -> &'static str {
-        "lcus"
-    }
-
-    fn pulse<'a>(&'a self, pulse: &'a Pulse) -> BoxFuture<'a, Result<Confirmation, OutputFault>> {
-        pulse_detached(&self.inner, pulse)
-    }
-
-    fn probe(&self) -> BoxFuture<'_, Result<RelayState, OutputFault>> {
-        probe_detached(&self.inner)
-    }
-}
+device_output!(LcusOutput, "lcus");
 
 impl Device for Inner {
     async fn pulse(&self, pulse: &Pulse) -> Result<Confirmation, OutputFault> {

@@ -38,12 +38,10 @@ use tokio::time::Instant;
 use tokio_serial::{SerialPort as _, SerialStream};
 
 use super::device::{
-    drop_on_fault, open_serial, probe_detached, pulse_detached, timeout_fault, write_timed, Device,
-    IO_TIMEOUT,
+    device_output, drop_on_fault, open_serial, timeout_fault, write_timed, Device, IO_TIMEOUT,
 };
-use super::{now_millis, Confirmation, GateOutput, OutputFault, Pulse, RelayState};
+use super::{now_millis, Confirmation, OutputFault, Pulse, RelayState};
 use crate::config::ModbusCoil;
-use crate::mqtt::BoxFuture;
 
 /// How often a flash pulse's coil is read after its length, until it reads
 /// off. Boards time flashes in 100 ms steps.
@@ -110,19 +108,7 @@ impl ModbusOutput {
     }
 }
 
-impl GateOutput for ModbusOutput {
-    fn kind(&self) -> &'static str {
-        "modbus"
-    }
-
-    fn pulse<'a>(&'a self, pulse: &'a Pulse) -> BoxFuture<'a, Result<Confirmation, OutputFault>> {
-        pulse_detached(&self.inner, pulse)
-    }
-
-    fn probe(&self) -> BoxFuture<'_, Result<RelayState, OutputFault>> {
-        probe_detached(&self.inner)
-    }
-}
+device_output!(ModbusOutput, "modbus");
 
 impl Device for Inner {
     async fn pulse(&self, pulse: &Pulse) -> Result<Confirmation, OutputFault> {
