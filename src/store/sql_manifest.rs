@@ -97,6 +97,19 @@ async fn manifest_in(tx: &mut Tx, manifest_no: &str) -> StoreResult<ManifestView
     })
 }
 
+/// [`map_db`], but a unique-key violation (a concurrent insert won the
+/// race) is answered with `conflict()`.
+fn unique_violation_as(e: sqlx::Error, conflict: impl FnOnce() -> StoreError) -> StoreError {
+    match map_db(e) {
+        StoreError::Db(sqlx::Error::Database(d))
+            if d.kind() == sqlx::error::ErrorKind::UniqueViolation =>
+        {
+            conflict()
+        }
+        other => other,
+    }
+}
+
 /// Audits a change to manifest `manifest_no`, reads it back and commits.
 async fn audited_manifest(
     mut tx: Tx,
@@ -163,13 +176,10 @@ impl SqlStore {
         .bind(at)
         .execute(&mut *tx)
         .await
-        .map_err(|e| match map_db(e) {
-            StoreError::Db(sqlx::Error::Database(d))
-                if d.kind() == sqlx::error::ErrorKind::UniqueViolation =>
-            {
+        .map_err(|e| {
+            unique_violation_as(e, || {
                 StoreError::AlreadyExists(format!("vehicle manifest {}", input.manifest_no))
-            }
-            other => other,
+            })
         })?;
         let view =
             audited_manifest(tx, actor, "manifest.create", &input.manifest_no, input).await?;
@@ -289,17 +299,12 @@ impl SqlStore {
         .bind(at)
         .execute(&mut *tx)
         .await
-        .map_err(|e| match map_db(e) {
-            // Loaded onto another manifest by a concurrent request.
-            StoreError::Db(sqlx::Error::Database(d))
-                if d.kind() == sqlx::error::ErrorKind::UniqueViolation =>
-            {
-                StoreError::Conflict {
-                    code: "on_other_manifest",
-                    detail: format!("parcel {package_no} is already on another vehicle manifest"),
-                }
-            }
-            other => other,
+        // A unique violation: loaded onto another manifest by a concurrent request.
+        .map_err(|e| {
+            unique_violation_as(e, || StoreError::Conflict {
+                code: "on_other_manifest",
+                detail: format!("parcel {package_no} is already on another vehicle manifest"),
+            })
         })?;
         audited_manifest(tx, actor, "manifest.add", manifest_no, &package_no).await
     }
