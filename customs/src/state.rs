@@ -145,6 +145,20 @@ pub enum CustomsState {
 }
 
 impl CustomsState {
+    /// The short name of the state, as screens and the API show it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            CustomsState::NoReceipt => "no_receipt",
+            CustomsState::Pending { .. } => "pending",
+            CustomsState::Released { .. } => "released",
+            CustomsState::Held { .. } => "held",
+            CustomsState::Rejected { .. } => "rejected",
+            CustomsState::Cancelled { .. } => "cancelled",
+            CustomsState::ProcessingError { .. } => "processing_error",
+            CustomsState::Unrecognised { .. } => "unrecognised",
+        }
+    }
+
     /// Folds the receipts of one 清单, whatever order they are given in.
     pub fn from_receipts(receipts: &[Receipt]) -> CustomsState {
         let mut sorted: Vec<&Receipt> = receipts.iter().collect();

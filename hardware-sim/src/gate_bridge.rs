@@ -113,6 +113,14 @@ impl Shared {
     fn bump(&self) {
         self.changed.send_modify(|n| *n += 1);
     }
+
+    /// Adds `item` to `list` (one of this state's records) and bumps.
+    fn record<T>(&self, list: &Mutex<Vec<T>>, item: T) {
+        if let Ok(mut l) = list.lock() {
+            l.push(item);
+        }
+        self.bump();
+    }
 }
 
 /// A simulated MQTT gate bridge; see the module docs.
@@ -431,41 +439,27 @@ async fn handle(
         state,
     };
     if let Some(why) = refusal {
-        if let Ok(mut r) = shared.refused.lock() {
-            r.push(Refused {
+        shared.record(
+            &shared.refused,
+            Refused {
                 seq: command.seq,
                 why,
-            });
-        }
-        shared.bump();
-        let _ = client
-            .publish(
-                state_topic,
-                QoS::AtLeastOnce,
-                false,
-                report(GateStateKind::Fault).encode(),
-            )
-            .await;
+            },
+        );
+        publish_state(client, state_topic, report(GateStateKind::Fault)).await;
         return;
     }
     let pulse_ms = command.pulse_ms.get();
-    if let Ok(mut p) = shared.pulses.lock() {
-        p.push(PulseRecord {
+    shared.record(
+        &shared.pulses,
+        PulseRecord {
             seq: command.seq,
             id: command.id.as_str().to_string(),
             pulse_ms,
             at: now_millis(),
-        });
-    }
-    shared.bump();
-    let _ = client
-        .publish(
-            state_topic,
-            QoS::AtLeastOnce,
-            false,
-            report(GateStateKind::Open).encode(),
-        )
-        .await;
+        },
+    );
+    publish_state(client, state_topic, report(GateStateKind::Open)).await;
     // The relay times itself: closed again after the pulse whatever the
     // server does meanwhile.
     let client = client.clone();
@@ -475,6 +469,13 @@ async fn handle(
         tokio::time::sleep(Duration::from_millis(u64::from(pulse_ms))).await;
         let _ = client.publish(topic, QoS::AtLeastOnce, false, closed).await;
     });
+}
+
+/// Publishes the gate's state on `topic` (QoS 1, not retained), best effort.
+async fn publish_state(client: &AsyncClient, topic: &str, state: GateState) {
+    let _ = client
+        .publish(topic, QoS::AtLeastOnce, false, state.encode())
+        .await;
 }
 
 /// The scanner at a gate on MQTT: publishes scans on `gate/{gate}/scan`

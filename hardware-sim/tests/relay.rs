@@ -4,6 +4,7 @@
 //! `bondgate_protocol::relay` encodes, and checks the answers, the recorded
 //! pulses and the faults.
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use bondgate_protocol::relay::modbus::{
     TcpDecoder,
 };
 use bondgate_protocol::relay::{LcusCommand, StatusDecoder, LCUS_STATUS_QUERY};
-use bondgate_sim::{LcusRelaySim, ModbusRelaySim, RelayFault, RelayOptions};
+use bondgate_sim::{LcusRelaySim, ModbusRelaySim, RelayControl, RelayFault, RelayOptions};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio_serial::{SerialPortBuilderExt as _, SerialStream};
@@ -177,14 +178,21 @@ async fn tcp_call(
     Some(Response::decode(&frame.pdu).expect("a Modbus response"))
 }
 
-#[tokio::test]
-async fn modbus_tcp_board_writes_reads_flashes_and_refuses() {
+/// A Modbus TCP board with default options on a free local port, its
+/// control, its address, and one connection to it.
+async fn modbus_tcp_board() -> (ModbusRelaySim, RelayControl, SocketAddr, TcpStream) {
     let sim = ModbusRelaySim::start_tcp("127.0.0.1:0".parse().unwrap(), RelayOptions::default())
         .await
         .expect("Modbus simulator");
     let relay = sim.control();
     let addr = sim.addr().unwrap();
-    let mut s = TcpStream::connect(addr).await.unwrap();
+    let s = TcpStream::connect(addr).await.unwrap();
+    (sim, relay, addr, s)
+}
+
+#[tokio::test]
+async fn modbus_tcp_board_writes_reads_flashes_and_refuses() {
+    let (sim, relay, _, mut s) = modbus_tcp_board().await;
 
     let on = Request::write_coil(1, true);
     assert_eq!(
@@ -276,12 +284,7 @@ async fn modbus_tcp_board_writes_reads_flashes_and_refuses() {
 
 #[tokio::test]
 async fn modbus_tcp_board_faults_silence_garbage_and_unplug() {
-    let sim = ModbusRelaySim::start_tcp("127.0.0.1:0".parse().unwrap(), RelayOptions::default())
-        .await
-        .expect("Modbus simulator");
-    let relay = sim.control();
-    let addr = sim.addr().unwrap();
-    let mut s = TcpStream::connect(addr).await.unwrap();
+    let (sim, relay, addr, mut s) = modbus_tcp_board().await;
 
     relay.set_fault(RelayFault::Silent);
     assert_eq!(

@@ -1,12 +1,13 @@
 //! What the serial and TCP relay drivers share: device I/O that a dropped
 //! caller cannot stop half-way, 8N1 serial ports, writes under a timeout.
 
+use std::future::Future;
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt as _;
 use tokio_serial::{SerialPortBuilderExt as _, SerialStream};
 
-use super::OutputFault;
+use super::{Confirmation, OutputFault, Pulse, RelayState};
 
 /// How long one device call (a write, or a status query and its answer)
 /// may take. An LCUS board answers within a few ms at 9600 baud; 300 ms
@@ -23,6 +24,72 @@ pub(crate) async fn detached<T: Send + 'static>(
         Ok(result) => result,
         Err(e) => Err(OutputFault::Io(format!("the gate output task failed: {e}"))),
     }
+}
+
+/// A relay driver's device side: its connection behind one lock, pulsed and
+/// probed through the [`GateOutput`](super::GateOutput) that
+/// [`device_output!`] implements.
+pub(crate) trait Device: Send + Sync + 'static {
+    /// One pulse, confirmed by read-back (see [`super::GateOutput::pulse`]).
+    fn pulse(
+        &self,
+        pulse: &Pulse,
+    ) -> impl Future<Output = Result<Confirmation, OutputFault>> + Send;
+
+    /// The relay state read back (see [`super::GateOutput::probe`]).
+    fn probe(&self) -> impl Future<Output = Result<RelayState, OutputFault>> + Send;
+}
+
+/// Implements [`super::GateOutput`] for a driver `$output` whose
+/// [`Device`] is its field `inner: Arc<_>`, named `$kind`: every pulse and
+/// probe runs [`detached`], so a pulse ends even if the caller gives up.
+macro_rules! device_output {
+    ($output:ty, $kind:literal) => {
+        impl $crate::gate::GateOutput for $output {
+            fn kind(&self) -> &'static str {
+                $kind
+            }
+
+            fn pulse<'a>(
+                &'a self,
+                pulse: &'a $crate::gate::Pulse,
+            ) -> $crate::mqtt::BoxFuture<
+                'a,
+                Result<$crate::gate::Confirmation, $crate::gate::OutputFault>,
+            > {
+                let device = ::std::sync::Arc::clone(&self.inner);
+                let pulse = pulse.clone();
+                Box::pin($crate::gate::device::detached(async move {
+                    $crate::gate::device::Device::pulse(&*device, &pulse).await
+                }))
+            }
+
+            fn probe(
+                &self,
+            ) -> $crate::mqtt::BoxFuture<
+                '_,
+                Result<$crate::gate::RelayState, $crate::gate::OutputFault>,
+            > {
+                let device = ::std::sync::Arc::clone(&self.inner);
+                Box::pin($crate::gate::device::detached(async move {
+                    $crate::gate::device::Device::probe(&*device).await
+                }))
+            }
+        }
+    };
+}
+pub(crate) use device_output;
+
+/// Passes `result` on; after a failure first drops the connection in
+/// `slot`, so the next call opens a new one.
+pub(crate) fn drop_on_fault<C, T>(
+    slot: &mut Option<C>,
+    result: Result<T, OutputFault>,
+) -> Result<T, OutputFault> {
+    if result.is_err() {
+        *slot = None;
+    }
+    result
 }
 
 /// Opens a serial port 8N1 without flow control, as relay boards use.

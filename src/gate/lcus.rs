@@ -20,9 +20,10 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 use tokio_serial::{SerialPort as _, SerialStream};
 
-use super::device::{detached, open_serial, timeout_fault, write_timed, IO_TIMEOUT};
-use super::{now_millis, Confirmation, GateOutput, OutputFault, Pulse, RelayState};
-use crate::mqtt::BoxFuture;
+use super::device::{
+    device_output, drop_on_fault, open_serial, timeout_fault, write_timed, Device, IO_TIMEOUT,
+};
+use super::{now_millis, Confirmation, OutputFault, Pulse, RelayState};
 
 /// Most answer bytes read for one status query: 8 relays of `CHn:OFF\r\n`
 /// are 72; anything much longer is a babbling board, not an answer.
@@ -58,24 +59,9 @@ impl LcusOutput {
     }
 }
 
-impl GateOutput for LcusOutput {
-    fn kind(&self) -> &'static str {
-        "lcus"
-    }
+device_output!(LcusOutput, "lcus");
 
-    fn pulse<'a>(&'a self, pulse: &'a Pulse) -> BoxFuture<'a, Result<Confirmation, OutputFault>> {
-        let inner = Arc::clone(&self.inner);
-        let pulse = pulse.clone();
-        Box::pin(detached(async move { inner.pulse(&pulse).await }))
-    }
-
-    fn probe(&self) -> BoxFuture<'_, Result<RelayState, OutputFault>> {
-        let inner = Arc::clone(&self.inner);
-        Box::pin(detached(async move { inner.probe().await }))
-    }
-}
-
-impl Inner {
+impl Device for Inner {
     async fn pulse(&self, pulse: &Pulse) -> Result<Confirmation, OutputFault> {
         let mut slot = self.port.lock().await;
         // Checked after the lock: waiting behind another pulse takes time.
@@ -83,10 +69,7 @@ impl Inner {
             return Err(OutputFault::Expired);
         }
         let result = self.pulse_on(&mut slot, pulse).await;
-        if result.is_err() {
-            *slot = None;
-        }
-        result
+        drop_on_fault(&mut slot, result)
     }
 
     async fn probe(&self) -> Result<RelayState, OutputFault> {
@@ -95,12 +78,11 @@ impl Inner {
             Ok(port) => self.read_state(port).await,
             Err(e) => Err(e),
         };
-        if result.is_err() {
-            *slot = None;
-        }
-        result
+        drop_on_fault(&mut slot, result)
     }
+}
 
+impl Inner {
     fn open<'s>(
         &self,
         slot: &'s mut Option<SerialStream>,

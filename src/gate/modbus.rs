@@ -37,10 +37,11 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 use tokio_serial::{SerialPort as _, SerialStream};
 
-use super::device::{detached, open_serial, timeout_fault, write_timed, IO_TIMEOUT};
-use super::{now_millis, Confirmation, GateOutput, OutputFault, Pulse, RelayState};
+use super::device::{
+    device_output, drop_on_fault, open_serial, timeout_fault, write_timed, Device, IO_TIMEOUT,
+};
+use super::{now_millis, Confirmation, OutputFault, Pulse, RelayState};
 use crate::config::ModbusCoil;
-use crate::mqtt::BoxFuture;
 
 /// How often a flash pulse's coil is read after its length, until it reads
 /// off. Boards time flashes in 100 ms steps.
@@ -107,31 +108,9 @@ impl ModbusOutput {
     }
 }
 
-impl GateOutput for ModbusOutput {
-    fn kind(&self) -> &'static str {
-        "modbus"
-    }
+device_output!(ModbusOutput, "modbus");
 
-    fn pulse<'a>(&'a self, pulse: &'a Pulse) -> BoxFuture<'a, Result<Confirmation, OutputFault>> {
-        let inner = Arc::clone(&self.inner);
-        let pulse = pulse.clone();
-        Box::pin(detached(async move { inner.pulse(&pulse).await }))
-    }
-
-    fn probe(&self) -> BoxFuture<'_, Result<RelayState, OutputFault>> {
-        let inner = Arc::clone(&self.inner);
-        Box::pin(detached(async move {
-            let mut slot = inner.conn.lock().await;
-            let result = inner.read_coil(&mut slot).await;
-            if result.is_err() {
-                *slot = None;
-            }
-            result
-        }))
-    }
-}
-
-impl Inner {
+impl Device for Inner {
     async fn pulse(&self, pulse: &Pulse) -> Result<Confirmation, OutputFault> {
         let mut slot = self.conn.lock().await;
         if now_millis() >= pulse.expires_at {
@@ -142,12 +121,17 @@ impl Inner {
         } else {
             self.on_off(&mut slot, pulse).await
         };
-        if result.is_err() {
-            *slot = None;
-        }
-        result
+        drop_on_fault(&mut slot, result)
     }
 
+    async fn probe(&self) -> Result<RelayState, OutputFault> {
+        let mut slot = self.conn.lock().await;
+        let result = self.read_coil(&mut slot).await;
+        drop_on_fault(&mut slot, result)
+    }
+}
+
+impl Inner {
     async fn flash(
         &self,
         slot: &mut Option<Conn>,

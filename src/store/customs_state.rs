@@ -33,16 +33,8 @@ pub fn fold(cop_no: &str, rows: &[CustomsReceiptRow]) -> Result<CustomsState, St
     Ok(CustomsState::for_declaration(cop_no, &receipts))
 }
 
-/// The short name of a state, as screens and the API show it.
+/// The short name of a state, as screens and the API show it
+/// ([`CustomsState::name`]).
 pub fn state_name(s: &CustomsState) -> &'static str {
-    match s {
-        CustomsState::NoReceipt => "no_receipt",
-        CustomsState::Pending { .. } => "pending",
-        CustomsState::Released { .. } => "released",
-        CustomsState::Held { .. } => "held",
-        CustomsState::Rejected { .. } => "rejected",
-        CustomsState::Cancelled { .. } => "cancelled",
-        CustomsState::ProcessingError { .. } => "processing_error",
-        CustomsState::Unrecognised { .. } => "unrecognised",
-    }
+    s.name()
 }

@@ -97,6 +97,33 @@ async fn manifest_in(tx: &mut Tx, manifest_no: &str) -> StoreResult<ManifestView
     })
 }
 
+/// [`map_db`], but a unique-key violation (a concurrent insert won the
+/// race) is answered with `conflict()`.
+fn unique_violation_as(e: sqlx::Error, conflict: impl FnOnce() -> StoreError) -> StoreError {
+    match map_db(e) {
+        StoreError::Db(sqlx::Error::Database(d))
+            if d.kind() == sqlx::error::ErrorKind::UniqueViolation =>
+        {
+            conflict()
+        }
+        other => other,
+    }
+}
+
+/// Audits a change to manifest `manifest_no`, reads it back and commits.
+async fn audited_manifest(
+    mut tx: Tx,
+    actor: &Actor,
+    action: &str,
+    manifest_no: &str,
+    detail: &impl Serialize,
+) -> StoreResult<ManifestView> {
+    audit(&mut tx, actor, action, manifest_no, detail).await?;
+    let view = manifest_in(&mut tx, manifest_no).await?;
+    tx.commit().await?;
+    Ok(view)
+}
+
 /// The manifest taken for a change: its id, refused if closed.
 async fn open_manifest_for_update(tx: &mut Tx, manifest_no: &str) -> StoreResult<ManifestRow> {
     let m: ManifestRow = sqlx::query_as(&format!(
@@ -149,17 +176,13 @@ impl SqlStore {
         .bind(at)
         .execute(&mut *tx)
         .await
-        .map_err(|e| match map_db(e) {
-            StoreError::Db(sqlx::Error::Database(d))
-                if d.kind() == sqlx::error::ErrorKind::UniqueViolation =>
-            {
+        .map_err(|e| {
+            unique_violation_as(e, || {
                 StoreError::AlreadyExists(format!("vehicle manifest {}", input.manifest_no))
-            }
-            other => other,
+            })
         })?;
-        audit(&mut tx, actor, "manifest.create", &input.manifest_no, input).await?;
-        let view = manifest_in(&mut tx, &input.manifest_no).await?;
-        tx.commit().await?;
+        let view =
+            audited_manifest(tx, actor, "manifest.create", &input.manifest_no, input).await?;
         Ok((view, true))
     }
 
@@ -276,22 +299,14 @@ impl SqlStore {
         .bind(at)
         .execute(&mut *tx)
         .await
-        .map_err(|e| match map_db(e) {
-            // Loaded onto another manifest by a concurrent request.
-            StoreError::Db(sqlx::Error::Database(d))
-                if d.kind() == sqlx::error::ErrorKind::UniqueViolation =>
-            {
-                StoreError::Conflict {
-                    code: "on_other_manifest",
-                    detail: format!("parcel {package_no} is already on another vehicle manifest"),
-                }
-            }
-            other => other,
+        // A unique violation: loaded onto another manifest by a concurrent request.
+        .map_err(|e| {
+            unique_violation_as(e, || StoreError::Conflict {
+                code: "on_other_manifest",
+                detail: format!("parcel {package_no} is already on another vehicle manifest"),
+            })
         })?;
-        audit(&mut tx, actor, "manifest.add", manifest_no, &package_no).await?;
-        let view = manifest_in(&mut tx, manifest_no).await?;
-        tx.commit().await?;
-        Ok(view)
+        audited_manifest(tx, actor, "manifest.add", manifest_no, &package_no).await
     }
 
     /// Takes a parcel (package or waybill number) off an open manifest.
@@ -319,17 +334,7 @@ impl SqlStore {
                 package.trim()
             )));
         }
-        audit(
-            &mut tx,
-            actor,
-            "manifest.remove",
-            manifest_no,
-            &package.trim(),
-        )
-        .await?;
-        let view = manifest_in(&mut tx, manifest_no).await?;
-        tx.commit().await?;
-        Ok(view)
+        audited_manifest(tx, actor, "manifest.remove", manifest_no, &package.trim()).await
     }
 
     /// Closes a manifest for good: it needs its seal (given now or at
@@ -373,9 +378,6 @@ impl SqlStore {
         .execute(&mut *tx)
         .await
         .map_err(map_db)?;
-        audit(&mut tx, actor, "manifest.close", manifest_no, &seal).await?;
-        let view = manifest_in(&mut tx, manifest_no).await?;
-        tx.commit().await?;
-        Ok(view)
+        audited_manifest(tx, actor, "manifest.close", manifest_no, &seal).await
     }
 }

@@ -66,6 +66,12 @@ async fn setup(b: Backend, keys: &[GatewayKey]) -> Option<(TestApp, [(&'static s
 }
 
 /// An order of 2 units whose 清单 is `COP-{no}`, and that declaration.
+/// Order `no` declared (see [`declared_order`]), and gateway gw-1 sending
+/// from message number `seed`.
+async fn declared_with_gw1(app: &TestApp, no: &str, seed: u64) -> (Declaration, Gateway) {
+    (declared_order(app, no).await, Gateway::new(gw1(), seed))
+}
+
 async fn declared_order(app: &TestApp, no: &str) -> Declaration {
     let (s, b) = app.post("/api/v1/orders", order(no, 2)).await;
     assert_eq!(s, StatusCode::CREATED, "{b}");
@@ -184,8 +190,7 @@ both_backends!(
         };
         for (i, (via, target)) in targets.iter().enumerate() {
             let no = format!("ORD-I{i}");
-            let decl = declared_order(&app, &no).await;
-            let mut gw = Gateway::new(gw1(), 20 + i as u64);
+            let (decl, mut gw) = declared_with_gw1(&app, &no, 20 + i as u64).await;
             gw.envelope = true;
             let script = Script::inspection_then_release(start());
             let mut seen = Vec::new();
@@ -215,8 +220,7 @@ both_backends!(
         };
         for (i, (via, target)) in targets.iter().enumerate() {
             let no = format!("ORD-D{i}");
-            let decl = declared_order(&app, &no).await;
-            let mut gw = Gateway::new(gw1(), 30 + i as u64);
+            let (decl, mut gw) = declared_with_gw1(&app, &no, 30 + i as u64).await;
             let script = Script::detention(start(), 502);
             let prepared = script.prepare(&mut gw, &decl);
             let (release, hold) = prepared.split_at(4);
@@ -294,8 +298,7 @@ both_backends!(
         for (i, (via, target)) in targets.iter().enumerate() {
             for seed in [1_u64, 2] {
                 let no = format!("ORD-O{i}{seed}");
-                let decl = declared_order(&app, &no).await;
-                let mut gw = Gateway::new(gw1(), 50 + seed);
+                let (decl, mut gw) = declared_with_gw1(&app, &no, 50 + seed).await;
                 let script = Script::out_of_order(start(), seed);
                 assert_ne!(script.arrival, [0, 1, 2, 3]);
                 let mut released_seen = false;
@@ -335,8 +338,7 @@ both_backends!(
         };
         for (i, (via, target)) in targets.iter().enumerate() {
             let no = format!("ORD-R{i}");
-            let decl = declared_order(&app, &no).await;
-            let mut gw = Gateway::new(gw1(), 60 + i as u64);
+            let (decl, mut gw) = declared_with_gw1(&app, &no, 60 + i as u64).await;
             let script = Script::duplicates(start());
             let answers = deliver_all(&script, &mut gw, &decl, target).await;
             assert_eq!(answers.len(), 8);
@@ -371,8 +373,7 @@ both_backends!(
         };
         for (i, (via, target)) in targets.iter().enumerate() {
             let no = format!("ORD-B{i}");
-            let decl = declared_order(&app, &no).await;
-            let mut gw = Gateway::new(gw1(), 70 + i as u64);
+            let (decl, mut gw) = declared_with_gw1(&app, &no, 70 + i as u64).await;
             // A format-error receipt is stored but is about no 清单.
             let err = gw.format_error(
                 "CEB621Message",
@@ -459,8 +460,7 @@ both_backends!(
         let mut pending = Vec::new();
         for (i, (via, target)) in targets.iter().enumerate() {
             let no = format!("ORD-K{i}");
-            let decl = declared_order(&app, &no).await;
-            let mut gw = Gateway::new(gw1(), 80 + i as u64);
+            let (decl, mut gw) = declared_with_gw1(&app, &no, 80 + i as u64).await;
             let script = Script::normal(start());
             let old = script.prepare(&mut gw, &decl);
             gw.rotate(gw2.clone());

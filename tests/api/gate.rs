@@ -36,6 +36,21 @@ pub(crate) fn mqtt_gate(id: &str) -> GateConfig {
     }
 }
 
+/// A station with ORD-1 (one unit) picked into TOTE-1 and gate G1 driven
+/// by an MQTT gate bridge, and a packer's token; `None` where the backend
+/// is not available.
+pub(crate) async fn gated_station(b: Backend) -> Option<(crate::packing::Station, String)> {
+    ready_with_gates(
+        b,
+        ScaleProtocol::YaohuaA9,
+        Duration::from_millis(200),
+        "ORD-1",
+        1,
+        vec![mqtt_gate("G1")],
+    )
+    .await
+}
+
 /// A simulated bridge for gate `id` on the server's broker, ready: it has
 /// subscribed and heard the server's heartbeat.
 pub(crate) async fn bridge(app: &TestApp, id: &str) -> GateBridgeSim {
@@ -202,7 +217,7 @@ both_backends!(
 );
 
 /// Packs ORD-1's parcel (BG0000000001) and delivers its release.
-async fn packed_and_released(st: &crate::packing::Station, packer: &str) {
+pub(crate) async fn packed_and_released(st: &crate::packing::Station, packer: &str) {
     st.place(215).await;
     let (s, p) = st.pack(packer, 1).await;
     assert_eq!(s, StatusCode::CREATED, "{p}");
@@ -216,7 +231,7 @@ async fn packed_and_released(st: &crate::packing::Station, packer: &str) {
     assert_eq!(s, StatusCode::CREATED, "{r}");
 }
 
-async fn order_state(app: &TestApp) -> String {
+pub(crate) async fn order_state(app: &TestApp) -> String {
     app.get("/api/v1/orders/ORD-1").await.1["state"]
         .as_str()
         .unwrap_or_default()

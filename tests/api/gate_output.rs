@@ -118,6 +118,27 @@ async fn assert_fault(st: &Station, d: &Value) {
     assert!(gates[0]["fault"].is_string(), "{gates}");
 }
 
+/// An LCUS board on a pty, linked as `name` in a new temporary directory
+/// (kept for as long as the link is used), and the link.
+async fn lcus_sim(name: &str) -> (tempfile::TempDir, LcusRelaySim, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join(name);
+    let sim = LcusRelaySim::start(RelayOptions {
+        link: Some(link.clone()),
+        ..RelayOptions::default()
+    })
+    .await
+    .expect("LCUS simulator");
+    (dir, sim, link)
+}
+
+/// A Modbus TCP board on a free local port.
+async fn modbus_tcp_sim() -> ModbusRelaySim {
+    ModbusRelaySim::start_tcp("127.0.0.1:0".parse().unwrap(), RelayOptions::default())
+        .await
+        .expect("Modbus simulator")
+}
+
 fn lcus_output(path: PathBuf) -> GateOutputConfig {
     GateOutputConfig::Lcus {
         path,
@@ -128,14 +149,7 @@ fn lcus_output(path: PathBuf) -> GateOutputConfig {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_lcus_relay_pulses_once_and_the_parcel_ships() {
-    let dir = tempfile::tempdir().unwrap();
-    let link = dir.path().join("relay-G1");
-    let sim = LcusRelaySim::start(RelayOptions {
-        link: Some(link.clone()),
-        ..RelayOptions::default()
-    })
-    .await
-    .expect("LCUS simulator");
+    let (_dir, sim, link) = lcus_sim("relay-G1").await;
     let (st, guard) = released(lcus_output(link)).await;
     let d = scan(&st, &guard).await;
     assert_opened_once(&st, &d, &sim.control(), "lcus").await;
@@ -158,14 +172,7 @@ async fn an_lcus_relay_pulses_once_and_the_parcel_ships() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_lcus_relay_is_a_fault_and_nothing_ships() {
-    let dir = tempfile::tempdir().unwrap();
-    let link = dir.path().join("relay-G1");
-    let sim = LcusRelaySim::start(RelayOptions {
-        link: Some(link.clone()),
-        ..RelayOptions::default()
-    })
-    .await
-    .expect("LCUS simulator");
+    let (_dir, sim, link) = lcus_sim("relay-G1").await;
     let relay = sim.control();
     relay.set_fault(RelayFault::Silent);
     let (st, guard) = released(lcus_output(link)).await;
@@ -184,10 +191,7 @@ async fn a_silent_lcus_relay_is_a_fault_and_nothing_ships() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_modbus_tcp_coil_pulses_once_and_the_parcel_ships() {
     for flash in [false, true] {
-        let sim =
-            ModbusRelaySim::start_tcp("127.0.0.1:0".parse().unwrap(), RelayOptions::default())
-                .await
-                .expect("Modbus simulator");
+        let sim = modbus_tcp_sim().await;
         let addr = sim.addr().expect("TCP address").to_string();
         let output = GateOutputConfig::ModbusTcp {
             addr,
@@ -209,9 +213,7 @@ async fn a_modbus_tcp_coil_pulses_once_and_the_parcel_ships() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unplugged_modbus_board_is_a_fault_and_nothing_ships() {
-    let sim = ModbusRelaySim::start_tcp("127.0.0.1:0".parse().unwrap(), RelayOptions::default())
-        .await
-        .expect("Modbus simulator");
+    let sim = modbus_tcp_sim().await;
     let relay = sim.control();
     let output = GateOutputConfig::ModbusTcp {
         addr: sim.addr().expect("TCP address").to_string(),
@@ -256,14 +258,7 @@ mod drivers {
     }
 
     async fn lcus_board() -> (tempfile::TempDir, LcusRelaySim, LcusOutput) {
-        let dir = tempfile::tempdir().unwrap();
-        let link = dir.path().join("relay");
-        let sim = LcusRelaySim::start(RelayOptions {
-            link: Some(link.clone()),
-            ..RelayOptions::default()
-        })
-        .await
-        .expect("LCUS simulator");
+        let (dir, sim, link) = lcus_sim("relay").await;
         let output = LcusOutput::new(link, 9600, 2);
         (dir, sim, output)
     }
@@ -385,10 +380,7 @@ mod drivers {
 
     #[tokio::test]
     async fn a_modbus_exception_is_reported() {
-        let sim =
-            ModbusRelaySim::start_tcp("127.0.0.1:0".parse().unwrap(), RelayOptions::default())
-                .await
-                .expect("Modbus simulator");
+        let sim = modbus_tcp_sim().await;
         // Coil 9 does not exist on a 4-coil board.
         let output = ModbusOutput::tcp(
             sim.addr().unwrap().to_string(),

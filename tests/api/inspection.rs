@@ -13,10 +13,10 @@ use serde_json::{json, Value};
 
 use crate::both_backends;
 use crate::customs::{ceb622, signed};
-use crate::gate::{bridge, gate_scan, mqtt_gate};
+use crate::gate::{bridge, gate_scan, gated_station, order_state};
 use crate::helpers::{Backend, TestApp};
 use crate::orders::order;
-use crate::packing::{ready, ready_with_gates};
+use crate::packing::{ready, Station};
 
 async fn tasks(app: &TestApp, query: &str) -> Vec<Value> {
     let (s, v) = app.get(&format!("/api/v1/customs-tasks{query}")).await;
@@ -35,28 +35,56 @@ async fn refused(app: &TestApp, path: &str, body: Value, status: StatusCode, cod
     assert_eq!((s, v["code"].as_str()), (status, Some(code)), "{path}: {v}");
 }
 
+/// A station with ORD-1 (one unit) picked into TOTE-1, and a packer's
+/// token; `None` where the backend is not available.
+async fn picked_station(b: Backend) -> Option<(Station, String)> {
+    ready(
+        b,
+        ScaleProtocol::YaohuaA9,
+        Duration::from_millis(200),
+        "ORD-1",
+        1,
+    )
+    .await
+}
+
+/// Creates the inspection bin I-01.
+async fn inspection_bin(app: &TestApp) {
+    let (s, v) = app
+        .post(
+            "/api/v1/locations",
+            json!({"code": "I-01", "zone": "I", "walk_seq": 80, "kind": "inspection"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+}
+
+/// Delivers a signed CEB622 receipt `status` for `cop_no`, dated `time`,
+/// as the gateway `token`; it must be stored (201).
+async fn receipt(app: &TestApp, token: &str, cop_no: &str, status: i64, time: &str) {
+    let (s, v) = signed(app, token, ceb622(cop_no, status, time)).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+}
+
+/// POSTs `body` to `path` as `token`.
+async fn post_as(app: &TestApp, token: &str, path: &str, body: Value) -> (StatusCode, Value) {
+    app.call_as(Some(token), Method::POST, path, Some(body))
+        .await
+}
+
+/// Where task `id` is moved to a bin.
+fn move_of(id: i64) -> String {
+    format!("/api/v1/customs-tasks/{id}/move")
+}
+
 both_backends!(
     an_inspection_receipt_sends_the_parcel_to_an_inspection_bin_once,
     |b: Backend| async move {
-        let Some((st, _packer)) = ready(
-            b,
-            ScaleProtocol::YaohuaA9,
-            Duration::from_millis(200),
-            "ORD-1",
-            1,
-        )
-        .await
-        else {
+        let Some((st, _packer)) = picked_station(b).await else {
             return;
         };
         let app = &st.app;
-        let (s, v) = app
-            .post(
-                "/api/v1/locations",
-                json!({"code": "I-01", "zone": "I", "walk_seq": 80, "kind": "inspection"}),
-            )
-            .await;
-        assert_eq!(s, StatusCode::CREATED, "{v}");
+        inspection_bin(app).await;
         let gateway = app.user("gw", "integration").await;
         assert!(tasks(app, "").await.is_empty());
 
@@ -92,39 +120,20 @@ both_backends!(
         assert_eq!(tasks(app, "").await.len(), 1);
 
         // Refused moves change nothing.
-        let move_path = format!("/api/v1/customs-tasks/{id}/move");
-        refused(
-            app,
-            &move_path,
-            json!({"bin": "A-01"}),
-            StatusCode::CONFLICT,
-            "wrong_bin_kind",
-        )
-        .await;
-        refused(
-            app,
-            &move_path,
-            json!({"bin": "Q-01"}),
-            StatusCode::CONFLICT,
-            "wrong_bin_kind",
-        )
-        .await;
-        refused(
-            app,
-            &move_path,
-            json!({"bin": "NOPE"}),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "unknown_bin",
-        )
-        .await;
-        refused(
-            app,
-            "/api/v1/customs-tasks/999999/move",
-            json!({"bin": "I-01"}),
-            StatusCode::NOT_FOUND,
-            "not_found",
-        )
-        .await;
+        let move_path = move_of(id);
+        for (path, bin, status, code) in [
+            (&move_path, "A-01", StatusCode::CONFLICT, "wrong_bin_kind"),
+            (&move_path, "Q-01", StatusCode::CONFLICT, "wrong_bin_kind"),
+            (
+                &move_path,
+                "NOPE",
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown_bin",
+            ),
+            (&move_of(999999), "I-01", StatusCode::NOT_FOUND, "not_found"),
+        ] {
+            refused(app, path, json!({ "bin": bin }), status, code).await;
+        }
         assert_eq!(locked_at(app, "TOTE-1").await, 1);
         assert_eq!(locked_at(app, "I-01").await, 0);
         assert_eq!(
@@ -133,26 +142,12 @@ both_backends!(
         );
         // A packer neither reads nor moves tasks.
         let packer = app.user("pam", "packer").await;
-        let (s, _) = app
-            .call_as(
-                Some(&packer),
-                Method::POST,
-                &move_path,
-                Some(json!({"bin": "I-01"})),
-            )
-            .await;
+        let (s, _) = post_as(app, &packer, &move_path, json!({"bin": "I-01"})).await;
         assert_eq!(s, StatusCode::FORBIDDEN);
 
         // A guard brings it to the inspection bin: through the ledger.
         let guard = app.user("gus", "guard").await;
-        let (s, v) = app
-            .call_as(
-                Some(&guard),
-                Method::POST,
-                &move_path,
-                Some(json!({"bin": "I-01"})),
-            )
-            .await;
+        let (s, v) = post_as(app, &guard, &move_path, json!({"bin": "I-01"})).await;
         assert_eq!(s, StatusCode::OK, "{v}");
         assert_eq!(
             (
@@ -183,14 +178,7 @@ both_backends!(
             "validation_failed",
         )
         .await;
-        let (s, _) = app
-            .call_as(
-                Some(&guard),
-                Method::POST,
-                &close_path,
-                Some(json!({"note": "inspected"})),
-            )
-            .await;
+        let (s, _) = post_as(app, &guard, &close_path, json!({"note": "inspected"})).await;
         assert_eq!(s, StatusCode::FORBIDDEN);
         let (s, v) = app
             .post(
@@ -200,35 +188,24 @@ both_backends!(
             .await;
         assert_eq!(s, StatusCode::OK, "{v}");
         assert_eq!(v["state"], "closed");
-        refused(
-            app,
-            &close_path,
-            json!({"note": "again"}),
-            StatusCode::CONFLICT,
-            "task_closed",
-        )
-        .await;
-        refused(
-            app,
-            &move_path,
-            json!({"bin": "I-01"}),
-            StatusCode::CONFLICT,
-            "task_closed",
-        )
-        .await;
+        for (path, body) in [
+            (&close_path, json!({"note": "again"})),
+            (&move_path, json!({"bin": "I-01"})),
+        ] {
+            refused(app, path, body, StatusCode::CONFLICT, "task_closed").await;
+        }
         assert_eq!(tasks(app, "?state=closed").await.len(), 1);
         assert!(tasks(app, "?state=open").await.is_empty());
         let (s, v) = app.get("/api/v1/customs-tasks?state=lost").await;
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
 
         // A later detention (501): a quarantine task, to quarantine only.
-        let (s, v) = signed(app, &gateway, ceb622("COP-ORD-1", 501, "20261123120000000")).await;
-        assert_eq!(s, StatusCode::CREATED, "{v}");
+        receipt(app, &gateway, "COP-ORD-1", 501, "20261123120000000").await;
         let open = tasks(app, "?state=open").await;
         assert_eq!(open.len(), 1, "{open:?}");
         assert_eq!(open[0]["kind"], "quarantine", "{open:?}");
         let qid = open[0]["id"].as_i64().unwrap();
-        let qpath = format!("/api/v1/customs-tasks/{qid}/move");
+        let qpath = move_of(qid);
         refused(
             app,
             &qpath,
@@ -249,43 +226,27 @@ both_backends!(
 both_backends!(
     an_unpicked_order_under_inspection_is_not_moved,
     |b: Backend| async move {
-        let Some((st, _packer)) = ready(
-            b,
-            ScaleProtocol::YaohuaA9,
-            Duration::from_millis(200),
-            "ORD-1",
-            1,
-        )
-        .await
-        else {
+        let Some((st, _packer)) = picked_station(b).await else {
             return;
         };
         let app = &st.app;
-        let (s, v) = app
-            .post(
-                "/api/v1/locations",
-                json!({"code": "I-01", "zone": "I", "walk_seq": 80, "kind": "inspection"}),
-            )
-            .await;
-        assert_eq!(s, StatusCode::CREATED, "{v}");
+        inspection_bin(app).await;
         let (s, v) = app.post("/api/v1/orders", order("ORD-2", 1)).await;
         assert_eq!(s, StatusCode::CREATED, "{v}");
         let gateway = app.user("gw", "integration").await;
         // A 500 arriving late, dated before the release, is history: no task.
         for (status, time) in [(800, "20261123110000000"), (500, "20261123100000000")] {
-            let (s, v) = signed(app, &gateway, ceb622("COP-ORD-1", status, time)).await;
-            assert_eq!(s, StatusCode::CREATED, "{v}");
+            receipt(app, &gateway, "COP-ORD-1", status, time).await;
         }
         assert!(tasks(app, "").await.is_empty());
-        let (s, v) = signed(app, &gateway, ceb622("COP-ORD-2", 500, "20261123100000000")).await;
-        assert_eq!(s, StatusCode::CREATED, "{v}");
+        receipt(app, &gateway, "COP-ORD-2", 500, "20261123100000000").await;
         let list = tasks(app, "").await;
         assert_eq!(list.len(), 1, "{list:?}");
         assert_eq!(list[0]["order_no"], "ORD-2");
         let id = list[0]["id"].as_i64().unwrap();
         refused(
             app,
-            &format!("/api/v1/customs-tasks/{id}/move"),
+            &move_of(id),
             json!({"bin": "I-01"}),
             StatusCode::CONFLICT,
             "not_picked",
@@ -300,43 +261,22 @@ both_backends!(
 both_backends!(
     an_inspected_parcel_leaves_from_the_inspection_bin_once_released,
     |b: Backend| async move {
-        let Some((st, packer)) = ready_with_gates(
-            b,
-            ScaleProtocol::YaohuaA9,
-            Duration::from_millis(200),
-            "ORD-1",
-            1,
-            vec![mqtt_gate("G1")],
-        )
-        .await
-        else {
+        let Some((st, packer)) = gated_station(b).await else {
             return;
         };
         let app = &st.app;
         let _gate = bridge(app, "G1").await;
-        let (s, v) = app
-            .post(
-                "/api/v1/locations",
-                json!({"code": "I-01", "zone": "I", "walk_seq": 80, "kind": "inspection"}),
-            )
-            .await;
-        assert_eq!(s, StatusCode::CREATED, "{v}");
+        inspection_bin(app).await;
         st.place(215).await;
         let (s, p) = st.pack(&packer, 1).await;
         assert_eq!(s, StatusCode::CREATED, "{p}");
         let gateway = app.user("gw", "integration").await;
-        let (s, v) = signed(app, &gateway, ceb622("COP-ORD-1", 500, "20261123100000000")).await;
-        assert_eq!(s, StatusCode::CREATED, "{v}");
+        receipt(app, &gateway, "COP-ORD-1", 500, "20261123100000000").await;
         let list = tasks(app, "?state=open").await;
         assert_eq!(list.len(), 1, "{list:?}");
         assert_eq!(list[0]["package_no"], "PKG-ORD-1", "{list:?}");
         let id = list[0]["id"].as_i64().unwrap();
-        let (s, v) = app
-            .post(
-                &format!("/api/v1/customs-tasks/{id}/move"),
-                json!({"bin": "I-01"}),
-            )
-            .await;
+        let (s, v) = app.post(&move_of(id), json!({"bin": "I-01"})).await;
         assert_eq!(s, StatusCode::OK, "{v}");
         assert_eq!(locked_at(app, "I-01").await, 1);
         let guard = app.user("gus", "guard").await;
@@ -344,8 +284,7 @@ both_backends!(
         let d = gate_scan(app, &guard, "PKG-ORD-1").await;
         assert_eq!(d["result"], "refused", "{d}");
         // Released after the inspection: it leaves from the inspection bin.
-        let (s, v) = signed(app, &gateway, ceb622("COP-ORD-1", 800, "20261123120000000")).await;
-        assert_eq!(s, StatusCode::CREATED, "{v}");
+        receipt(app, &gateway, "COP-ORD-1", 800, "20261123120000000").await;
         let d = gate_scan(app, &guard, "PKG-ORD-1").await;
         assert_eq!(
             (d["result"].as_str(), d["output"].as_str()),
@@ -353,15 +292,10 @@ both_backends!(
             "{d}"
         );
         assert_eq!(locked_at(app, "I-01").await, 0);
-        assert_eq!(app.get("/api/v1/orders/ORD-1").await.1["state"], "shipped");
+        assert_eq!(order_state(app).await, "shipped");
         app.integrity_clean().await;
         // The task is still there for the record; moving a shipped parcel is refused.
-        let (s, v) = app
-            .post(
-                &format!("/api/v1/customs-tasks/{id}/move"),
-                json!({"bin": "I-01"}),
-            )
-            .await;
+        let (s, v) = app.post(&move_of(id), json!({"bin": "I-01"})).await;
         assert_eq!(
             (s, v["code"].as_str()),
             (StatusCode::CONFLICT, Some("nothing_to_move")),

@@ -5,17 +5,12 @@
 //! too); the export lists each parcel's 清单 number, order, package and
 //! gross grams with the totals, as JSON or as CSV with a BOM.
 
-use std::time::Duration;
-
-use bondgate_protocol::scale::ScaleProtocol;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use crate::both_backends;
-use crate::customs::{ceb622, signed};
-use crate::gate::mqtt_gate;
+use crate::gate::{bridge, gate_scan, gated_station, order_state, packed_and_released};
 use crate::helpers::{Backend, TestApp};
-use crate::packing::ready_with_gates;
 
 /// Gets a packed, released parcel out through the gate the real way: a
 /// guard's scan at gate G1 (driven by a simulated MQTT gate bridge) ending
@@ -23,9 +18,9 @@ use crate::packing::ready_with_gates;
 /// the parcel's stock shipped in that commit. The one place the manifest
 /// tests depend on the gate flow.
 async fn exit_parcel(app: &TestApp, code: &str) {
-    let _bridge = crate::gate::bridge(app, "G1").await;
+    let _bridge = bridge(app, "G1").await;
     let guard = app.user("gate-guard", "guard").await;
-    let d = crate::gate::gate_scan(app, &guard, code).await;
+    let d = gate_scan(app, &guard, code).await;
     assert_eq!(
         (d["result"].as_str(), d["output"].as_str()),
         (Some("open"), Some("confirmed")),
@@ -48,27 +43,11 @@ async fn refused(
 both_backends!(
     a_vehicle_manifest_loads_only_exited_parcels_and_freezes_when_closed,
     |b: Backend| async move {
-        let Some((st, packer)) = ready_with_gates(
-            b,
-            ScaleProtocol::YaohuaA9,
-            Duration::from_millis(200),
-            "ORD-1",
-            1,
-            vec![mqtt_gate("G1")],
-        )
-        .await
-        else {
+        let Some((st, packer)) = gated_station(b).await else {
             return;
         };
         let app = &st.app;
-        st.place(215).await;
-        let (s, p) = st.pack(&packer, 1).await;
-        assert_eq!(s, StatusCode::CREATED, "{p}");
-        let gateway = app.user("gw", "integration").await;
-        for (status, time) in [(120, "20261123100000000"), (800, "20261123110000000")] {
-            let (s, v) = signed(app, &gateway, ceb622("COP-ORD-1", status, time)).await;
-            assert_eq!(s, StatusCode::CREATED, "{v}");
-        }
+        packed_and_released(&st, &packer).await;
 
         // Creation: the plate is parsed and normalised; idempotent on the number.
         for (body, code) in [
@@ -142,28 +121,19 @@ both_backends!(
 
         // Not exited yet: refused, nothing loaded.
         let parcels = "/api/v1/manifests/VM-1/parcels";
-        refused(
-            app,
-            Method::POST,
-            parcels,
-            Some(json!({"code": "PKG-ORD-1"})),
-            StatusCode::CONFLICT,
-            "not_exited",
-        )
-        .await;
-        refused(
-            app,
-            Method::POST,
-            parcels,
-            Some(json!({"code": "PKG-NOPE"})),
-            StatusCode::NOT_FOUND,
-            "not_found",
-        )
-        .await;
+        let parcel_1 = "/api/v1/manifests/VM-1/parcels/PKG-ORD-1";
+        let close_1 = "/api/v1/manifests/VM-1/close";
+        for (code, status, error) in [
+            ("PKG-ORD-1", StatusCode::CONFLICT, "not_exited"),
+            ("PKG-NOPE", StatusCode::NOT_FOUND, "not_found"),
+        ] {
+            let body = Some(json!({ "code": code }));
+            refused(app, Method::POST, parcels, body, status, error).await;
+        }
         assert_eq!(app.get("/api/v1/manifests/VM-1").await.1["parcel_count"], 0);
 
         exit_parcel(app, "PKG-ORD-1").await;
-        assert_eq!(app.get("/api/v1/orders/ORD-1").await.1["state"], "shipped");
+        assert_eq!(order_state(app).await, "shipped");
         // By waybill number; again changes nothing.
         for _ in 0..2 {
             let (s, m) = app.post(parcels, json!({"code": "BG0000000001"})).await;
@@ -202,12 +172,7 @@ both_backends!(
         .await;
         // Off and on again.
         let (s, m) = app
-            .call_as(
-                Some(&app.token),
-                Method::DELETE,
-                "/api/v1/manifests/VM-1/parcels/PKG-ORD-1",
-                None,
-            )
+            .call_as(Some(&app.token), Method::DELETE, parcel_1, None)
             .await;
         assert_eq!(
             (s, m["parcel_count"].as_i64()),
@@ -217,7 +182,7 @@ both_backends!(
         refused(
             app,
             Method::DELETE,
-            "/api/v1/manifests/VM-1/parcels/PKG-ORD-1",
+            parcel_1,
             None,
             StatusCode::NOT_FOUND,
             "not_found",
@@ -238,7 +203,7 @@ both_backends!(
         refused(
             app,
             Method::POST,
-            "/api/v1/manifests/VM-1/close",
+            close_1,
             Some(json!({})),
             StatusCode::CONFLICT,
             "seal_required",
@@ -249,14 +214,12 @@ both_backends!(
             .call_as(
                 Some(&guard),
                 Method::POST,
-                "/api/v1/manifests/VM-1/close",
+                close_1,
                 Some(json!({"seal": "CS-0001"})),
             )
             .await;
         assert_eq!(s, StatusCode::FORBIDDEN);
-        let (s, m) = app
-            .post("/api/v1/manifests/VM-1/close", json!({"seal": "cs-0001"}))
-            .await;
+        let (s, m) = app.post(close_1, json!({"seal": "cs-0001"})).await;
         assert_eq!(s, StatusCode::OK, "{m}");
         assert_eq!(
             (m["state"].as_str(), m["seal"].as_str()),
@@ -265,33 +228,14 @@ both_backends!(
         );
 
         // Closed: every change refused, over HTTP and in the database itself.
-        refused(
-            app,
-            Method::POST,
-            parcels,
-            Some(json!({"code": "PKG-ORD-1"})),
-            StatusCode::CONFLICT,
-            "manifest_closed",
-        )
-        .await;
-        refused(
-            app,
-            Method::DELETE,
-            "/api/v1/manifests/VM-1/parcels/PKG-ORD-1",
-            None,
-            StatusCode::CONFLICT,
-            "manifest_closed",
-        )
-        .await;
-        refused(
-            app,
-            Method::POST,
-            "/api/v1/manifests/VM-1/close",
-            Some(json!({"seal": "CS-0009"})),
-            StatusCode::CONFLICT,
-            "manifest_closed",
-        )
-        .await;
+        for (method, path, body) in [
+            (Method::POST, parcels, Some(json!({"code": "PKG-ORD-1"}))),
+            (Method::DELETE, parcel_1, None),
+            (Method::POST, close_1, Some(json!({"seal": "CS-0009"}))),
+        ] {
+            let (status, code) = (StatusCode::CONFLICT, "manifest_closed");
+            refused(app, method, path, body, status, code).await;
+        }
         for sql in [
             "DELETE FROM manifest_parcels",
             "UPDATE vehicle_manifests SET plate = '浙B00000' WHERE manifest_no = 'VM-1'",
@@ -361,24 +305,16 @@ both_backends!(
             "29242026I000000001,ORD-1,PKG-ORD-1,BG0000000001,215"
         );
         assert_eq!(lines[2], "合计 total,,1,,215");
-        refused(
-            app,
-            Method::GET,
-            "/api/v1/manifests/VM-1/export?format=xml",
-            None,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "validation_failed",
-        )
-        .await;
-        refused(
-            app,
-            Method::GET,
-            "/api/v1/manifests/VM-9",
-            None,
-            StatusCode::NOT_FOUND,
-            "not_found",
-        )
-        .await;
+        for (path, status, code) in [
+            (
+                "/api/v1/manifests/VM-1/export?format=xml",
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation_failed",
+            ),
+            ("/api/v1/manifests/VM-9", StatusCode::NOT_FOUND, "not_found"),
+        ] {
+            refused(app, Method::GET, path, None, status, code).await;
+        }
         app.integrity_clean().await;
         st.finish().await;
     }

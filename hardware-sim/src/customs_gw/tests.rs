@@ -176,19 +176,6 @@ fn folded(script: &Script, key: &GatewayKey) -> CustomsState {
     CustomsState::from_receipts(&receipts)
 }
 
-fn state_name(s: &CustomsState) -> &'static str {
-    match s {
-        CustomsState::NoReceipt => "no_receipt",
-        CustomsState::Pending { .. } => "pending",
-        CustomsState::Released { .. } => "released",
-        CustomsState::Held { .. } => "held",
-        CustomsState::Rejected { .. } => "rejected",
-        CustomsState::Cancelled { .. } => "cancelled",
-        CustomsState::ProcessingError { .. } => "processing_error",
-        CustomsState::Unrecognised { .. } => "unrecognised",
-    }
-}
-
 #[test]
 fn scripts_hold_the_documented_sequences_and_end_where_they_say() {
     let cases: [(Script, &[i64]); 8] = [
@@ -213,7 +200,7 @@ fn scripts_hold_the_documented_sequences_and_end_where_they_say() {
         }
         for key in [ed_key(), hmac_key()] {
             assert_eq!(
-                state_name(&folded(&script, &key)),
+                folded(&script, &key).name(),
                 script.expect,
                 "{}",
                 script.name
@@ -237,7 +224,7 @@ fn scripts_hold_the_documented_sequences_and_end_where_they_say() {
             Some(Spoil::Malformed)
         ]
     );
-    assert_eq!(state_name(&folded(&bad, &ed_key())), "pending");
+    assert_eq!(folded(&bad, &ed_key()).name(), "pending");
 }
 
 #[test]

@@ -5,11 +5,10 @@ use std::sync::Arc;
 
 use bondgate_protocol::relay::{encode_status, BoardEvent, CommandDecoder};
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 
 use super::board::{RelayFault, Shared, GARBAGE};
 use super::serial::{self, Protocol};
-use super::{RelayControl, RelayOptions, RelaySimError, ACTION_QUEUE_DEPTH};
+use super::{BoardTask, RelayControl, RelayOptions, RelaySimError, ACTION_QUEUE_DEPTH};
 
 struct Lcus {
     decoder: CommandDecoder,
@@ -52,10 +51,8 @@ impl Protocol for Lcus {
 /// closes); [`LcusRelaySim::shutdown`] also waits and removes the link.
 #[derive(Debug)]
 pub struct LcusRelaySim {
-    control: RelayControl,
-    task: Option<JoinHandle<()>>,
+    board: BoardTask,
     pty: Arc<std::sync::Mutex<Option<PathBuf>>>,
-    link: Option<PathBuf>,
 }
 
 impl LcusRelaySim {
@@ -76,41 +73,27 @@ impl LcusRelaySim {
         };
         let running = serial::start(options, Arc::clone(&shared), protocol, rx)?;
         Ok(LcusRelaySim {
-            control: RelayControl { tx, shared },
-            task: Some(running.task),
+            board: BoardTask {
+                control: RelayControl { tx, shared },
+                task: Some(running.task),
+                link,
+            },
             pty: running.pty,
-            link,
         })
     }
 
     /// The path to open: the link if configured, else the current pty.
     pub fn path(&self) -> Option<PathBuf> {
-        self.link
-            .clone()
-            .or_else(|| self.pty.lock().unwrap_or_else(|e| e.into_inner()).clone())
+        self.board.path(&self.pty)
     }
 
     /// A handle to inspect and disturb the board while it runs.
     pub fn control(&self) -> RelayControl {
-        self.control.clone()
+        self.board.control.clone()
     }
 
     /// Stops the device (closing the pty), removes the link, and waits.
-    pub async fn shutdown(mut self) {
-        self.control.stop().await;
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
-    }
-}
-
-impl Drop for LcusRelaySim {
-    fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-            if let Some(link) = &self.link {
-                let _ = std::fs::remove_file(link);
-            }
-        }
+    pub async fn shutdown(self) {
+        self.board.shutdown().await;
     }
 }

@@ -29,6 +29,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
 
 pub use board::{RelayFault, RelayPulse};
 pub use lcus::LcusRelaySim;
@@ -107,6 +108,43 @@ enum Action {
     Unplug(oneshot::Sender<()>),
     Replug(oneshot::Sender<Result<(), RelaySimError>>),
     Stop(oneshot::Sender<()>),
+}
+
+/// What both boards hold while they run: the control handle, the device
+/// task, and the serial link (if any). Dropping it aborts the task and
+/// removes the link; [`BoardTask::shutdown`] stops the task and waits.
+#[derive(Debug)]
+struct BoardTask {
+    control: RelayControl,
+    task: Option<JoinHandle<()>>,
+    link: Option<PathBuf>,
+}
+
+impl BoardTask {
+    /// The path to open: the link if configured, else the current `pty`.
+    fn path(&self, pty: &std::sync::Mutex<Option<PathBuf>>) -> Option<PathBuf> {
+        self.link
+            .clone()
+            .or_else(|| pty.lock().unwrap_or_else(|e| e.into_inner()).clone())
+    }
+
+    async fn shutdown(mut self) {
+        self.control.stop().await;
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for BoardTask {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            if let Some(link) = &self.link {
+                let _ = std::fs::remove_file(link);
+            }
+        }
+    }
 }
 
 /// Drives a running relay simulator and reads what it saw. Cloneable.

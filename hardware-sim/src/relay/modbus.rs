@@ -11,11 +11,11 @@ use bondgate_protocol::relay::modbus::{
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinSet;
 
 use super::board::{modbus_request, RelayFault, Shared, GARBAGE};
 use super::serial::{self, Protocol};
-use super::{Action, RelayControl, RelayOptions, RelaySimError, ACTION_QUEUE_DEPTH};
+use super::{Action, BoardTask, RelayControl, RelayOptions, RelaySimError, ACTION_QUEUE_DEPTH};
 
 /// Most TCP connections served at once; a gate has one server. More are
 /// accepted and closed at once, as small boards do.
@@ -86,11 +86,9 @@ impl Protocol for Rtu {
 /// A running Modbus relay board. Dropping it stops the device.
 #[derive(Debug)]
 pub struct ModbusRelaySim {
-    control: RelayControl,
-    task: Option<JoinHandle<()>>,
+    board: BoardTask,
     addr: Option<SocketAddr>,
     pty: Option<Arc<std::sync::Mutex<Option<PathBuf>>>>,
-    link: Option<PathBuf>,
 }
 
 impl ModbusRelaySim {
@@ -112,11 +110,13 @@ impl ModbusRelaySim {
             rx,
         ));
         Ok(ModbusRelaySim {
-            control: RelayControl { tx, shared },
-            task: Some(task),
+            board: BoardTask {
+                control: RelayControl { tx, shared },
+                task: Some(task),
+                link: None,
+            },
             addr: Some(addr),
             pty: None,
-            link: None,
         })
     }
 
@@ -132,11 +132,13 @@ impl ModbusRelaySim {
         };
         let running = serial::start(options, Arc::clone(&shared), protocol, rx)?;
         Ok(ModbusRelaySim {
-            control: RelayControl { tx, shared },
-            task: Some(running.task),
+            board: BoardTask {
+                control: RelayControl { tx, shared },
+                task: Some(running.task),
+                link,
+            },
             addr: None,
             pty: Some(running.pty),
-            link,
         })
     }
 
@@ -147,34 +149,17 @@ impl ModbusRelaySim {
 
     /// RTU: the path to open (the link if configured, else the pty).
     pub fn path(&self) -> Option<PathBuf> {
-        let pty = self.pty.as_ref()?;
-        self.link
-            .clone()
-            .or_else(|| pty.lock().unwrap_or_else(|e| e.into_inner()).clone())
+        self.board.path(self.pty.as_ref()?)
     }
 
     /// A handle to inspect and disturb the board while it runs.
     pub fn control(&self) -> RelayControl {
-        self.control.clone()
+        self.board.control.clone()
     }
 
     /// Stops the board and waits.
-    pub async fn shutdown(mut self) {
-        self.control.stop().await;
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
-    }
-}
-
-impl Drop for ModbusRelaySim {
-    fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-            if let Some(link) = &self.link {
-                let _ = std::fs::remove_file(link);
-            }
-        }
+    pub async fn shutdown(self) {
+        self.board.shutdown().await;
     }
 }
 
