@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bondgate::config::{GateConfig, GateOutputConfig, MqttBroker};
 use bondgate::domain::gate::ExitEvent;
-use bondgate::store::{Actor, GateEventInput, GateGrant, GateScanInput};
+use bondgate::store::{Actor, GateDecisionView, GateEventInput, GateGrant, GateScanInput};
 use bondgate_protocol::scale::ScaleProtocol;
 use bondgate_protocol::{GateId, GateOutcome, PulseMs, Site};
 use bondgate_sim::{BridgeMode, BrokerAddr, GateBridgeOptions, GateBridgeSim, GateScanner};
@@ -80,6 +80,33 @@ pub(crate) async fn gate_scan(app: &TestApp, token: &str, code: &str) -> Value {
     d
 }
 
+/// ORD-1's parcel granted at G1 straight through the store, as a server
+/// does just before it pulses: the grant is `pending` until `ttl` from now.
+async fn pending_grant(app: &TestApp, command_id: &str, ttl: chrono::Duration) -> GateDecisionView {
+    let grant = GateGrant {
+        output_kind: "mqtt".into(),
+        command_id: command_id.into(),
+        expires_at: chrono::Utc::now() + ttl,
+    };
+    let input = GateScanInput {
+        code: "BG0000000001".into(),
+    };
+    let d = app
+        .server
+        .store
+        .gate_scan(
+            &Actor::system_named("gate-test"),
+            "G1",
+            &input,
+            &grant,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(d.output.as_deref(), Some("pending"), "{d:?}");
+    d
+}
+
 fn expect(d: &Value, result: &str, reason: &str) {
     assert_eq!(
         (d["result"].as_str(), d["reason_code"].as_str()),
@@ -91,16 +118,7 @@ fn expect(d: &Value, result: &str, reason: &str) {
 both_backends!(
     the_gate_opens_only_for_a_packed_parcel_with_a_release,
     |b: Backend| async move {
-        let Some((st, packer)) = ready_with_gates(
-            b,
-            ScaleProtocol::YaohuaA9,
-            Duration::from_millis(200),
-            "ORD-1",
-            1,
-            vec![mqtt_gate("G1")],
-        )
-        .await
-        else {
+        let Some((st, packer)) = gated_station(b).await else {
             return;
         };
         let app = &st.app;
@@ -244,16 +262,7 @@ pub(crate) async fn order_state(app: &TestApp) -> String {
 both_backends!(
     a_gate_scanner_on_mqtt_is_answered_on_the_result_topic,
     |b: Backend| async move {
-        let Some((st, packer)) = ready_with_gates(
-            b,
-            ScaleProtocol::YaohuaA9,
-            Duration::from_millis(200),
-            "ORD-1",
-            1,
-            vec![mqtt_gate("G1")],
-        )
-        .await
-        else {
+        let Some((st, packer)) = gated_station(b).await else {
             return;
         };
         let app = &st.app;
@@ -405,16 +414,7 @@ async fn the_broker_down_at_scan_time_opens_nothing() {
 both_backends!(
     a_grant_left_by_a_crash_is_settled_from_the_output_record,
     |b: Backend| async move {
-        let Some((st, packer)) = ready_with_gates(
-            b,
-            ScaleProtocol::YaohuaA9,
-            Duration::from_millis(200),
-            "ORD-1",
-            1,
-            vec![mqtt_gate("G1")],
-        )
-        .await
-        else {
+        let Some((st, packer)) = gated_station(b).await else {
             return;
         };
         let app = &st.app;
@@ -422,21 +422,8 @@ both_backends!(
         let guard = app.user("gus", "guard").await;
         packed_and_released(&st, &packer).await;
         let store = &app.server.store;
-        let crashed = Actor::system_named("crashed-server");
-        let input = GateScanInput {
-            code: "BG0000000001".into(),
-        };
         // The decision committed; the process died before pulsing.
-        let grant = |id: &str| GateGrant {
-            output_kind: "mqtt".into(),
-            command_id: id.into(),
-            expires_at: chrono::Utc::now() + chrono::Duration::milliseconds(300),
-        };
-        let first = store
-            .gate_scan(&crashed, "G1", &input, &grant("c-crash-1"), None)
-            .await
-            .unwrap();
-        assert_eq!(first.output.as_deref(), Some("pending"));
+        let first = pending_grant(app, "c-crash-1", chrono::Duration::milliseconds(300)).await;
         // Meanwhile the parcel is not let out twice.
         expect(
             &gate_scan(app, &guard, "BG0000000001").await,
@@ -465,11 +452,7 @@ both_backends!(
 
         // Again, and this time the bridge had reported the pulse before the
         // crash (its report is on record): the sweep confirms and ships.
-        let second = store
-            .gate_scan(&crashed, "G1", &input, &grant("c-crash-2"), None)
-            .await
-            .unwrap();
-        assert_eq!(second.output.as_deref(), Some("pending"));
+        let second = pending_grant(app, "c-crash-2", chrono::Duration::milliseconds(300)).await;
         store
             .gate_event(&GateEventInput {
                 gate: "G1".into(),
@@ -505,35 +488,13 @@ both_backends!(
 both_backends!(
     a_rejection_while_the_parcel_is_at_the_gate_waits_for_its_answer,
     |b: Backend| async move {
-        let Some((st, packer)) = ready_with_gates(
-            b,
-            ScaleProtocol::YaohuaA9,
-            Duration::from_millis(200),
-            "ORD-1",
-            1,
-            vec![mqtt_gate("G1")],
-        )
-        .await
-        else {
+        let Some((st, packer)) = gated_station(b).await else {
             return;
         };
         let app = &st.app;
         packed_and_released(&st, &packer).await;
         let store = &app.server.store;
-        let actor = Actor::system_named("gate-test");
-        let grant = GateGrant {
-            output_kind: "mqtt".into(),
-            command_id: "c-race-1".into(),
-            expires_at: chrono::Utc::now() + chrono::Duration::seconds(30),
-        };
-        let input = GateScanInput {
-            code: "BG0000000001".into(),
-        };
-        let d = store
-            .gate_scan(&actor, "G1", &input, &grant, None)
-            .await
-            .unwrap();
-        assert_eq!(d.output.as_deref(), Some("pending"));
+        let d = pending_grant(app, "c-race-1", chrono::Duration::seconds(30)).await;
         let gateway = app.user("gw-late", "integration").await;
         let (s, r) = signed(app, &gateway, ceb622("COP-ORD-1", 100, "20261123120000000")).await;
         assert_eq!(s, StatusCode::CREATED, "{r}");
@@ -547,7 +508,12 @@ both_backends!(
             .await;
         assert_eq!(s, StatusCode::CONFLICT, "{r}");
         let d = store
-            .gate_output(&actor, d.id, ExitEvent::Fault, "no answer")
+            .gate_output(
+                &Actor::system_named("gate-test"),
+                d.id,
+                ExitEvent::Fault,
+                "no answer",
+            )
             .await
             .unwrap();
         assert_eq!(d.result, "fault");
