@@ -137,6 +137,54 @@ enum Incoming {
     Connected,
     Subscribed,
     Publish(rumqttc::Publish),
+    Lost,
+}
+
+/// A client for a simulated gate device and its poll task, which only
+/// polls (PROTOCOLS.md §5: requests from the polling task can deadlock),
+/// backs off between failed connections, and hands everything to the
+/// device's own task.
+fn connect(
+    broker: &BrokerAddr,
+    client_id: String,
+) -> (AsyncClient, mpsc::Receiver<Incoming>, JoinHandle<()>) {
+    let mut mqtt = MqttOptions::new(client_id, broker.host(), broker.port());
+    mqtt.set_keep_alive(Duration::from_secs(10))
+        .set_clean_session(true);
+    if let Some((user, password)) = broker.credentials() {
+        mqtt.set_credentials(user, password);
+    }
+    let (client, mut eventloop) = AsyncClient::new(mqtt, 64);
+    let (tx, rx) = mpsc::channel::<Incoming>(256);
+    let poll = tokio::spawn(async move {
+        let mut backoff = Backoff::new();
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    backoff.reset();
+                    if tx.send(Incoming::Connected).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(Event::Incoming(Packet::SubAck(_))) => {
+                    let _ = tx.send(Incoming::Subscribed).await;
+                }
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    if tx.try_send(Incoming::Publish(p)).is_err() {
+                        tracing::warn!("simulated gate device: queue full; message dropped");
+                    }
+                }
+                Ok(_) => {}
+                Err(rumqttc::ConnectionError::RequestsDone) => return,
+                Err(error) => {
+                    tracing::debug!(%error, "simulated gate device: connection failed; retrying");
+                    let _ = tx.try_send(Incoming::Lost);
+                    tokio::time::sleep(backoff.next_delay_with(0)).await;
+                }
+            }
+        }
+    });
+    (client, rx, poll)
 }
 
 fn now_millis() -> i64 {
@@ -158,13 +206,7 @@ impl GateBridgeSim {
         let heartbeat_topic = render(TopicKind::GateHeartbeat);
         let state_topic = render(TopicKind::GateState);
         let client_id = format!("gate-bridge-{}-{}", options.gate.as_str(), now_millis());
-        let mut mqtt = MqttOptions::new(client_id, options.broker.host(), options.broker.port());
-        mqtt.set_keep_alive(Duration::from_secs(10))
-            .set_clean_session(true);
-        if let Some((user, password)) = options.broker.credentials() {
-            mqtt.set_credentials(user, password);
-        }
-        let (client, mut eventloop) = AsyncClient::new(mqtt, 64);
+        let (client, mut rx, poll) = connect(&options.broker, client_id);
         let (changed, _) = watch::channel(0);
         let shared = Arc::new(Shared {
             mode: Mutex::new(BridgeMode::Normal),
@@ -174,35 +216,6 @@ impl GateBridgeSim {
             last_heartbeat: Mutex::new(None),
             link: Mutex::new((0, false)),
             changed,
-        });
-        let (tx, mut rx) = mpsc::channel::<Incoming>(256);
-        // The poll task only polls (PROTOCOLS.md §5).
-        let poll = tokio::spawn(async move {
-            let mut backoff = Backoff::new();
-            loop {
-                match eventloop.poll().await {
-                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                        backoff.reset();
-                        if tx.send(Incoming::Connected).await.is_err() {
-                            return;
-                        }
-                    }
-                    Ok(Event::Incoming(Packet::SubAck(_))) => {
-                        let _ = tx.send(Incoming::Subscribed).await;
-                    }
-                    Ok(Event::Incoming(Packet::Publish(p))) => {
-                        if tx.try_send(Incoming::Publish(p)).is_err() {
-                            tracing::warn!("gate bridge queue full; message dropped");
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(rumqttc::ConnectionError::RequestsDone) => return,
-                    Err(error) => {
-                        tracing::debug!(%error, "gate bridge connection failed; retrying");
-                        tokio::time::sleep(backoff.next_delay_with(0)).await;
-                    }
-                }
-            }
         });
         let (sub_tx, subscribed) = watch::channel(false);
         let worker_shared = shared.clone();
@@ -253,6 +266,9 @@ impl GateBridgeSim {
                         handle(&shared, &client, &state_topic, heartbeat_timeout, command).await;
                     }
                     Incoming::Publish(_) => {}
+                    Incoming::Lost => {
+                        sub_tx.send_replace(false);
+                    }
                 }
             }
         });
@@ -489,7 +505,7 @@ pub struct GateScanner {
     results: mpsc::Receiver<Result<GateResultMsg, String>>,
     subscribed: watch::Receiver<bool>,
     next_seq: u64,
-    poll: JoinHandle<()>,
+    tasks: [JoinHandle<()>; 2],
 }
 
 impl GateScanner {
@@ -508,42 +524,26 @@ impl GateScanner {
         let scan_topic = render(TopicKind::GateScan);
         let result_topic = render(TopicKind::GateResult);
         let client_id = format!("gate-scanner-{}-{}", gate.as_str(), now_millis());
-        let mut mqtt = MqttOptions::new(client_id, broker.host(), broker.port());
-        mqtt.set_keep_alive(Duration::from_secs(10))
-            .set_clean_session(true);
-        if let Some((user, password)) = broker.credentials() {
-            mqtt.set_credentials(user, password);
-        }
-        let (client, mut eventloop) = AsyncClient::new(mqtt, 64);
+        let (client, mut incoming, poll) = connect(broker, client_id);
         let (tx, results) = mpsc::channel(64);
         let (sub_tx, subscribed) = watch::channel(false);
         let sub_client = client.clone();
-        let topic = result_topic.clone();
-        let poll = tokio::spawn(async move {
-            let mut backoff = Backoff::new();
-            loop {
-                match eventloop.poll().await {
-                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                        backoff.reset();
-                        // Not from this task: it must only poll.
-                        let c = sub_client.clone();
-                        let t = topic.clone();
-                        tokio::spawn(async move {
-                            let _ = c.subscribe(t, QoS::AtLeastOnce).await;
-                        });
+        let worker = tokio::spawn(async move {
+            while let Some(i) = incoming.recv().await {
+                match i {
+                    Incoming::Connected => {
+                        let _ = sub_client.subscribe(&result_topic, QoS::AtLeastOnce).await;
                     }
-                    Ok(Event::Incoming(Packet::SubAck(_))) => {
+                    Incoming::Subscribed => {
                         sub_tx.send_replace(true);
                     }
-                    Ok(Event::Incoming(Packet::Publish(p))) if p.topic == topic => {
+                    Incoming::Publish(p) if p.topic == result_topic => {
                         let r = GateResultMsg::decode(&p.payload).map_err(|e| e.to_string());
                         let _ = tx.try_send(r);
                     }
-                    Ok(_) => {}
-                    Err(rumqttc::ConnectionError::RequestsDone) => return,
-                    Err(_) => {
+                    Incoming::Publish(_) => {}
+                    Incoming::Lost => {
                         sub_tx.send_replace(false);
-                        tokio::time::sleep(backoff.next_delay_with(0)).await;
                     }
                 }
             }
@@ -554,7 +554,7 @@ impl GateScanner {
             results,
             subscribed,
             next_seq: 1,
-            poll,
+            tasks: [poll, worker],
         };
         let mut sub = scanner.subscribed.clone();
         let ok = tokio::time::timeout(timeout, sub.wait_for(|s| *s))
@@ -619,6 +619,8 @@ impl GateScanner {
 
 impl Drop for GateScanner {
     fn drop(&mut self) {
-        self.poll.abort();
+        for t in &self.tasks {
+            t.abort();
+        }
     }
 }
