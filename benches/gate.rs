@@ -26,6 +26,17 @@
 //! exactly one pulse per open at its gate, and `Store::integrity` must be
 //! clean, or the bench fails.
 //!
+//! **The decision transaction beside raw SQL.** Two more databases prepared
+//! the same way; one parcel at a time, `Store::gate_scan` (the grant) then
+//! `Store::gate_output` (the confirmation, which ships the parcel's
+//! reservations) on one, and the same reads and writes as hand-written SQL
+//! on the other (parcel and order, its open decisions, its 清单's receipts,
+//! the decision inserted; then the decision locked, the held reservations
+//! read, one `ship` movement each, the locks closed, the order shipped, the
+//! decision confirmed), in alternating rounds after a warm-up. Afterwards
+//! both must pass `Store::integrity` and agree on confirmed opens, shipped
+//! orders, movements and shipped locks.
+//!
 //! **Receipts ingested per second.** Signed CEB622 receipts (status 2, a new
 //! 清单 each), `BENCH_CLIENTS` concurrent clients, through three paths on the
 //! same database in alternating rounds: `POST /api/v1/customs/receipts`
@@ -41,6 +52,10 @@
 //! - `BENCH_RECEIPTS`: receipts per ingest path and backend (default 600).
 //! - `BENCH_CLIENTS`: concurrent ingest clients (default 8).
 //! - `BENCH_BACKENDS`: comma list of `sqlite`, `postgres` (default both).
+//! - `BENCH_DECISIONS`: measured parcels per path in the decision bench
+//!   (default 200).
+//! - `BENCH_MQTT_URL`: an external broker (e.g. a Mosquitto with
+//!   `set_tcp_nodelay true`) instead of the server's embedded rumqttd.
 //! - `BENCH_PG_URL`, `CI=true`: as in the other benches.
 
 mod common;
@@ -237,6 +252,9 @@ async fn command_listener(
     );
     options.set_keep_alive(Duration::from_secs(10));
     let (client, mut eventloop) = AsyncClient::new(options, 256);
+    let mut network = eventloop.network_options();
+    network.set_tcp_nodelay(true);
+    eventloop.set_network_options(network);
     let filter = format!("bondgate/{site}/gate/+/command");
     let (ready_tx, ready) = tokio::sync::oneshot::channel();
     let task = tokio::spawn(async move {
@@ -371,7 +389,14 @@ async fn run_backend(
     let mut config = Config::for_data_dir(dir);
     config.database_url = url.to_string();
     config.listen = "127.0.0.1:0".parse()?;
-    config.mqtt.broker = bondgate::config::MqttBroker::Embedded("127.0.0.1:0".parse()?);
+    config.mqtt.broker = match std::env::var("BENCH_MQTT_URL") {
+        Ok(url) => {
+            // Topics of its own on a shared broker.
+            config.mqtt.site = format!("BENCH{}", std::process::id());
+            bondgate::config::MqttBroker::External(url)
+        }
+        Err(_) => bondgate::config::MqttBroker::Embedded("127.0.0.1:0".parse()?),
+    };
     config.picking.auto_wave = None;
     config.store.sqlite_sync_full = true;
     config.customs = customs_config();
