@@ -157,6 +157,11 @@ impl GateBridgeSim {
             mqtt.set_credentials(user, password);
         }
         let (client, mut eventloop) = AsyncClient::new(mqtt, 64);
+        // One small packet someone waits on: Nagle's algorithm would hold
+        // it behind the previous packet's delayed ACK (as in the PDA sim).
+        let mut network = eventloop.network_options();
+        network.set_tcp_nodelay(true);
+        eventloop.set_network_options(network);
         let (changed, _) = watch::channel(0);
         let shared = Arc::new(Shared {
             mode: Mutex::new(BridgeMode::Normal),
@@ -514,6 +519,11 @@ impl GateScanner {
             mqtt.set_credentials(user, password);
         }
         let (client, mut eventloop) = AsyncClient::new(mqtt, 64);
+        // One small packet someone waits on: Nagle's algorithm would hold
+        // it behind the previous packet's delayed ACK (as in the PDA sim).
+        let mut network = eventloop.network_options();
+        network.set_tcp_nodelay(true);
+        eventloop.set_network_options(network);
         let (tx, results) = mpsc::channel(64);
         let (sub_tx, subscribed) = watch::channel(false);
         let sub_client = client.clone();
