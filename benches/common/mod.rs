@@ -7,6 +7,8 @@
 //! would be dead code in that crate: hence the allow below.
 #![allow(dead_code)]
 
+pub mod packing;
+
 use std::future::Future;
 use std::process::ExitCode;
 use std::str::FromStr;

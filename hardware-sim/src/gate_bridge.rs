@@ -155,6 +155,11 @@ fn connect(
         mqtt.set_credentials(user, password);
     }
     let (client, mut eventloop) = AsyncClient::new(mqtt, 64);
+    // One small packet someone waits on: Nagle's algorithm would hold it
+    // behind the previous packet's delayed ACK (as in the PDA sim).
+    let mut network = eventloop.network_options();
+    network.set_tcp_nodelay(true);
+    eventloop.set_network_options(network);
     let (tx, rx) = mpsc::channel::<Incoming>(256);
     let poll = tokio::spawn(async move {
         let mut backoff = Backoff::new();
