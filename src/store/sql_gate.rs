@@ -396,6 +396,8 @@ impl SqlStore {
     pub async fn gate_event(&self, e: &GateEventInput) -> StoreResult<()> {
         let seq =
             i64::try_from(e.seq).map_err(|_| StoreError::Invalid("gate seq too large".into()))?;
+        let at = now();
+        let mut tx = self.write.begin().await?;
         sqlx::query(
             "INSERT INTO gate_events (gate, seq, state, source, detail, at) VALUES ($1, $2, $3, $4, $5, $6)",
         )
@@ -404,9 +406,35 @@ impl SqlStore {
         .bind(&e.state)
         .bind(&e.source)
         .bind(&e.detail)
-        .bind(now())
-        .execute(&self.write)
+        .bind(at)
+        .execute(&mut *tx)
         .await?;
+        // The output says it opened for an exit already recorded as a
+        // fault (its answer came after the command's deadline): the barrier
+        // may have let a parcel out that the books still hold. Nothing is
+        // shipped on a late word; the decision says so for a supervisor.
+        if e.state == "open" && seq > 0 {
+            let late = sqlx::query(
+                "UPDATE gate_decisions
+                 SET output_detail = COALESCE(output_detail, '') || $3
+                 WHERE id = $1 AND gate = $2 AND output = 'fault'
+                   AND COALESCE(output_detail, '') NOT LIKE '%LATE OPEN%'",
+            )
+            .bind(seq)
+            .bind(&e.gate)
+            .bind(format!(
+                " | LATE OPEN reported by the output at {}: the parcel may have left without being booked; check it",
+                at.format("%Y-%m-%d %H:%M:%S UTC")
+            ))
+            .execute(&mut *tx)
+            .await?;
+            if late.rows_affected() > 0 {
+                metrics::counter!("bondgate_gate_late_opens_total", "gate" => e.gate.clone())
+                    .increment(1);
+                tracing::error!(gate = %e.gate, decision = seq, "ALARM: the gate output reported open after the exit was recorded as a fault");
+            }
+        }
+        tx.commit().await?;
         Ok(())
     }
 

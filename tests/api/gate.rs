@@ -448,6 +448,23 @@ both_backends!(
             "{d:?}"
         );
         assert_eq!(order_state(app).await, "packed");
+        // The output's word comes after the deadline: nothing ships on it,
+        // but the decision says so for a supervisor (once).
+        let late_open = GateEventInput {
+            gate: "G1".into(),
+            seq: u64::try_from(first.id).unwrap(),
+            state: "open".into(),
+            source: "mqtt".into(),
+            detail: "gate bridge report".into(),
+        };
+        for _ in 0..2 {
+            store.gate_event(&late_open).await.unwrap();
+        }
+        let d = store.gate_decision(first.id).await.unwrap();
+        assert_eq!(d.output.as_deref(), Some("fault"), "{d:?}");
+        let detail = d.output_detail.unwrap_or_default();
+        assert_eq!(detail.matches("LATE OPEN").count(), 1, "{detail}");
+        assert_eq!(order_state(app).await, "packed");
         assert!(gate.pulses().is_empty());
 
         // Again, and this time the bridge had reported the pulse before the
