@@ -74,7 +74,7 @@ impl Device for Inner {
 
     async fn probe(&self) -> Result<RelayState, OutputFault> {
         let mut slot = self.port.lock().await;
-        let result = match self.open(&mut slot) {
+        let result = match self.open(&mut slot).await {
             Ok(port) => self.read_state(port).await,
             Err(e) => Err(e),
         };
@@ -83,12 +83,22 @@ impl Device for Inner {
 }
 
 impl Inner {
-    fn open<'s>(
+    /// The port, opened if need be. A freshly opened port first drives the
+    /// relay off: after a server restart, or a port lost mid-pulse, it may
+    /// still be on, and nothing else would ever switch it off.
+    async fn open<'s>(
         &self,
         slot: &'s mut Option<SerialStream>,
     ) -> Result<&'s mut SerialStream, OutputFault> {
         if slot.is_none() {
-            *slot = Some(open_serial(&self.path, self.baud)?);
+            let mut port = open_serial(&self.path, self.baud)?;
+            let off = LcusCommand {
+                channel: self.channel,
+                on: false,
+            }
+            .encode();
+            write_timed(&mut port, &off).await?;
+            *slot = Some(port);
         }
         slot.as_mut()
             .ok_or_else(|| OutputFault::Offline(self.path.display().to_string()))
@@ -99,7 +109,7 @@ impl Inner {
         slot: &mut Option<SerialStream>,
         pulse: &Pulse,
     ) -> Result<Confirmation, OutputFault> {
-        let port = self.open(slot)?;
+        let port = self.open(slot).await?;
         let on = LcusCommand {
             channel: self.channel,
             on: true,

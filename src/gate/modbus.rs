@@ -250,18 +250,26 @@ impl Inner {
         request: Request,
     ) -> Result<Response, OutputFault> {
         if slot.is_none() {
-            *slot = Some(self.connect().await?);
+            let mut conn = self.connect().await?;
+            // A new connection may follow a server restart or a link lost
+            // mid-pulse, with the coil still on: drive it off first, so
+            // nothing latches the barrier open.
+            let off = Request::write_coil(self.coil.coil, false);
+            match no_exception(conn.call(self.coil.unit, off).await?)? {
+                Response::WriteCoil { .. } => {}
+                other => {
+                    return Err(OutputFault::ReadBack(format!(
+                        "answer {other:?} to releasing coil {}",
+                        self.coil.coil
+                    )))
+                }
+            }
+            *slot = Some(conn);
         }
         let Some(conn) = slot.as_mut() else {
             return Err(OutputFault::Offline("not connected".into()));
         };
-        let response = conn.call(self.coil.unit, request).await?;
-        if let Response::Exception { function, code } = response {
-            return Err(OutputFault::Reported(format!(
-                "Modbus exception {code} to function {function:02X}"
-            )));
-        }
-        Ok(response)
+        no_exception(conn.call(self.coil.unit, request).await?)
     }
 
     async fn connect(&self) -> Result<Conn, OutputFault> {
@@ -360,6 +368,16 @@ async fn read_answer(
             return Err(no_answer(received));
         }
     }
+}
+
+/// A board's exception answer as the fault it reports.
+fn no_exception(response: Response) -> Result<Response, OutputFault> {
+    if let Response::Exception { function, code } = response {
+        return Err(OutputFault::Reported(format!(
+            "Modbus exception {code} to function {function:02X}"
+        )));
+    }
+    Ok(response)
 }
 
 fn decode(pdu: &[u8]) -> Result<Response, OutputFault> {

@@ -329,6 +329,18 @@ impl Gates {
         let gates = self.clone();
         tokio::spawn(async move {
             let actor = Actor::system_named("gate-sweeper");
+            // Reach every output once at start: a relay driver drives its
+            // relay off when it connects, so one left on by a crash of the
+            // previous run is released now, not at the first scan.
+            for s in gates.status().await {
+                // A bridge reports only when commanded: no word yet is normal.
+                if s.output == "mqtt" {
+                    continue;
+                }
+                if let Some(fault) = s.fault {
+                    tracing::error!(gate = %s.id, %fault, "ALARM: gate output not reachable at start");
+                }
+            }
             let mut tick = tokio::time::interval(SWEEP_EVERY);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {

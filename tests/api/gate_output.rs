@@ -170,6 +170,53 @@ async fn an_lcus_relay_pulses_once_and_the_parcel_ships() {
     sim.shutdown().await;
 }
 
+/// The previous server died mid-pulse with the relay on (nothing else
+/// would ever switch it off): the new server drives it off at start,
+/// before any scan.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_left_on_is_released_when_the_server_starts() {
+    use tokio::io::AsyncWriteExt as _;
+    use tokio_serial::SerialPortBuilderExt as _;
+    let (_dir, sim, link) = lcus_sim("relay-G1").await;
+    {
+        let mut port = tokio_serial::new(link.to_string_lossy(), 9600)
+            .open_native_async()
+            .expect("the board's port");
+        let on = bondgate_protocol::relay::LcusCommand {
+            channel: 1,
+            on: true,
+        }
+        .encode();
+        port.write_all(&on).await.unwrap();
+        port.flush().await.unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while sim.control().relays().first() != Some(&true) {
+            assert!(std::time::Instant::now() < deadline, "the relay went on");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let (st, _packer) = ready_with_gates(
+        Backend::Sqlite,
+        ScaleProtocol::YaohuaA9,
+        Duration::from_millis(200),
+        "ORD-1",
+        1,
+        vec![gate(lcus_output(link))],
+    )
+    .await
+    .expect("SQLite is always available");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while sim.control().relays().first() != Some(&false) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server never released the relay"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    st.finish().await;
+    sim.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_lcus_relay_is_a_fault_and_nothing_ships() {
     let (_dir, sim, link) = lcus_sim("relay-G1").await;
