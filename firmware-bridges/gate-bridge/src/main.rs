@@ -1,0 +1,62 @@
+//! `gate-bridge`: the edge box beside a barrier controller. It takes the
+//! server's gate commands over MQTT and pulses a relay wired in parallel
+//! with the controller's "open" push-button (see firmware-bridges/README.md).
+
+mod bridge;
+mod config;
+mod lcus;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// Drives a gate's relay from the server's MQTT gate commands.
+#[derive(Debug, Parser)]
+#[command(name = "gate-bridge", version)]
+struct Args {
+    /// The TOML configuration file.
+    #[arg(long, short, env = "GATE_BRIDGE_CONFIG")]
+    config: PathBuf,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let config = match config::Config::load(&args.config) {
+        Ok(c) => c,
+        Err(error) => {
+            tracing::error!(%error, "bad configuration");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(error) => {
+            tracing::error!(%error, "cannot start the runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    let config::RelayConfig::Lcus {
+        path,
+        channel,
+        baud,
+    } = config.relay.clone();
+    let relay = lcus::Lcus::new(path, baud, channel);
+    runtime.block_on(async {
+        tokio::select! {
+            () = bridge::run(config, relay) => {}
+            _ = tokio::signal::ctrl_c() => tracing::info!("stopping"),
+        }
+    });
+    ExitCode::SUCCESS
+}
