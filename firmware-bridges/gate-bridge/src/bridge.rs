@@ -26,7 +26,8 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::config::Config;
-use crate::lcus::Lcus;
+use crate::lcus::RelayError;
+use crate::relay::Relay;
 
 /// Command ids remembered for the at-most-once rule. The server sends a
 /// handful a minute per gate; 4096 is hours of traffic, bounded.
@@ -86,7 +87,7 @@ struct Topics {
 }
 
 /// Runs the bridge until the process is stopped.
-pub async fn run(config: Config, mut relay: Lcus) {
+pub async fn run(config: Config, mut relay: Relay) {
     let gate_topic = |kind| {
         Topic::new(kind, config.gate.as_str())
             .expect("a GateId is a valid topic id")
@@ -232,26 +233,18 @@ pub async fn run(config: Config, mut relay: Lcus) {
 }
 
 /// One self-timed pulse with its reports.
-async fn pulse(relay: &mut Lcus, client: &AsyncClient, state_topic: &str, command: &GateCommand) {
+async fn pulse(relay: &mut Relay, client: &AsyncClient, state_topic: &str, command: &GateCommand) {
     let seq = command.seq;
     let length = Duration::from_millis(u64::from(command.pulse_ms.get()));
     let result = async {
-        relay.set(true).await?;
+        relay.on(command.pulse_ms.get()).await?;
         let started = Instant::now();
         if !relay.read().await? {
-            return Err(crate::lcus::RelayError::ReadBack(
-                "relay off right after on".into(),
-            ));
+            return Err(RelayError::ReadBack("relay off right after on".into()));
         }
         report(client, state_topic, seq, GateStateKind::Open).await;
         tokio::time::sleep_until(started + length).await;
-        relay.set(false).await?;
-        if relay.read().await? {
-            return Err(crate::lcus::RelayError::ReadBack(
-                "relay still on after off".into(),
-            ));
-        }
-        Ok(())
+        relay.finish().await
     }
     .await;
     match result {
@@ -267,7 +260,7 @@ async fn pulse(relay: &mut Lcus, client: &AsyncClient, state_topic: &str, comman
         Err(error) => {
             tracing::error!(seq, id = command.id.as_str(), %error, relay = relay.describe(), "pulse failed");
             // Best effort: never leave the barrier held open.
-            let _ = relay.set(false).await;
+            let _ = relay.off().await;
             report(client, state_topic, seq, GateStateKind::Fault).await;
         }
     }

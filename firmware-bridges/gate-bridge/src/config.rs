@@ -12,6 +12,14 @@
 //! path = "/dev/ttyUSB0"
 //! channel = 1                        # from 1
 //! # baud = 9600
+//!
+//! # or a Modbus TCP board:
+//! # [relay]
+//! # kind = "modbus"
+//! # addr = "10.0.0.5:502"
+//! # unit = 1                         # default 1
+//! # coil = 0                         # from 0
+//! # flash = false                    # the board's self-timed "flash on"
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -47,6 +55,12 @@ enum RelayFile {
         channel: u8,
         baud: Option<u32>,
     },
+    Modbus {
+        addr: String,
+        unit: Option<u8>,
+        coil: u16,
+        flash: Option<bool>,
+    },
 }
 
 /// The relay board the bridge drives.
@@ -60,6 +74,18 @@ pub enum RelayConfig {
         channel: u8,
         /// Baud rate.
         baud: u32,
+    },
+    /// A coil on a Modbus TCP board.
+    ModbusTcp {
+        /// `host:port` (Modbus TCP is port 502).
+        addr: String,
+        /// The unit id (slave address) the board answers to.
+        unit: u8,
+        /// The coil wired to the controller's "open" input, from 0.
+        coil: u16,
+        /// Pulse with the board's self-timed "flash on" (FC05 at
+        /// `0x0200 + coil`) rather than on, wait, off.
+        flash: bool,
     },
 }
 
@@ -146,6 +172,17 @@ impl Config {
                     baud: baud.unwrap_or(LCUS_BAUD_DEFAULT),
                 }
             }
+            RelayFile::Modbus {
+                addr,
+                unit,
+                coil,
+                flash,
+            } => RelayConfig::ModbusTcp {
+                addr,
+                unit: unit.unwrap_or(1),
+                coil,
+                flash: flash.unwrap_or(false),
+            },
         };
         Ok(Config {
             broker,
@@ -171,7 +208,9 @@ mod tests {
         .unwrap();
         assert_eq!(c.device.as_str(), "gate-bridge-g1");
         assert_eq!(c.heartbeat_timeout, Duration::from_secs(3));
-        let RelayConfig::Lcus { channel, baud, .. } = c.relay;
+        let RelayConfig::Lcus { channel, baud, .. } = c.relay else {
+            panic!("an LCUS relay: {:?}", c.relay)
+        };
         assert_eq!((channel, baud), (2, 9600));
     }
 

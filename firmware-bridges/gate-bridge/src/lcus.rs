@@ -50,7 +50,7 @@ pub struct Lcus {
 }
 
 impl Lcus {
-    /// Does not open the port (see [`Lcus::release`]).
+    /// Does not open the port: the first command does.
     pub fn new(path: PathBuf, baud: u32, channel: u8) -> Lcus {
         Lcus {
             path,
@@ -63,19 +63,6 @@ impl Lcus {
     /// The relay and where it is, for logs.
     pub fn describe(&self) -> String {
         format!("LCUS {} channel {}", self.path.display(), self.channel)
-    }
-
-    /// Drives the relay off and reads it back (at start: a relay left on
-    /// by a crash would hold the barrier open).
-    pub async fn release(&mut self) -> Result<(), RelayError> {
-        self.set(false).await?;
-        match self.read().await? {
-            false => Ok(()),
-            true => Err(RelayError::ReadBack(format!(
-                "channel {} still on after off",
-                self.channel
-            ))),
-        }
     }
 
     /// Switches the relay. On failure the port is dropped.

@@ -5,6 +5,8 @@
 mod bridge;
 mod config;
 mod lcus;
+mod modbus;
+mod relay;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -46,12 +48,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let config::RelayConfig::Lcus {
-        path,
-        channel,
-        baud,
-    } = config.relay.clone();
-    let relay = lcus::Lcus::new(path, baud, channel);
+    let relay = relay::Relay::from_config(&config.relay);
     runtime.block_on(async {
         tokio::select! {
             () = bridge::run(config, relay) => {}

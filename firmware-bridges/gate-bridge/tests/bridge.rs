@@ -15,7 +15,7 @@ use bondgate_protocol::{
     CommandId, DeviceStatus, GateCmd, GateCommand, GateState, GateStateKind, Heartbeat, PulseMs,
     Topic, TopicKind,
 };
-use bondgate_sim::LcusRelaySim;
+use bondgate_sim::{LcusRelaySim, ModbusRelaySim};
 use bondgate_sim::{RelayFault, RelayOptions};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use rumqttd::{Config, ConnectionSettings, RouterConfig, ServerSettings};
@@ -95,15 +95,13 @@ impl Drop for Bridge {
     }
 }
 
-fn start_bridge(dir: &Path, broker: SocketAddr, relay: &Path) -> Bridge {
+fn start_bridge(dir: &Path, broker: SocketAddr, relay: &str) -> Bridge {
     let config = dir.join("gate-bridge.toml");
     std::fs::write(
         &config,
         format!(
             "broker = \"mqtt://{broker}\"\nsite = \"{SITE}\"\ngate = \"{GATE}\"\n\
-             heartbeat_timeout_ms = 1000\n\
-             [relay]\nkind = \"lcus\"\npath = \"{}\"\nchannel = {CHANNEL}\n",
-            relay.display()
+             heartbeat_timeout_ms = 1000\n{relay}",
         ),
     )
     .unwrap();
@@ -265,7 +263,11 @@ async fn rig() -> Rig {
     .expect("relay sim");
     let broker = embedded_broker().await;
     let mut server = Server::connect(broker).await;
-    let bridge = start_bridge(dir.path(), broker, &link);
+    let relay_config = format!(
+        "[relay]\nkind = \"lcus\"\npath = \"{}\"\nchannel = {CHANNEL}\n",
+        link.display()
+    );
+    let bridge = start_bridge(dir.path(), broker, &relay_config);
     server.wait_online().await;
     Rig {
         _dir: dir,
@@ -399,4 +401,60 @@ async fn a_silent_relay_is_a_fault() {
         Some((10, GateStateKind::Closed))
     );
     assert_eq!(control.wait_pulses(1, WAIT).await.len(), 1);
+}
+
+/// A Modbus TCP board: a fresh command pulses the coil once (on, wait,
+/// off), or with `flash` once as the board's own timed flash.
+async fn modbus_pulse(flash: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = ModbusRelaySim::start_tcp("127.0.0.1:0".parse().unwrap(), RelayOptions::default())
+        .await
+        .expect("modbus sim");
+    let control = relay.control();
+    let broker = embedded_broker().await;
+    let mut server = Server::connect(broker).await;
+    let relay_config = format!(
+        "[relay]\nkind = \"modbus\"\naddr = \"{}\"\nunit = 1\ncoil = 1\nflash = {flash}\n",
+        relay.addr().unwrap()
+    );
+    let _bridge = start_bridge(dir.path(), broker, &relay_config);
+    server.wait_online().await;
+    server.command(21, "cmd-mb", 300, soon()).await;
+    assert_eq!(
+        server.next_state(WAIT).await.map(|s| (s.seq, s.state)),
+        Some((21, GateStateKind::Open))
+    );
+    assert_eq!(
+        server.next_state(WAIT).await.map(|s| (s.seq, s.state)),
+        Some((21, GateStateKind::Closed))
+    );
+    let pulses = control.wait_pulses(1, WAIT).await;
+    assert_eq!(pulses.len(), 1, "{pulses:?}");
+    assert_eq!((pulses[0].relay, pulses[0].flash), (1, flash));
+    let length = pulses[0].length().expect("off again");
+    assert!(
+        length >= Duration::from_millis(280) && length < Duration::from_millis(1_500),
+        "pulse of {length:?}"
+    );
+
+    // Redelivered: nothing. Then the board goes silent: fault, no pulse.
+    server.command(21, "cmd-mb", 300, soon()).await;
+    assert_eq!(server.next_state(Duration::from_millis(700)).await, None);
+    control.set_fault(RelayFault::Silent);
+    server.command(22, "cmd-mb-silent", 300, soon()).await;
+    assert_eq!(
+        server.next_state(WAIT).await.map(|s| (s.seq, s.state)),
+        Some((22, GateStateKind::Fault))
+    );
+    assert_eq!(control.pulses().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_modbus_tcp_coil_is_pulsed_on_wait_off() {
+    modbus_pulse(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_modbus_tcp_coil_is_pulsed_with_the_boards_flash() {
+    modbus_pulse(true).await;
 }
