@@ -110,8 +110,11 @@ pub async fn run(config: Config, mut relay: Relay) {
         }
     }
 
+    // The device id as the client id, stable across restarts: a restarted
+    // bridge takes over its old session at the broker, so the old session's
+    // `offline` will cannot land after the new `online`.
     let mut mqtt = MqttOptions::new(
-        format!("{}-{}", config.device.as_str(), std::process::id()),
+        config.device.as_str(),
         config.broker.host(),
         config.broker.port(),
     );

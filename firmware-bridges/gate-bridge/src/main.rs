@@ -49,13 +49,35 @@ fn main() -> ExitCode {
         }
     };
     let relay = relay::Relay::from_config(&config.relay);
+    let relay_config = config.relay.clone();
     runtime.block_on(async {
         tokio::select! {
             () = bridge::run(config, relay) => {}
-            _ = tokio::signal::ctrl_c() => tracing::info!("stopping"),
+            () = stop_signal() => tracing::info!("stopping"),
+        }
+        // The bridge (and its port) is dropped here, perhaps mid-pulse:
+        // release the relay before going.
+        if let Err(error) = relay::Relay::from_config(&relay_config).release().await {
+            tracing::error!(%error, "relay not released on stop");
         }
     });
     ExitCode::SUCCESS
+}
+
+/// SIGINT, or SIGTERM (systemd's stop).
+async fn stop_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(error) => {
+            tracing::warn!(%error, "no SIGTERM handler; stopping on SIGINT only");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
 }
 
 #[cfg(test)]

@@ -248,7 +248,7 @@ impl Server {
 struct Rig {
     _dir: tempfile::TempDir,
     relay: LcusRelaySim,
-    _bridge: Bridge,
+    bridge: Bridge,
     server: Server,
 }
 
@@ -272,7 +272,7 @@ async fn rig() -> Rig {
     Rig {
         _dir: dir,
         relay,
-        _bridge: bridge,
+        bridge,
         server,
     }
 }
@@ -457,4 +457,32 @@ async fn a_modbus_tcp_coil_is_pulsed_on_wait_off() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_modbus_tcp_coil_is_pulsed_with_the_boards_flash() {
     modbus_pulse(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_mid_pulse_releases_the_relay_and_leaves_offline() {
+    let mut rig = rig().await;
+    let control = rig.relay.control();
+    rig.server.command(30, "cmd-long", 5_000, soon()).await;
+    assert_eq!(
+        rig.server.next_state(WAIT).await.map(|s| (s.seq, s.state)),
+        Some((30, GateStateKind::Open))
+    );
+    let pid = rig.bridge.0.id().to_string();
+    let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(status.success());
+    let started = Instant::now();
+    while rig.bridge.0.try_wait().unwrap().is_none() {
+        assert!(
+            started.elapsed() < WAIT,
+            "gate-bridge did not stop on SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let pulses = control.wait_pulses(1, WAIT).await;
+    let length = pulses[0].length().expect("released on stop");
+    assert!(length < Duration::from_secs(3), "pulse of {length:?}");
+    assert!(!control.relays()[usize::from(CHANNEL) - 1]);
+    let offline = tokio::time::timeout(WAIT, rig.server.statuses.recv()).await;
+    assert_eq!(offline.ok().flatten(), Some(DeviceStatus::Offline));
 }
