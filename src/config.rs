@@ -357,18 +357,9 @@ pub enum GateOutputConfig {
     },
 }
 
-/// Which coil of which Modbus unit, and how it is pulsed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ModbusCoil {
-    /// The slave / unit id, 1..=247.
-    pub unit: u8,
-    /// The coil address (0-based).
-    pub coil: u16,
-    /// The board times the pulse itself ("flash on", FC05 at 0x0200 + coil
-    /// with the length in 100 ms units), so a server that dies mid-pulse
-    /// cannot leave the relay on. Otherwise the server writes on, then off.
-    pub flash: bool,
-}
+/// Which coil of which Modbus unit, and how it is pulsed (the relay
+/// drivers' type).
+pub use bondgate_relay_io::ModbusCoil;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -9,7 +9,6 @@
 //! (`Store::gate_scan`), and a driver is only ever handed a [`Pulse`] for a
 //! decision that found a held release.
 
-mod device;
 pub mod lcus;
 pub mod modbus;
 pub mod mqtt;
@@ -19,65 +18,12 @@ pub use mqtt::{MqttGateOutput, MqttGateStates};
 pub use service::{GateError, GateStatusView, Gates};
 
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 
-use bondgate_protocol::{CommandId, PulseMs};
+/// The pulse, its confirmation and faults are the relay drivers' types
+/// (`bondgate-relay-io`, shared with the edge bridges).
+pub use bondgate_relay_io::{Confirmation, OutputFault, Pulse, RelayState};
 
 use crate::mqtt::BoxFuture;
-
-/// One open pulse for one gate decision.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Pulse {
-    /// The decision's id: increasing, so usable as the command `seq`.
-    pub seq: u64,
-    /// Unique per command; a bridge executes an id at most once.
-    pub id: CommandId,
-    /// How long the relay stays energised.
-    pub pulse_ms: PulseMs,
-    /// Unix milliseconds after which the pulse must not be started.
-    pub expires_at: i64,
-}
-
-impl Pulse {
-    /// The pulse length as a duration.
-    pub fn length(&self) -> Duration {
-        Duration::from_millis(u64::from(self.pulse_ms.get()))
-    }
-}
-
-/// What a driver saw when it confirmed a pulse, for the decision's record.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Confirmation {
-    /// e.g. "relay read back on, then off" or "bridge state open (seq 42)".
-    pub detail: String,
-}
-
-/// The relay as last read back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RelayState {
-    /// Not energised: the barrier controller's open input is idle.
-    Off,
-    /// Energised (a pulse in progress).
-    On,
-}
-
-/// Why a pulse did not happen or could not be confirmed. The gate counts
-/// as closed and the guard is shown this text.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum OutputFault {
-    #[error("the gate output did not answer within {0} ms")]
-    Timeout(u64),
-    #[error("the gate output is not connected: {0}")]
-    Offline(String),
-    #[error("the relay read back {0}")]
-    ReadBack(String),
-    #[error("the gate reported a fault: {0}")]
-    Reported(String),
-    #[error("the open command expired before it could be sent")]
-    Expired,
-    #[error("the gate output failed: {0}")]
-    Io(String),
-}
 
 /// A gate's output driver: MQTT gate bridge, LCUS serial relay or Modbus
 /// coil. Object safe so a gate's driver is chosen from its configuration.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt as _;
 use tokio_serial::{SerialPortBuilderExt as _, SerialStream};
 
-use super::{Confirmation, OutputFault, Pulse, RelayState};
+use crate::{Confirmation, OutputFault, Pulse, RelayState};
 
 /// How long one device call (a write, or a status query and its answer)
 /// may take. An LCUS board answers within a few ms at 9600 baud; 300 ms
@@ -27,53 +27,50 @@ pub(crate) async fn detached<T: Send + 'static>(
 }
 
 /// A relay driver's device side: its connection behind one lock, pulsed and
-/// probed through the [`GateOutput`](super::GateOutput) that
-/// [`device_output!`] implements.
+/// probed through the methods [`device_output!`] gives it.
 pub(crate) trait Device: Send + Sync + 'static {
-    /// One pulse, confirmed by read-back (see [`super::GateOutput::pulse`]).
+    /// One pulse, confirmed by read-back (see [`crate::RelayOutput::pulse`]).
     fn pulse(
         &self,
         pulse: &Pulse,
     ) -> impl Future<Output = Result<Confirmation, OutputFault>> + Send;
 
-    /// The relay state read back (see [`super::GateOutput::probe`]).
+    /// The relay state read back (see [`crate::RelayOutput::probe`]).
     fn probe(&self) -> impl Future<Output = Result<RelayState, OutputFault>> + Send;
 }
 
-/// Implements [`super::GateOutput`] for a driver `$output` whose
-/// [`Device`] is its field `inner: Arc<_>`, named `$kind`: every pulse and
-/// probe runs [`detached`], so a pulse ends even if the caller gives up.
+/// Implements [`RelayOutput`](crate::RelayOutput) for a driver `$output`
+/// whose [`Device`] is its field `inner: Arc<_>`, named `$kind`: every
+/// pulse and probe runs [`detached`], so a pulse ends even if the caller
+/// gives up.
 macro_rules! device_output {
     ($output:ty, $kind:literal) => {
-        impl $crate::gate::GateOutput for $output {
+        impl $crate::RelayOutput for $output {
             fn kind(&self) -> &'static str {
                 $kind
             }
 
-            fn pulse<'a>(
-                &'a self,
-                pulse: &'a $crate::gate::Pulse,
-            ) -> $crate::mqtt::BoxFuture<
-                'a,
-                Result<$crate::gate::Confirmation, $crate::gate::OutputFault>,
-            > {
+            fn pulse(
+                &self,
+                pulse: &$crate::Pulse,
+            ) -> impl ::std::future::Future<
+                Output = Result<$crate::Confirmation, $crate::OutputFault>,
+            > + Send {
                 let device = ::std::sync::Arc::clone(&self.inner);
                 let pulse = pulse.clone();
-                Box::pin($crate::gate::device::detached(async move {
-                    $crate::gate::device::Device::pulse(&*device, &pulse).await
-                }))
+                $crate::device::detached(async move {
+                    $crate::device::Device::pulse(&*device, &pulse).await
+                })
             }
 
             fn probe(
                 &self,
-            ) -> $crate::mqtt::BoxFuture<
-                '_,
-                Result<$crate::gate::RelayState, $crate::gate::OutputFault>,
-            > {
+            ) -> impl ::std::future::Future<Output = Result<$crate::RelayState, $crate::OutputFault>>
+                   + Send {
                 let device = ::std::sync::Arc::clone(&self.inner);
-                Box::pin($crate::gate::device::detached(async move {
-                    $crate::gate::device::Device::probe(&*device).await
-                }))
+                $crate::device::detached(async move {
+                    $crate::device::Device::probe(&*device).await
+                })
             }
         }
     };
