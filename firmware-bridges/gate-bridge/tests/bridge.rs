@@ -245,7 +245,13 @@ impl Server {
     }
 }
 
+/// The tests share two cores with their bridges, brokers and simulated
+/// boards, and the bridge gives a board 500 ms to answer: one test at a
+/// time, so an answer is never late because another test hogs the CPU.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 struct Rig {
+    _serial: tokio::sync::MutexGuard<'static, ()>,
     _dir: tempfile::TempDir,
     relay: LcusRelaySim,
     bridge: Bridge,
@@ -253,6 +259,7 @@ struct Rig {
 }
 
 async fn rig() -> Rig {
+    let serial = ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let link: PathBuf = dir.path().join("ttyLCUS");
     let relay = LcusRelaySim::start(RelayOptions {
@@ -270,6 +277,7 @@ async fn rig() -> Rig {
     let bridge = start_bridge(dir.path(), broker, &relay_config);
     server.wait_online().await;
     Rig {
+        _serial: serial,
         _dir: dir,
         relay,
         bridge,
@@ -406,6 +414,7 @@ async fn a_silent_relay_is_a_fault() {
 /// A Modbus TCP board: a fresh command pulses the coil once (on, wait,
 /// off), or with `flash` once as the board's own timed flash.
 async fn modbus_pulse(flash: bool) {
+    let _serial = ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let relay = ModbusRelaySim::start_tcp("127.0.0.1:0".parse().unwrap(), RelayOptions::default())
         .await
