@@ -79,39 +79,3 @@ async fn stop_signal() {
         _ = term.recv() => {}
     }
 }
-
-#[cfg(test)]
-mod tests {
-    /// The edge box ships neither the server nor its web and database
-    /// stacks (DESIGN.md §2).
-    #[test]
-    fn the_bridge_does_not_depend_on_the_server_axum_or_sqlx() {
-        const FORBIDDEN: [&str; 4] = ["bondgate", "axum", "sqlx", "rumqttd"];
-        let manifest = include_str!("../Cargo.toml");
-        let mut section = "";
-        for line in manifest.lines().map(str::trim) {
-            if line.starts_with('[') {
-                section = line;
-                if let Some((head, name)) =
-                    line.trim_matches(['[', ']']).rsplit_once("dependencies.")
-                {
-                    assert!(
-                        head.ends_with("dev-") || !FORBIDDEN.contains(&name),
-                        "gate-bridge must not depend on {name}"
-                    );
-                }
-                continue;
-            }
-            let shipped = section.contains("dependencies") && !section.contains("dev-dependencies");
-            let name = line
-                .split(['=', '.', ' '])
-                .next()
-                .unwrap_or("")
-                .trim_matches('"');
-            assert!(
-                !(shipped && FORBIDDEN.contains(&name)),
-                "gate-bridge must not depend on {name}"
-            );
-        }
-    }
-}

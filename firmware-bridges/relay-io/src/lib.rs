@@ -112,31 +112,3 @@ pub fn now_millis() -> i64 {
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0)
 }
-
-#[cfg(test)]
-mod tests {
-    /// Device I/O for the server and the edge boxes alike: never the
-    /// server, its web and database stacks, or MQTT.
-    #[test]
-    fn the_drivers_depend_on_neither_the_server_axum_sqlx_nor_mqtt() {
-        const FORBIDDEN: [&str; 5] = ["bondgate", "axum", "sqlx", "rumqttc", "rumqttd"];
-        let manifest = include_str!("../Cargo.toml");
-        let mut section = "";
-        for line in manifest.lines().map(str::trim) {
-            if line.starts_with('[') {
-                section = line;
-                continue;
-            }
-            let shipped = section.contains("dependencies") && !section.contains("dev-dependencies");
-            let name = line
-                .split(['=', '.', ' '])
-                .next()
-                .unwrap_or("")
-                .trim_matches('"');
-            assert!(
-                !(shipped && FORBIDDEN.contains(&name)),
-                "bondgate-relay-io must not depend on {name}"
-            );
-        }
-    }
-}
