@@ -1,22 +1,4 @@
-//! LCUS serial relay boards: the driver is `bondgate_relay_io::lcus`
-//! (shared with the edge bridges); here it is a [`GateOutput`].
+//! LCUS serial relay boards: the driver is `bondgate_relay_io::lcus` (shared with the
+//! edge bridges); it is a [`super::GateOutput`] like every relay-io driver.
 
 pub use bondgate_relay_io::lcus::LcusOutput;
-use bondgate_relay_io::RelayOutput;
-
-use super::{Confirmation, GateOutput, OutputFault, Pulse, RelayState};
-use crate::mqtt::BoxFuture;
-
-impl GateOutput for LcusOutput {
-    fn kind(&self) -> &'static str {
-        RelayOutput::kind(self)
-    }
-
-    fn pulse<'a>(&'a self, pulse: &'a Pulse) -> BoxFuture<'a, Result<Confirmation, OutputFault>> {
-        Box::pin(RelayOutput::pulse(self, pulse))
-    }
-
-    fn probe(&self) -> BoxFuture<'_, Result<RelayState, OutputFault>> {
-        Box::pin(RelayOutput::probe(self))
-    }
-}

@@ -42,6 +42,22 @@ pub trait GateOutput: Send + Sync {
     fn probe(&self) -> BoxFuture<'_, Result<RelayState, OutputFault>>;
 }
 
+/// Every relay board driver of `bondgate-relay-io` (LCUS, Modbus) is a
+/// gate output as it is.
+impl<T: bondgate_relay_io::RelayOutput> GateOutput for T {
+    fn kind(&self) -> &'static str {
+        bondgate_relay_io::RelayOutput::kind(self)
+    }
+
+    fn pulse<'a>(&'a self, pulse: &'a Pulse) -> BoxFuture<'a, Result<Confirmation, OutputFault>> {
+        Box::pin(bondgate_relay_io::RelayOutput::pulse(self, pulse))
+    }
+
+    fn probe(&self) -> BoxFuture<'_, Result<RelayState, OutputFault>> {
+        Box::pin(bondgate_relay_io::RelayOutput::probe(self))
+    }
+}
+
 /// Unix milliseconds now.
 pub fn now_millis() -> i64 {
     chrono::Utc::now().timestamp_millis()
