@@ -10,6 +10,8 @@ use bondgate::domain::Role;
 use bondgate::http::auth;
 use bondgate::store::{Actor, Store};
 
+mod demo;
+
 #[derive(Parser)]
 #[command(
     name = "bondgate",
@@ -25,6 +27,11 @@ struct Cli {
 enum Command {
     /// Run the server.
     Serve(Args),
+    /// The whole floor on this machine: the server on SQLite and its own
+    /// broker, every device simulated on its real transport, a seeded
+    /// warehouse and orders flowing through picking, packing, customs and
+    /// the gate. Ctrl-C stops it.
+    Demo(demo::DemoArgs),
     /// Manage users from the command line (e.g. when the admin password is lost).
     User {
         #[command(subcommand)]
@@ -101,6 +108,10 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!("shutting down: finishing requests in flight");
             server.shutdown().await?;
             tracing::info!("stopped");
+        }
+        Command::Demo(args) => {
+            init_logging(LogFormat::Text);
+            demo::run(args).await?;
         }
         Command::User { action, args } => {
             let config = Config::resolve(&args)?;

@@ -7,6 +7,7 @@ mod concurrency;
 mod conformance;
 mod customs;
 mod customs_gw;
+mod demo;
 mod domain_purity;
 mod gate;
 mod gate_output;

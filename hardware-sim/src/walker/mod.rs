@@ -122,6 +122,7 @@ pub struct Walker {
     badge: String,
     faults: Vec<Fault>,
     step_limit: usize,
+    first_tote: usize,
 }
 
 impl Walker {
@@ -131,7 +132,17 @@ impl Walker {
             badge: badge.into(),
             faults: Vec::new(),
             step_limit: STEP_LIMIT_DEFAULT,
+            first_tote: 1,
         }
+    }
+
+    /// The number of the first tote this walk takes (`TOTE-{device}-{n}`,
+    /// 1 unless set). A picker who walks again while earlier totes still
+    /// wait at the pack station starts past them, as a real one takes an
+    /// empty tote from the stack.
+    pub fn first_tote(mut self, n: usize) -> Walker {
+        self.first_tote = n.max(1);
+        self
     }
 
     /// Adds a scripted mistake.

@@ -62,7 +62,7 @@ impl<'a> Walk<'a> {
             device: device.to_owned(),
             applied: vec![false; walker.faults.len()],
             tasks: 0,
-            totes: 0,
+            totes: walker.first_tote - 1,
             remembered: None,
             short: None,
             finished: false,
@@ -313,6 +313,20 @@ mod tests {
 
     fn code(plan: &Option<Plan>) -> &str {
         &plan.as_ref().expect("a plan").code
+    }
+
+    #[test]
+    fn a_later_walk_starts_past_the_totes_still_at_the_pack_station() {
+        let walker = Walker::new("BADGE-a").first_tote(7);
+        let mut w = Walk::new(&walker, "PDA_01");
+        let login = w.start();
+        let tote = answer(&mut w, &login, prompt(Tone::Ok, "Scan a tote", Next::Tote)).unwrap();
+        assert_eq!(code(&tote), "TOTE-PDA-01-7");
+        let zero = Walker::new("BADGE-a").first_tote(0);
+        let mut w = Walk::new(&zero, "PDA-01");
+        let login = w.start();
+        let tote = answer(&mut w, &login, prompt(Tone::Ok, "Scan a tote", Next::Tote)).unwrap();
+        assert_eq!(code(&tote), "TOTE-PDA-01-1", "tote numbers start at 1");
     }
 
     #[test]
