@@ -16,7 +16,8 @@
 //! ```
 //!
 //! The protocol names and the default (`mt-sics`) are the server's own for
-//! a scale on one of its serial ports (`[stations.scale]` in its config).
+//! a scale on one of its serial ports (`scale = { serial = …, protocol = … }`
+//! of a `[[station]]` in its config).
 
 use std::path::Path;
 
