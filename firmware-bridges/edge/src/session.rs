@@ -205,6 +205,17 @@ impl Session {
         }
     }
 
+    /// As [`Session::publish`], but never waits for room in the request
+    /// queue: `false`, and nothing queued, when it is full (a link dying
+    /// unnoticed). For readings that are stale by the time there is room,
+    /// and whose producer must not stall.
+    pub fn try_publish(&self, topic: &Topic, payload: Vec<u8>) -> bool {
+        let retain = topic.kind().retained();
+        self.client
+            .try_publish(self.render(topic), QoS::AtLeastOnce, retain, payload)
+            .is_ok()
+    }
+
     /// Publishes a retained message on a topic given by name (the device's
     /// own status, a health report).
     pub async fn publish_retained(&self, topic: &str, payload: Vec<u8>) {

@@ -72,10 +72,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                         if r.range != Range::Ok {
                             health.note(range_text(r.range));
                         }
-                        // Never queued on a dead link: a late weight lies.
+                        // Never queued on a dead link, nor behind a full
+                        // queue: a late weight lies, and the port must be
+                        // read on.
                         if session.is_connected() {
                             let msg = WeightMsg { grams: r.grams, stable: r.is_usable(), ts: unix_millis() };
-                            session.publish(&weight_topic, msg.encode()).await;
+                            if !session.try_publish(&weight_topic, msg.encode()) {
+                                tracing::debug!(grams = r.grams, "reading dropped: MQTT queue full");
+                            }
                         }
                     }
                     ScaleNews::Alive => health.set_ok(),
