@@ -88,7 +88,22 @@ fn shared_and_edge_crates_ship_none_of_the_server_stacks() {
             &["bondgate", "axum", "sqlx", "rumqttc", "rumqttd"][..],
         ),
         (
+            "firmware-bridges/edge",
+            "what every edge box shares ships neither the server nor its web and database stacks",
+            &["bondgate", "axum", "sqlx", "rumqttd"][..],
+        ),
+        (
             "firmware-bridges/gate-bridge",
+            "the edge box ships neither the server nor its web and database stacks",
+            &["bondgate", "axum", "sqlx", "rumqttd"][..],
+        ),
+        (
+            "firmware-bridges/scale-bridge",
+            "the edge box ships neither the server nor its web and database stacks",
+            &["bondgate", "axum", "sqlx", "rumqttd"][..],
+        ),
+        (
+            "firmware-bridges/scanner-bridge",
             "the edge box ships neither the server nor its web and database stacks",
             &["bondgate", "axum", "sqlx", "rumqttd"][..],
         ),

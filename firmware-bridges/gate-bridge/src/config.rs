@@ -25,8 +25,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use bondgate_edge::{ConfigError, EdgeConfig};
 use bondgate_protocol::relay::LCUS_CHANNELS_MAX;
-use bondgate_protocol::{BrokerAddr, DeviceId, GateId, Site};
+use bondgate_protocol::GateId;
 use serde::Deserialize;
 
 /// Heartbeat age after which the gate is held closed (the server sends one
@@ -39,10 +40,7 @@ pub const LCUS_BAUD_DEFAULT: u32 = 9_600;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
-    broker: String,
-    site: String,
     gate: String,
-    device: Option<String>,
     heartbeat_timeout_ms: Option<u64>,
     relay: RelayFile,
 }
@@ -89,64 +87,31 @@ pub enum RelayConfig {
     },
 }
 
-/// A validated configuration.
+/// A validated configuration; constructible from code (the demo runs the
+/// bridge in-process).
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// The broker the server uses.
-    pub broker: BrokerAddr,
-    /// The topic root.
-    pub site: Site,
+    /// Broker, site, and the device id (default `gate-bridge-{gate}`).
+    pub edge: EdgeConfig,
     /// The gate this bridge drives.
     pub gate: GateId,
-    /// The id this bridge's presence is published under.
-    pub device: DeviceId,
     /// Gate held closed once the last heartbeat is this old.
     pub heartbeat_timeout: Duration,
     /// The relay board.
     pub relay: RelayConfig,
 }
 
-/// Why a configuration was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("cannot read {path}: {source}")]
-    Read {
-        /// The file.
-        path: String,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// Not valid TOML, or a field missing or misspelled.
-    #[error("{0}")]
-    Toml(#[from] toml::de::Error),
-    /// A field's value is out of bounds.
-    #[error("{0}")]
-    Field(String),
-}
-
 impl Config {
     /// Reads and validates the file at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
-        Config::parse(&text)
+        Config::parse(&bondgate_edge::config::read(path)?)
     }
 
     /// Validates a configuration's text.
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
-        let f: File = toml::from_str(text)?;
-        let field =
-            |name: &str, e: &dyn std::fmt::Display| ConfigError::Field(format!("{name}: {e}"));
-        let broker = BrokerAddr::parse(&f.broker).map_err(|e| field("broker", &e))?;
-        let site = Site::new(&f.site).map_err(|e| field("site", &e))?;
-        let gate = GateId::new(&f.gate).map_err(|e| field("gate", &e))?;
-        let device = f
-            .device
-            .unwrap_or_else(|| format!("gate-bridge-{}", gate.as_str()));
-        let device = DeviceId::new(&device).map_err(|e| field("device", &e))?;
+        let (edge, f) =
+            bondgate_edge::config::parse(text, |f: &File| format!("gate-bridge-{}", f.gate))?;
+        let gate = GateId::new(&f.gate).map_err(|e| ConfigError::field("gate", e))?;
         let timeout_ms = f
             .heartbeat_timeout_ms
             .unwrap_or(HEARTBEAT_TIMEOUT_DEFAULT_MS);
@@ -185,10 +150,8 @@ impl Config {
             },
         };
         Ok(Config {
-            broker,
-            site,
+            edge,
             gate,
-            device,
             heartbeat_timeout: Duration::from_millis(timeout_ms),
             relay,
         })
@@ -200,13 +163,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_example_config_is_valid() {
+        Config::parse(include_str!("../examples/gate-bridge.toml")).unwrap();
+    }
+
+    #[test]
     fn a_minimal_lcus_config_takes_the_defaults() {
         let c = Config::parse(
             "broker = \"mqtt://127.0.0.1:1883\"\nsite = \"s1\"\ngate = \"g1\"\n\
              [relay]\nkind = \"lcus\"\npath = \"/dev/ttyUSB0\"\nchannel = 2\n",
         )
         .unwrap();
-        assert_eq!(c.device.as_str(), "gate-bridge-g1");
+        assert_eq!(c.edge.device.as_str(), "gate-bridge-g1");
         assert_eq!(c.heartbeat_timeout, Duration::from_secs(3));
         let RelayConfig::Lcus { channel, baud, .. } = c.relay else {
             panic!("an LCUS relay: {:?}", c.relay)

@@ -11,10 +11,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use bondgate_edge::SerialSettings;
 use bondgate_protocol::relay::{LcusCommand, StatusDecoder, LCUS_STATUS_QUERY};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::time::Instant;
-use tokio_serial::{SerialPort as _, SerialPortBuilderExt as _, SerialStream};
+use tokio_serial::{SerialPort as _, SerialStream};
 
 /// Longest one write or one status answer may take.
 pub const IO_TIMEOUT: Duration = Duration::from_millis(500);
@@ -95,13 +96,14 @@ impl Lcus {
 
     async fn port(&mut self) -> Result<&mut SerialStream, RelayError> {
         if self.port.is_none() {
-            let mut port = tokio_serial::new(self.path.to_string_lossy(), self.baud)
-                .data_bits(tokio_serial::DataBits::Eight)
-                .parity(tokio_serial::Parity::None)
-                .stop_bits(tokio_serial::StopBits::One)
-                .flow_control(tokio_serial::FlowControl::None)
-                .open_native_async()
-                .map_err(|e| RelayError::Offline(format!("{}: {e}", self.path.display())))?;
+            // LCUS boards are 8N1.
+            let settings = SerialSettings {
+                baud: self.baud,
+                ..SerialSettings::new(self.path.clone())
+            };
+            let mut port = settings
+                .open()
+                .map_err(|e| RelayError::Offline(e.to_string()))?;
             write_timed(&mut port, &self.command(false)).await?;
             self.port = Some(port);
         }

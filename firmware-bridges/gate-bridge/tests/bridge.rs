@@ -3,10 +3,11 @@
 //! server: it publishes heartbeats and commands with `bondgate_protocol`'s
 //! encoders and reads the bridge's state reports.
 
-use std::collections::HashMap;
-use std::net::{SocketAddr, TcpListener};
+#[path = "../../test-support/bridge_test.rs"]
+mod support;
+
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -18,11 +19,9 @@ use bondgate_protocol::{
 use bondgate_sim::{LcusRelaySim, ModbusRelaySim};
 use bondgate_sim::{RelayFault, RelayOptions};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
-use rumqttd::{Config, ConnectionSettings, RouterConfig, ServerSettings};
+use support::{embedded_broker, start_bin, terminate, Process, ONE_AT_A_TIME, WAIT};
 use tokio::sync::mpsc;
 
-/// Longest wait for anything that should happen at once.
-const WAIT: Duration = Duration::from_secs(5);
 const SITE: &str = "s1";
 const GATE: &str = "g1";
 /// The relay channel the bridge drives.
@@ -38,81 +37,15 @@ fn now_millis() -> i64 {
     .unwrap()
 }
 
-/// rumqttd on a free port, once it accepts connections.
-async fn embedded_broker() -> SocketAddr {
-    let addr = TcpListener::bind("127.0.0.1:0")
-        .and_then(|probe| probe.local_addr())
-        .expect("a free port");
-    let connections = ConnectionSettings {
-        connection_timeout_ms: 5_000,
-        max_payload_size: 64 * 1024,
-        max_inflight_count: 100,
-        auth: None,
-        external_auth: None,
-        dynamic_filters: true,
-    };
-    let server = ServerSettings {
-        name: format!("v4-{}", addr.port()),
-        listen: addr,
-        tls: None,
-        next_connection_delay_ms: 1,
-        connections,
-    };
-    let config = Config {
-        id: 0,
-        router: RouterConfig {
-            max_connections: 100,
-            max_outgoing_packet_count: 200,
-            max_segment_size: 1024 * 1024,
-            max_segment_count: 2,
-            ..RouterConfig::default()
-        },
-        v4: Some(HashMap::from([("1".to_owned(), server)])),
-        ..Config::default()
-    };
-    let mut broker = rumqttd::Broker::new(config);
-    let thread = std::thread::spawn(move || {
-        let _ = broker.start();
-    });
-    let started = Instant::now();
-    loop {
-        assert!(!thread.is_finished(), "rumqttd on {addr} stopped");
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            return addr;
-        }
-        assert!(started.elapsed() < WAIT, "rumqttd on {addr} not listening");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-/// The `gate-bridge` process; killed on drop.
-struct Bridge(Child);
-
-impl Drop for Bridge {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_bridge(dir: &Path, broker: SocketAddr, relay: &str) -> Bridge {
-    let config = dir.join("gate-bridge.toml");
-    std::fs::write(
-        &config,
-        format!(
+fn start_bridge(dir: &Path, broker: SocketAddr, relay: &str) -> Process {
+    start_bin(
+        env!("CARGO_BIN_EXE_gate-bridge"),
+        dir,
+        &format!(
             "broker = \"mqtt://{broker}\"\nsite = \"{SITE}\"\ngate = \"{GATE}\"\n\
              heartbeat_timeout_ms = 1000\n{relay}",
         ),
     )
-    .unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_gate-bridge"))
-        .arg("--config")
-        .arg(&config)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("gate-bridge starts");
-    Bridge(child)
 }
 
 fn topic(kind: TopicKind, id: &str) -> String {
@@ -245,16 +178,11 @@ impl Server {
     }
 }
 
-/// The tests share two cores with their bridges, brokers and simulated
-/// boards, and the bridge gives a board 500 ms to answer: one test at a
-/// time, so an answer is never late because another test hogs the CPU.
-static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 struct Rig {
     _serial: tokio::sync::MutexGuard<'static, ()>,
     _dir: tempfile::TempDir,
     relay: LcusRelaySim,
-    bridge: Bridge,
+    bridge: Process,
     server: Server,
 }
 
@@ -477,17 +405,7 @@ async fn sigterm_mid_pulse_releases_the_relay_and_leaves_offline() {
         rig.server.next_state(WAIT).await.map(|s| (s.seq, s.state)),
         Some((30, GateStateKind::Open))
     );
-    let pid = rig.bridge.0.id().to_string();
-    let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    assert!(status.success());
-    let started = Instant::now();
-    while rig.bridge.0.try_wait().unwrap().is_none() {
-        assert!(
-            started.elapsed() < WAIT,
-            "gate-bridge did not stop on SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    terminate(&mut rig.bridge).await;
     let pulses = control.wait_pulses(1, WAIT).await;
     let length = pulses[0].length().expect("released on stop");
     assert!(length < Duration::from_secs(3), "pulse of {length:?}");

@@ -28,7 +28,8 @@
 //! - [`topic`]: the topic tree, [`Topic::render`] / [`Topic::parse`] and
 //!   subscription filters ([`TopicKind::filter`]).
 //! - [`payload`]: versioned (`"v": 1`) JSON payloads with strict decoding and
-//!   errors fit to show on a PDA screen, plus the plain-text [`DeviceStatus`].
+//!   errors fit to show on a PDA screen, plus the plain-text [`DeviceStatus`]
+//!   and a bridge's [`DeviceHealth`].
 //!
 //! Connecting, shared by every MQTT client (server link, bridges,
 //! simulators) so they agree on the URL and on how politely they retry:
@@ -44,6 +45,8 @@
 //!   [`scale::Decoder`] that turns bytes in any chunking into readings in
 //!   exact integer grams and resynchronises after garbage, the encoders the
 //!   simulator sends with, and the MT-SICS command/answer rules.
+//! - [`scanner`]: serial barcode scanners' lines (CR, LF or CR LF) as
+//!   [`Barcode`]s, with a bounded line and a reason for every refusal.
 //!
 //! Label printers (PROTOCOLS.md §2):
 //! - [`escpos`]: a streaming ESC/POS [`escpos::Decoder`] (what a printer
@@ -99,15 +102,16 @@ pub mod id;
 pub mod payload;
 pub mod relay;
 pub mod scale;
+pub mod scanner;
 pub mod topic;
 
 pub use backoff::Backoff;
 pub use broker::{BrokerAddr, BrokerAddrError};
 pub use id::{DeviceId, GateId, IdError, Site, StationId, ID_CHARS_MAX};
 pub use payload::{
-    Barcode, CommandId, DeviceStatus, FieldError, GateCmd, GateCommand, GateOutcome, GateResultMsg,
-    GateState, GateStateKind, Heartbeat, Next, PayloadError, PromptMsg, PromptText, PulseMs,
-    ScanMsg, Tone, WeightMsg, BARCODE_CHARS_MAX, PAYLOAD_BYTES_MAX, PROMPT_TEXT_CHARS_MAX,
+    Barcode, CommandId, DeviceHealth, DeviceStatus, FieldError, GateCmd, GateCommand, GateOutcome,
+    GateResultMsg, GateState, GateStateKind, Heartbeat, Next, PayloadError, PromptMsg, PromptText,
+    PulseMs, ScanMsg, Tone, WeightMsg, BARCODE_CHARS_MAX, PAYLOAD_BYTES_MAX, PROMPT_TEXT_CHARS_MAX,
     PULSE_MS_MAX, VERSION,
 };
 pub use topic::{Topic, TopicError, TopicKind, ROOT};

@@ -22,7 +22,7 @@ mod device;
 mod gate;
 mod pda;
 
-pub use device::{DeviceStatus, WeightMsg};
+pub use device::{DeviceHealth, DeviceStatus, WeightMsg};
 pub use gate::{
     CommandId, GateCmd, GateCommand, GateOutcome, GateResultMsg, GateState, GateStateKind,
     Heartbeat, PulseMs, PULSE_MS_MAX,

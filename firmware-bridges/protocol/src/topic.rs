@@ -20,6 +20,7 @@
 //! | `gate/{gate}/scan`           | gate scanner → srv  | [`crate::ScanMsg`]              |
 //! | `gate/{gate}/result`         | server → gate display | [`crate::GateResultMsg`]      |
 //! | `devices/{id}/status`        | device → all, retained | [`crate::DeviceStatus`]      |
+//! | `devices/{id}/health`        | bridge → all, retained | [`crate::DeviceHealth`]      |
 
 use crate::id::{DeviceId, GateId, IdError, Site, StationId};
 
@@ -85,6 +86,11 @@ pub enum Topic {
         /// The gate.
         gate: GateId,
     },
+    /// `devices/{id}/health`: retained state of the device behind a bridge.
+    DeviceHealth {
+        /// The bridge.
+        device: DeviceId,
+    },
 }
 
 /// The kind of a [`Topic`] without its id: what a subscription filter selects.
@@ -112,6 +118,8 @@ pub enum TopicKind {
     GateScan,
     /// `gate/+/result`
     GateResult,
+    /// `devices/+/health`
+    DeviceHealth,
 }
 
 /// Why a string is not a bondgate topic.
@@ -137,7 +145,7 @@ pub enum TopicError {
 
 impl TopicKind {
     /// Every kind, for iterating (e.g. a simulator subscribing to all of them).
-    pub const ALL: [TopicKind; 11] = [
+    pub const ALL: [TopicKind; 12] = [
         TopicKind::PdaScan,
         TopicKind::PdaPrompt,
         TopicKind::ScaleWeight,
@@ -149,6 +157,7 @@ impl TopicKind {
         TopicKind::DeviceStatus,
         TopicKind::GateScan,
         TopicKind::GateResult,
+        TopicKind::DeviceHealth,
     ];
 
     /// The `(group, leaf)` levels around the id. This table is the single
@@ -166,13 +175,17 @@ impl TopicKind {
             TopicKind::DeviceStatus => ("devices", "status"),
             TopicKind::GateScan => ("gate", "scan"),
             TopicKind::GateResult => ("gate", "result"),
+            TopicKind::DeviceHealth => ("devices", "health"),
         }
     }
 
     /// What the id segment names, for error messages.
     pub const fn id_name(self) -> &'static str {
         match self {
-            TopicKind::PdaScan | TopicKind::PdaPrompt | TopicKind::DeviceStatus => "device",
+            TopicKind::PdaScan
+            | TopicKind::PdaPrompt
+            | TopicKind::DeviceStatus
+            | TopicKind::DeviceHealth => "device",
             TopicKind::ScaleWeight | TopicKind::PrinterJob | TopicKind::PrinterStatus => "station",
             TopicKind::GateCommand
             | TopicKind::GateState
@@ -184,12 +197,12 @@ impl TopicKind {
 
     /// Whether messages on this topic are published with the MQTT retain flag.
     ///
-    /// Only device presence is retained, so a newcomer learns who is online at
-    /// once. Everything else must not be: a retained gate command would be
+    /// Only device presence and health are retained, so a newcomer learns
+    /// who is online, and what ails them, at once. Everything else must not be: a retained gate command would be
     /// replayed to a bridge on every reconnect and could open a gate long after
     /// the decision was made (PROTOCOLS.md §4–5).
     pub const fn retained(self) -> bool {
-        matches!(self, TopicKind::DeviceStatus)
+        matches!(self, TopicKind::DeviceStatus | TopicKind::DeviceHealth)
     }
 
     /// Subscription filter for this kind from every device of one site,
@@ -241,6 +254,7 @@ impl Topic {
             TopicKind::DeviceStatus => Topic::DeviceStatus { device: device()? },
             TopicKind::GateScan => Topic::GateScan { gate: gate()? },
             TopicKind::GateResult => Topic::GateResult { gate: gate()? },
+            TopicKind::DeviceHealth => Topic::DeviceHealth { device: device()? },
         })
     }
 
@@ -258,6 +272,7 @@ impl Topic {
             Topic::DeviceStatus { .. } => TopicKind::DeviceStatus,
             Topic::GateScan { .. } => TopicKind::GateScan,
             Topic::GateResult { .. } => TopicKind::GateResult,
+            Topic::DeviceHealth { .. } => TopicKind::DeviceHealth,
         }
     }
 
@@ -266,7 +281,8 @@ impl Topic {
         match self {
             Topic::PdaScan { device }
             | Topic::PdaPrompt { device }
-            | Topic::DeviceStatus { device } => device.as_str(),
+            | Topic::DeviceStatus { device }
+            | Topic::DeviceHealth { device } => device.as_str(),
             Topic::ScaleWeight { station }
             | Topic::PrinterJob { station }
             | Topic::PrinterStatus { station } => station.as_str(),
@@ -330,7 +346,11 @@ mod tests {
             "bondgate/sh-01/gate/x/state",
             "bondgate/sh-01/gate/x/heartbeat",
             "bondgate/sh-01/devices/x/status",
+            "bondgate/sh-01/gate/x/scan",
+            "bondgate/sh-01/gate/x/result",
+            "bondgate/sh-01/devices/x/health",
         ];
+        assert_eq!(want.len(), TopicKind::ALL.len());
         for (kind, want) in TopicKind::ALL.into_iter().zip(want) {
             let topic = Topic::new(kind, "x").unwrap();
             assert_eq!(topic.render(&site()), want);
@@ -351,12 +371,12 @@ mod tests {
     }
 
     #[test]
-    fn only_device_status_is_retained() {
+    fn only_device_status_and_health_are_retained() {
         let retained: Vec<_> = TopicKind::ALL
             .into_iter()
             .filter(|k| k.retained())
             .collect();
-        assert_eq!(retained, [TopicKind::DeviceStatus]);
+        assert_eq!(retained, [TopicKind::DeviceStatus, TopicKind::DeviceHealth]);
     }
 
     #[test]

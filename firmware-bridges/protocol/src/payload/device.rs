@@ -1,9 +1,10 @@
 //! What station devices report about themselves: scale readings on
-//! `scale/{station}/weight`, and presence on `devices/{id}/status`.
+//! `scale/{station}/weight`, presence on `devices/{id}/status`, and the
+//! health of the device behind a bridge on `devices/{id}/health`.
 
 use serde::{Deserialize, Serialize};
 
-use super::{check_bytes, decode_json, encode_json, PayloadError, VERSION};
+use super::{check_bytes, decode_json, encode_json, PayloadError, PromptText, VERSION};
 
 /// `scale/{station}/weight`: one reading from a scale bridge.
 ///
@@ -87,6 +88,65 @@ impl DeviceStatus {
             "offline" => Ok(DeviceStatus::Offline),
             _ => Err(PayloadError::UnknownStatus),
         }
+    }
+}
+
+/// `devices/{id}/health`, retained: how the device behind a bridge (a
+/// scale, a scanner on a serial port) is doing. Presence
+/// ([`DeviceStatus`]) says whether the bridge is connected; this says
+/// whether what it bridges works, and why not.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DeviceHealth {
+    /// The device is there and talking (its port is open and data arrives).
+    pub ok: bool,
+    /// The last error seen, kept after recovery so whoever looks later
+    /// still sees what happened (at most 160 characters, one line).
+    pub last_error: Option<PromptText>,
+    /// Input refused since the bridge started: frames that failed to
+    /// decode, lines that are no barcode.
+    pub bad_input: u64,
+    /// Messages dropped rather than sent late since the bridge started
+    /// (its offline buffer full, or too old to send).
+    pub dropped: u64,
+    /// When the bridge wrote the report, Unix milliseconds (bridge clock).
+    pub ts: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HealthWire {
+    v: u64,
+    ok: bool,
+    last_error: Option<PromptText>,
+    bad_input: u64,
+    dropped: u64,
+    ts: i64,
+}
+
+impl DeviceHealth {
+    /// JSON bytes,
+    /// `{"v":1,"ok":…,"last_error":…|null,"bad_input":…,"dropped":…,"ts":…}`.
+    pub fn encode(&self) -> Vec<u8> {
+        encode_json(&HealthWire {
+            v: VERSION,
+            ok: self.ok,
+            last_error: self.last_error.clone(),
+            bad_input: self.bad_input,
+            dropped: self.dropped,
+            ts: self.ts,
+        })
+    }
+
+    /// Parses a health report.
+    pub fn decode(bytes: &[u8]) -> Result<DeviceHealth, PayloadError> {
+        let w: HealthWire = decode_json(bytes)?;
+        Ok(DeviceHealth {
+            ok: w.ok,
+            last_error: w.last_error,
+            bad_input: w.bad_input,
+            dropped: w.dropped,
+            ts: w.ts,
+        })
     }
 }
 
@@ -191,5 +251,41 @@ mod tests {
             DeviceStatus::decode(&big),
             Err(PayloadError::TooLarge { .. })
         ));
+    }
+
+    #[test]
+    fn health_round_trips_and_has_the_documented_shape() {
+        let h = DeviceHealth {
+            ok: false,
+            last_error: Some(PromptText::clamp("/dev/ttyUSB0 closed\n(unplugged?)")),
+            bad_input: 3,
+            dropped: 0,
+            ts: 5,
+        };
+        assert_eq!(
+            h.encode(),
+            br#"{"v":1,"ok":false,"last_error":"/dev/ttyUSB0 closed (unplugged?)","bad_input":3,"dropped":0,"ts":5}"#
+        );
+        assert_eq!(DeviceHealth::decode(&h.encode()), Ok(h));
+        let fine = DeviceHealth {
+            ok: true,
+            last_error: None,
+            bad_input: 0,
+            dropped: 0,
+            ts: 0,
+        };
+        assert_eq!(DeviceHealth::decode(&fine.encode()), Ok(fine));
+    }
+
+    #[test]
+    fn health_refuses_bad_text_and_shapes() {
+        for json in [
+            r#"{"v":1,"ok":true,"last_error":"a\u0007b","bad_input":0,"dropped":0,"ts":0}"#,
+            r#"{"v":1,"ok":true,"last_error":null,"bad_input":-1,"dropped":0,"ts":0}"#,
+            r#"{"v":1,"ok":true,"bad_input":0,"dropped":0,"ts":0,"x":1}"#,
+            r#"{"v":1,"ok":"yes","last_error":null,"bad_input":0,"dropped":0,"ts":0}"#,
+        ] {
+            assert!(DeviceHealth::decode(json.as_bytes()).is_err(), "{json}");
+        }
     }
 }
