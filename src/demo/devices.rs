@@ -1,11 +1,20 @@
 //! The demo floor's hardware: every device a simulator on its real
 //! transport — scales on pseudo-terminals, printers on TCP 9100-style
-//! sockets and serial ptys, relay boards on Modbus TCP, the gate bridge and
-//! scanners on MQTT — and the server configured to reach them exactly as it
-//! would reach the real ones.
+//! sockets and serial ptys, relay boards on a pty (LCUS) and Modbus TCP, a
+//! barcode scanner on a pty — and the edge bridges of `firmware-bridges/`
+//! between some of them and the broker, run from the same configuration
+//! files a station's edge box reads (written to `{data}/edge/`). The server
+//! is configured to reach them exactly as it would reach the real ones:
+//!
+//! | station / gate | device | how the server reaches it |
+//! |---|---|---|
+//! | P1 | MT-SICS scale on a pty; network label printer | serial port; raw TCP |
+//! | P2 | Yaohua A9 scale on a pty; serial label printer | `scale-bridge` → MQTT; serial port |
+//! | G1 | LCUS relay on a pty; serial barcode scanner on a pty | `gate-bridge` ← MQTT; `scanner-bridge` → MQTT |
+//! | G2 | Modbus TCP relay board; MQTT scanner | Modbus TCP; MQTT |
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -14,11 +23,14 @@ use bondgate::config::{
     StationConfig,
 };
 use bondgate_protocol::scale::ScaleProtocol;
-use bondgate_protocol::PulseMs;
+use bondgate_protocol::{BrokerAddr, PulseMs, Site};
 use bondgate_sim::{
-    GateBridgeOptions, GateBridgeSim, ModbusRelaySim, PrinterSim, RelayOptions, ScaleControl,
-    ScaleOptions, ScaleSim, SerialPrinterOptions,
+    LcusRelaySim, ModbusRelaySim, PrinterSim, RelayOptions, ScaleControl, ScaleOptions, ScaleSim,
+    SerialPrinterOptions,
 };
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_serial::{SerialPort, SerialStream};
 
 /// One pack station's simulated scale and printer.
 pub struct StationDevices {
@@ -36,10 +48,18 @@ impl StationDevices {
 /// Everything plugged in on the demo floor.
 pub struct Devices {
     pub stations: Vec<StationDevices>,
-    /// Gate G1's bridge (MQTT output), started once the broker is up.
-    pub gate_bridge: Option<GateBridgeSim>,
-    /// Gate G2's Modbus TCP relay board.
+    /// Gate G1's LCUS relay board, driven by `gate-bridge`.
+    pub lcus_relay: LcusRelaySim,
+    /// Gate G2's Modbus TCP relay board, driven by the server.
     pub modbus_relay: ModbusRelaySim,
+    /// Gate G1's barcode scanner: what it "reads" is written here, and
+    /// `scanner-bridge` reads it from the other end of the pty.
+    pub scanner: Option<SerialStream>,
+    scanner_path: std::path::PathBuf,
+    edge_dir: std::path::PathBuf,
+    dev_dir: std::path::PathBuf,
+    bridges: Vec<JoinHandle<()>>,
+    bridges_stop: watch::Sender<bool>,
 }
 
 /// The gates: G1 behind an MQTT gate bridge, G2 on a Modbus TCP relay board
@@ -78,10 +98,28 @@ impl Devices {
             stations.push(StationDevices { id, scale, printer });
         }
         let modbus_relay = ModbusRelaySim::start_tcp(loopback(), RelayOptions::default()).await?;
+        let lcus_relay = LcusRelaySim::start(RelayOptions {
+            link: Some(dev.join("relay-G1")),
+            ..RelayOptions::default()
+        })
+        .await?;
+        let (scanner, scanner_end) = SerialStream::pair().context("a pty for the gate scanner")?;
+        let scanner_path = PathBuf::from(scanner_end.name().context("the scanner pty's name")?);
+        // Closed here: the bridge opens it by path.
+        drop(scanner_end);
+        let edge_dir = dir.join("edge");
+        std::fs::create_dir_all(&edge_dir)?;
+        let (bridges_stop, _) = watch::channel(false);
         Ok(Devices {
             stations,
-            gate_bridge: None,
+            lcus_relay,
             modbus_relay,
+            scanner: Some(scanner),
+            scanner_path,
+            edge_dir,
+            dev_dir: dev,
+            bridges: Vec::new(),
+            bridges_stop,
         })
     }
 
@@ -92,14 +130,18 @@ impl Devices {
             .iter()
             .map(|s| {
                 let c = s.scale();
-                let scale = ScaleSource::Serial(SerialScale {
-                    path: c.path().context("the scale has a link")?,
-                    baud: 9600,
-                    data_bits: 8,
-                    parity: "none".into(),
-                    stop_bits: 1,
-                    protocol: c.protocol(),
-                });
+                let scale = if s.id == BRIDGED_SCALE {
+                    ScaleSource::Mqtt
+                } else {
+                    ScaleSource::Serial(SerialScale {
+                        path: c.path().context("the scale has a link")?,
+                        baud: 9600,
+                        data_bits: 8,
+                        parity: "none".into(),
+                        stop_bits: 1,
+                        protocol: c.protocol(),
+                    })
+                };
                 let printer = match s.printer.path() {
                     Some(path) => PrinterTarget::Serial { path, baud: 9600 },
                     None => PrinterTarget::Tcp(s.printer.local_addr().to_string()),
@@ -140,34 +182,77 @@ impl Devices {
         Ok(())
     }
 
-    /// Starts what talks MQTT, once the server's broker is up.
-    pub async fn connect(
-        &mut self,
-        broker: &bondgate_protocol::BrokerAddr,
-        site: &bondgate_protocol::Site,
-    ) -> anyhow::Result<()> {
-        let gate = bondgate_protocol::GateId::new(GATES[0])?;
-        let bridge =
-            GateBridgeSim::start(GateBridgeOptions::new(broker.clone(), site.clone(), gate)).await;
-        bridge
-            .wait_ready(Duration::from_secs(10))
-            .await
-            .map_err(|e| anyhow::anyhow!("gate bridge G1: {e}"))?;
-        self.gate_bridge = Some(bridge);
+    /// Starts the edge bridges once the server's broker is up, each from
+    /// the configuration file an edge box would read.
+    pub fn start_bridges(&mut self, broker: &BrokerAddr, site: &Site) -> anyhow::Result<()> {
+        let head = format!("broker = \"{broker}\"\nsite = \"{site}\"\n");
+        let dev = |name: &str| self.dev_dir.join(name).display().to_string();
+        let gate = format!(
+            "{head}gate = \"G1\"\n\n[relay]\nkind = \"lcus\"\npath = \"{}\"\nchannel = 1\n",
+            dev("relay-G1")
+        );
+        let scale = format!(
+            "{head}station = \"{BRIDGED_SCALE}\"\nprotocol = \"yaohua-a9\"\n\n[serial]\npath = \"{}\"\nbaud = 9600\n",
+            dev(&format!("scale-{BRIDGED_SCALE}"))
+        );
+        let scanner = format!(
+            "{head}gate = \"G1\"\nseq_file = \"{}\"\n\n[serial]\npath = \"{}\"\n",
+            self.edge_dir.join("scanner-bridge-G1.seq").display(),
+            self.scanner_path.display()
+        );
+        let write = |name: &str, text: &str| -> anyhow::Result<PathBuf> {
+            let path = self.edge_dir.join(name);
+            std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+            Ok(path)
+        };
+        let gate = bondgate_gate_bridge::Config::load(&write("gate-bridge-G1.toml", &gate)?)?;
+        let scale = bondgate_scale_bridge::Config::load(&write(
+            &format!("scale-bridge-{BRIDGED_SCALE}.toml"),
+            &scale,
+        )?)?;
+        let scanner =
+            bondgate_scanner_bridge::Config::load(&write("scanner-bridge-G1.toml", &scanner)?)?;
+        let stop = |rx: watch::Receiver<bool>| async move {
+            let mut rx = rx;
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let rx = || self.bridges_stop.subscribe();
+        let (a, b, c) = (stop(rx()), stop(rx()), stop(rx()));
+        self.bridges.push(tokio::spawn(async move {
+            if let Err(e) = bondgate_gate_bridge::run(gate, a).await {
+                tracing::error!(error = %e, "gate-bridge G1 stopped");
+            }
+        }));
+        self.bridges.push(tokio::spawn(async move {
+            if let Err(e) = bondgate_scale_bridge::run(scale, b).await {
+                tracing::error!(error = %e, "scale-bridge P2 stopped");
+            }
+        }));
+        self.bridges.push(tokio::spawn(async move {
+            if let Err(e) = bondgate_scanner_bridge::run(scanner, c).await {
+                tracing::error!(error = %e, "scanner-bridge G1 stopped");
+            }
+        }));
         Ok(())
     }
 
-    /// Unplugs everything.
+    /// Stops the bridges (each drives its device safe and leaves its
+    /// `offline` will) and unplugs everything.
     pub async fn shutdown(self) {
-        if let Some(b) = self.gate_bridge {
-            b.shutdown().await;
+        let _ = self.bridges_stop.send(true);
+        for b in self.bridges {
+            let _ = tokio::time::timeout(Duration::from_secs(5), b).await;
         }
+        self.lcus_relay.shutdown().await;
         self.modbus_relay.shutdown().await;
         for s in self.stations {
             s.scale.shutdown().await;
         }
     }
 }
+
+/// The station whose scale reaches the server through `scale-bridge`.
+const BRIDGED_SCALE: &str = "P2";
 
 fn loopback() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 0))

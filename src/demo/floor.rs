@@ -20,6 +20,7 @@ use bondgate_sim::{
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, watch};
+use tokio_serial::SerialStream;
 
 use super::api::Api;
 use super::seed;
@@ -411,36 +412,37 @@ async fn pack_one(
     Ok(waybill)
 }
 
-/// The outbound gate's scanners: each parcel is scanned when it reaches
-/// the gate; one not yet released is refused (the guard's screen says why)
-/// and comes back later; one whose order customs rejected is set aside.
+/// The outbound gate's lanes. G1's handheld scanner is on a serial port
+/// behind `scanner-bridge`: the waybill is "read" into its pty and the
+/// answer seen on the gate's decision list, as the guard sees it. G2's
+/// scanner speaks MQTT itself. Each parcel is scanned when it reaches the
+/// gate; one not yet released is refused (the guard's screen says why) and
+/// comes back later; one whose order customs rejected is set aside.
 pub async fn gate_lane(
     broker: BrokerAddr,
     site: Site,
+    serial_scanner: SerialStream,
     guard: Api,
     stats: Arc<Stats>,
     mut parcels: mpsc::UnboundedReceiver<Parcel>,
     mut stop: watch::Receiver<bool>,
 ) {
     let wait = Duration::from_secs(10);
-    let mut scanners = Vec::new();
-    for g in super::devices::GATES {
-        let Ok(id) = GateId::new(g) else { return };
-        loop {
-            match GateScanner::connect(&broker, &site, &id, wait).await {
-                Ok(s) => {
-                    scanners.push(s);
-                    break;
-                }
-                Err(e) => {
-                    tracing::warn!(gate = g, error = %e, "gate scanner cannot connect yet");
-                    if !pause(&mut stop, Duration::from_secs(2)).await {
-                        return;
-                    }
+    let Ok(g2) = GateId::new(super::devices::GATES[1]) else {
+        return;
+    };
+    let mut mqtt_scanner = loop {
+        match GateScanner::connect(&broker, &site, &g2, wait).await {
+            Ok(s) => break s,
+            Err(e) => {
+                tracing::warn!(gate = %g2, error = %e, "gate scanner cannot connect yet");
+                if !pause(&mut stop, Duration::from_secs(2)).await {
+                    return;
                 }
             }
         }
-    }
+    };
+    let mut serial_scanner = serial_scanner;
     let (retry_tx, mut retry_rx) = mpsc::unbounded_channel::<Parcel>();
     let mut n = 0usize;
     loop {
@@ -471,14 +473,20 @@ pub async fn gate_lane(
             continue;
         }
         n += 1;
-        let lanes = scanners.len();
-        let scanner = &mut scanners[n % lanes];
-        match scanner.scan(&parcel.waybill, wait).await {
-            Ok(r) if r.outcome == GateOutcome::Open => bump(&stats.gate_open),
-            Ok(r) => {
+        let answer = if n % 2 == 0 {
+            mqtt_scanner
+                .scan(&parcel.waybill, wait)
+                .await
+                .map(|r| (r.outcome == GateOutcome::Open, r.code, r.text_en))
+        } else {
+            serial_scan(&mut serial_scanner, &guard, &parcel.waybill, wait).await
+        };
+        match answer {
+            Ok((true, _, _)) => bump(&stats.gate_open),
+            Ok((false, code, reason)) => {
                 bump(&stats.gate_refused);
-                tracing::info!(order = %parcel.order_no, code = %r.code, reason = %r.text_en, "gate: refused");
-                if r.code != "already_exited" && r.code != "cancelled" {
+                tracing::info!(order = %parcel.order_no, %code, %reason, "gate: refused");
+                if code != "already_exited" && code != "cancelled" {
                     requeue(&retry_tx, parcel, &stop, 8);
                 }
             }
@@ -487,6 +495,50 @@ pub async fn gate_lane(
                 tracing::warn!(order = %parcel.order_no, error = %e, "gate: no answer to the scan");
                 requeue(&retry_tx, parcel, &stop, 5);
             }
+        }
+    }
+}
+
+/// Reads `code` into G1's serial scanner and waits for the gate's decision
+/// on it (the newest for that code, after the scan): (opened, code, reason).
+async fn serial_scan(
+    port: &mut SerialStream,
+    guard: &Api,
+    code: &str,
+    wait: Duration,
+) -> Result<(bool, String, String), String> {
+    use tokio::io::AsyncWriteExt;
+    let path = format!(
+        "/api/v1/gates/{}/decisions?limit=20",
+        super::devices::GATES[0]
+    );
+    let newest = |list: &Value| -> i64 {
+        items(list)
+            .iter()
+            .filter(|d| d["code"] == code)
+            .filter_map(|d| d["id"].as_i64())
+            .max()
+            .unwrap_or(0)
+    };
+    let before = newest(&guard.get(&path).await.map_err(|e| e.to_string())?);
+    port.write_all(format!("{code}\r\n").as_bytes())
+        .await
+        .map_err(|e| format!("the scanner's port: {e}"))?;
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let list = guard.get(&path).await.map_err(|e| e.to_string())?;
+        let found = items(&list)
+            .into_iter()
+            .find(|d| d["code"] == code && d["id"].as_i64().unwrap_or(0) > before);
+        // A grant is pending until the relay's read-back confirms it.
+        if let Some(d) = found.filter(|d| d["result"] != "pending") {
+            let reason = d["reason_en"].as_str().unwrap_or_default().to_string();
+            let code = d["reason_code"].as_str().unwrap_or_default().to_string();
+            return Ok((d["result"] == "open", code, reason));
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(format!("no decision on {code} within {} s", wait.as_secs()));
         }
     }
 }

@@ -78,7 +78,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let server = Server::start(config).await?;
     let base = format!("http://{}", server.addr);
     let broker = BrokerAddr::parse(&server.mqtt_url)?;
-    devices.connect(&broker, &site).await?;
+    devices.start_bridges(&broker, &site)?;
 
     let admin = Api::login(&base, "admin", ADMIN_PASSWORD).await?;
     seed::seed(&admin)
@@ -119,6 +119,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         tokio::spawn(floor::gate_lane(
             broker.clone(),
             site.clone(),
+            devices.scanner.take().context("the gate scanner's pty")?,
             login("guard").await?,
             stats.clone(),
             gate_rx,
@@ -221,11 +222,14 @@ fn banner(base: &str, mqtt: &str, dir: &std::path::Path) {
          MQTT broker   {mqtt}\n  \
          data          {}\n\n  \
          log in as (user, password, role):\n    admin     {ADMIN_PASSWORD:<14} admin\n{}\n\n  \
-         On the floor: 2 pickers on PDAs (MQTT), pack stations P1 (MT-SICS scale on a pty, \
-         TCP label printer) and P2 (Yaohua scale on a pty, serial printer), gate G1 behind an \
-         MQTT gate bridge and G2 on a Modbus TCP relay, the customs gateway signing receipts.\n  \
+         On the floor: 2 pickers on PDAs (MQTT); pack station P1 (MT-SICS scale on a pty, \
+         TCP label printer) and P2 (Yaohua scale on a pty behind scale-bridge, serial \
+         printer); gate G1 (LCUS relay on a pty behind gate-bridge, serial scanner behind \
+         scanner-bridge) and G2 (Modbus TCP relay, MQTT scanner); the customs gateway \
+         signing receipts. The bridges' configuration files are in {}/edge.\n  \
          Ctrl-C stops it.\n",
         dir.display(),
-        users.join("\n")
+        users.join("\n"),
+        dir.display()
     );
 }
