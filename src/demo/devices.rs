@@ -184,7 +184,15 @@ impl Devices {
 
     /// Starts the edge bridges once the server's broker is up, each from
     /// the configuration file an edge box would read.
-    pub fn start_bridges(&mut self, broker: &BrokerAddr, site: &Site) -> anyhow::Result<()> {
+    /// With `chaos`, gate-bridge G1 is killed that often (its task dropped
+    /// mid-whatever, like a power cut of the edge box) and started again two
+    /// seconds later.
+    pub fn start_bridges(
+        &mut self,
+        broker: &BrokerAddr,
+        site: &Site,
+        chaos: Option<Duration>,
+    ) -> anyhow::Result<()> {
         let head = format!("broker = \"{broker}\"\nsite = \"{site}\"\n");
         let dev = |name: &str| self.dev_dir.join(name).display().to_string();
         let gate = format!(
@@ -217,12 +225,9 @@ impl Devices {
             let _ = rx.wait_for(|s| *s).await;
         };
         let rx = || self.bridges_stop.subscribe();
-        let (a, b, c) = (stop(rx()), stop(rx()), stop(rx()));
-        self.bridges.push(tokio::spawn(async move {
-            if let Err(e) = bondgate_gate_bridge::run(gate, a).await {
-                tracing::error!(error = %e, "gate-bridge G1 stopped");
-            }
-        }));
+        let (b, c) = (stop(rx()), stop(rx()));
+        self.bridges
+            .push(tokio::spawn(gate_bridge_with_chaos(gate, chaos, rx())));
         self.bridges.push(tokio::spawn(async move {
             if let Err(e) = bondgate_scale_bridge::run(scale, b).await {
                 tracing::error!(error = %e, "scale-bridge P2 stopped");
@@ -247,6 +252,41 @@ impl Devices {
         self.modbus_relay.shutdown().await;
         for s in self.stations {
             s.scale.shutdown().await;
+        }
+    }
+}
+
+/// Runs gate-bridge G1 until the demo stops; with `chaos`, kills it every
+/// `chaos` and starts it again, as a fault drill: the bridge drives the
+/// relay off when it starts, the broker publishes its `offline` will, and a
+/// scan meanwhile is refused as an output fault — never an open.
+async fn gate_bridge_with_chaos(
+    config: bondgate_gate_bridge::Config,
+    chaos: Option<Duration>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let mut rx = stop.clone();
+        let mut run = Box::pin(bondgate_gate_bridge::run(config.clone(), async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }));
+        let lifetime = tokio::time::sleep(chaos.unwrap_or(Duration::from_secs(60 * 60 * 24 * 365)));
+        tokio::select! {
+            r = &mut run => {
+                if let Err(e) = r {
+                    tracing::error!(error = %e, "gate-bridge G1 stopped");
+                }
+                return;
+            }
+            _ = lifetime => {
+                tracing::warn!("chaos: gate-bridge G1 killed; back in 2 s");
+            }
+        }
+        // Dropping the future is the kill: no clean disconnect, no relay off.
+        drop(run);
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            _ = stop.wait_for(|s| *s) => return,
         }
     }
 }

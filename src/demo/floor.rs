@@ -72,9 +72,42 @@ async fn pause(stop: &mut watch::Receiver<bool>, d: Duration) -> bool {
     }
 }
 
+/// Where the platform writes each order number the server acknowledged
+/// (201), one per line, synced before the next order is sent: after a
+/// crash, every line must still be an order the server knows.
+pub const ACKED_ORDERS: &str = "acked-orders";
+
+/// The platform's own record of acknowledged orders.
+pub struct AckLog(std::fs::File);
+
+impl AckLog {
+    pub fn open(path: &std::path::Path) -> anyhow::Result<AckLog> {
+        Ok(AckLog(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)?,
+        ))
+    }
+
+    fn record(&mut self, order_no: &str) -> std::io::Result<()> {
+        use std::io::Write;
+        writeln!(self.0, "{order_no}")?;
+        self.0.sync_data()
+    }
+}
+
+/// A sequence number above any an earlier run of the demo used: scanners
+/// count on across restarts, and the server answers an old seq from its
+/// record (or refuses it).
+pub fn fresh_seq() -> u64 {
+    u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(1)
+}
+
 /// The e-commerce platform: a new order every `every`.
 pub async fn platform(
     api: Api,
+    mut acked: AckLog,
     every: Duration,
     stats: Arc<Stats>,
     customs: mpsc::UnboundedSender<String>,
@@ -93,6 +126,9 @@ pub async fn platform(
         {
             Ok(Ok(_)) => {
                 bump(&stats.orders);
+                if let Err(e) = acked.record(&order_no) {
+                    tracing::warn!(error = %e, "platform: cannot record the acknowledged order");
+                }
                 let _ = customs.send(order_no);
             }
             Ok(Err(refused)) => {
@@ -126,7 +162,9 @@ pub async fn customs_gateway(
             return;
         }
     };
-    let mut serial = 0u32;
+    // 清单 serials are unique for the customs office; a resumed run goes on
+    // past the last one.
+    let mut serial = u32::try_from(fresh_seq() / 1000 % 900_000_000).unwrap_or(1);
     while let Some(order_no) = orders.recv().await {
         if *stop.borrow() {
             break;
@@ -197,6 +235,7 @@ pub async fn picker(
     };
     let mut options = PdaOptions::new(broker, site, id);
     options.timeout = Duration::from_secs(15);
+    options.first_seq = fresh_seq();
     let mut pda = loop {
         match Pda::connect(options.clone()).await {
             Ok(p) => break p,
@@ -289,7 +328,7 @@ pub async fn packer(
     gate: mpsc::UnboundedSender<Parcel>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut seq = 0u64;
+    let mut seq = fresh_seq();
     let mut rng = rand::rngs::StdRng::from_entropy();
     while pause(&mut stop, Duration::from_millis(1500)).await {
         // The conveyor brings the totes that are ready (the robot reads the
@@ -443,6 +482,7 @@ pub async fn gate_lane(
         }
     };
     let mut serial_scanner = serial_scanner;
+    let mut mqtt_seq = fresh_seq();
     let (retry_tx, mut retry_rx) = mpsc::unbounded_channel::<Parcel>();
     let mut n = 0usize;
     loop {
@@ -474,8 +514,9 @@ pub async fn gate_lane(
         }
         n += 1;
         let answer = if n % 2 == 0 {
+            mqtt_seq += 1;
             mqtt_scanner
-                .scan(&parcel.waybill, wait)
+                .scan_with_seq(mqtt_seq, &parcel.waybill, wait)
                 .await
                 .map(|r| (r.outcome == GateOutcome::Open, r.code, r.text_en))
         } else {
@@ -593,9 +634,24 @@ pub async fn restocker(admin: Api, stats: Arc<Stats>, mut stop: watch::Receiver<
     }
 }
 
-/// The gateway's signing key for this run: a fresh Ed25519 key, its public
-/// half given to the server.
-pub fn gateway_key() -> GatewayKey {
-    let secret: [u8; 32] = rand::random();
-    GatewayKey::ed25519("demo-gw-1", &secret)
+/// The customs gateway's Ed25519 key (its public half is given to the
+/// server): made once per data directory and kept there (mode 0600), so a
+/// run resumed with --keep-data still verifies.
+pub fn gateway_key(dir: &std::path::Path) -> anyhow::Result<GatewayKey> {
+    use base64::Engine;
+    let path = dir.join("demo-gateway.key");
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let secret: [u8; 32] = match std::fs::read_to_string(&path) {
+        Ok(text) => b64
+            .decode(text.trim())
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| anyhow::anyhow!("{} is not a key", path.display()))?,
+        Err(_) => {
+            let secret: [u8; 32] = rand::random();
+            bondgate::app::write_secret(&path, &b64.encode(secret))?;
+            secret
+        }
+    };
+    Ok(GatewayKey::ed25519("demo-gw-1", &secret))
 }

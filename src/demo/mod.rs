@@ -41,9 +41,25 @@ pub struct DemoArgs {
     #[arg(long, default_value = "127.0.0.1:1884")]
     pub mqtt_listen: SocketAddr,
     /// The demo's data directory, emptied at every start (only if the demo
-    /// made it).
+    /// made it) unless --keep-data.
     #[arg(long, default_value = "./data/demo")]
     pub data_dir: PathBuf,
+    /// Carry on with the data of the last run (after a crash, say) instead
+    /// of starting afresh: nothing is seeded again and the customs
+    /// gateway keeps its key.
+    #[arg(long)]
+    pub keep_data: bool,
+    /// sqlite:PATH or postgres://… (default: SQLite in the data directory).
+    /// A PostgreSQL database must be empty at the first start.
+    #[arg(long)]
+    pub database_url: Option<String>,
+    /// An external MQTT broker (e.g. mqtt://127.0.0.1:1883 for Mosquitto)
+    /// instead of the server's embedded one.
+    #[arg(long)]
+    pub mqtt_url: Option<String>,
+    /// Fault drill: kill gate G1's bridge this often and start it again.
+    #[arg(long)]
+    pub chaos_bridge_secs: Option<u64>,
     /// Seconds between two new orders from the platform.
     #[arg(long, default_value_t = 4)]
     pub order_every_secs: u64,
@@ -54,13 +70,23 @@ pub struct DemoArgs {
 }
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
-    let dir = fresh_dir(&args.data_dir)?;
+    let dir = if args.keep_data && args.data_dir.join(MARKER).exists() {
+        args.data_dir.clone()
+    } else {
+        fresh_dir(&args.data_dir)?
+    };
     let mut devices = Devices::plug(&dir).await?;
-    let key = floor::gateway_key();
+    let key = floor::gateway_key(&dir)?;
 
     let mut config = Config::for_data_dir(&dir);
     config.listen = args.listen;
-    config.mqtt.broker = MqttBroker::Embedded(args.mqtt_listen);
+    config.mqtt.broker = match &args.mqtt_url {
+        Some(url) => MqttBroker::External(url.clone()),
+        None => MqttBroker::Embedded(args.mqtt_listen),
+    };
+    if let Some(url) = &args.database_url {
+        config.database_url = url.clone();
+    }
     config.admin_password = Some(ADMIN_PASSWORD.into());
     config.picking.auto_wave = Some(bondgate::domain::picking::WavePolicy {
         max_orders: 4,
@@ -78,12 +104,21 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let server = Server::start(config).await?;
     let base = format!("http://{}", server.addr);
     let broker = BrokerAddr::parse(&server.mqtt_url)?;
-    devices.start_bridges(&broker, &site)?;
+    devices.start_bridges(
+        &broker,
+        &site,
+        args.chaos_bridge_secs
+            .map(|s| Duration::from_secs(s.max(1))),
+    )?;
 
     let admin = Api::login(&base, "admin", ADMIN_PASSWORD).await?;
-    seed::seed(&admin)
-        .await
-        .context("seeding the demo warehouse")?;
+    let seeded = dir.join(".seeded");
+    if !seeded.exists() {
+        seed::seed(&admin)
+            .await
+            .context("seeding the demo warehouse")?;
+        std::fs::write(&seeded, "")?;
+    }
     let login = |user: &'static str| {
         let base = base.clone();
         async move {
@@ -103,6 +138,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let mut robots = vec![
         tokio::spawn(floor::platform(
             login("platform").await?,
+            floor::AckLog::open(&dir.join(floor::ACKED_ORDERS))?,
             Duration::from_secs(args.order_every_secs.max(1)),
             stats.clone(),
             customs_tx,
