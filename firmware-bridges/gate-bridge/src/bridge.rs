@@ -14,7 +14,6 @@
 //!   Any device error → relay off (best effort) and `fault`.
 
 use std::collections::{HashSet, VecDeque};
-use std::time::Duration;
 
 use bondgate_edge::{unix_millis, BridgeError, Session, SessionEvent};
 use bondgate_protocol::{
@@ -24,8 +23,8 @@ use rumqttc::{AsyncClient, QoS};
 use tokio::time::Instant;
 
 use crate::config::Config;
-use crate::lcus::RelayError;
 use crate::relay::Relay;
+use bondgate_relay_io::{Pulse, RelayState};
 
 /// Command ids remembered for the at-most-once rule. The server sends a
 /// handful a minute per gate; 4096 is hours of traffic, bounded.
@@ -61,7 +60,7 @@ struct Topics {
 }
 
 /// Runs the bridge until its MQTT session ends.
-pub async fn run(config: Config, mut relay: Relay) -> Result<(), BridgeError> {
+pub async fn run(config: Config, relay: &Relay) -> Result<(), BridgeError> {
     let gate_topic = |kind| {
         Topic::new(kind, config.gate.as_str())
             .expect("a GateId is a valid topic id")
@@ -74,10 +73,13 @@ pub async fn run(config: Config, mut relay: Relay) -> Result<(), BridgeError> {
     };
 
     // The relay off before anything else: a crash mid-pulse may have left it on.
-    match relay.release().await {
-        Ok(()) => tracing::info!(relay = relay.describe(), "relay released at start"),
+    match relay.probe().await {
+        Ok(RelayState::Off) => tracing::info!(relay = ?config.relay, "relay released at start"),
+        Ok(RelayState::On) => {
+            tracing::error!(relay = ?config.relay, "relay still on after off at start")
+        }
         Err(error) => {
-            tracing::error!(relay = relay.describe(), %error, "relay not released at start; retried on the next command")
+            tracing::error!(relay = ?config.relay, %error, "relay not released at start; retried on the next command")
         }
     }
 
@@ -129,7 +131,7 @@ pub async fn run(config: Config, mut relay: Relay) -> Result<(), BridgeError> {
                     report(&client, &topics.state, command.seq, GateStateKind::Fault).await;
                     continue;
                 }
-                pulse(&mut relay, &client, &topics.state, &command).await;
+                pulse(relay, &client, &topics.state, &command).await;
             }
             SessionEvent::Publish(_) => {}
         }
@@ -137,35 +139,41 @@ pub async fn run(config: Config, mut relay: Relay) -> Result<(), BridgeError> {
     Err(BridgeError::SessionEnded)
 }
 
-/// One self-timed pulse with its reports.
-async fn pulse(relay: &mut Relay, client: &AsyncClient, state_topic: &str, command: &GateCommand) {
+/// One self-timed pulse with its reports: `open` as soon as the relay read
+/// back on, `closed` once it read back off, `fault` if either failed.
+async fn pulse(relay: &Relay, client: &AsyncClient, state_topic: &str, command: &GateCommand) {
     let seq = command.seq;
-    let length = Duration::from_millis(u64::from(command.pulse_ms.get()));
-    let result = async {
-        relay.on(command.pulse_ms.get()).await?;
-        let started = Instant::now();
-        if !relay.read().await? {
-            return Err(RelayError::ReadBack("relay off right after on".into()));
+    let order = Pulse {
+        seq,
+        id: command.id.clone(),
+        pulse_ms: command.pulse_ms,
+        expires_at: command.expires_at,
+    };
+    let (opened, on) = tokio::sync::oneshot::channel();
+    let mut run = Box::pin(relay.pulse(&order, opened));
+    let result = tokio::select! {
+        r = &mut run => r,
+        Ok(()) = on => {
+            report(client, state_topic, seq, GateStateKind::Open).await;
+            run.await
         }
-        report(client, state_topic, seq, GateStateKind::Open).await;
-        tokio::time::sleep_until(started + length).await;
-        relay.finish().await
-    }
-    .await;
+    };
     match result {
-        Ok(()) => {
+        Ok(confirmation) => {
             tracing::info!(
                 seq,
                 id = command.id.as_str(),
                 pulse_ms = command.pulse_ms.get(),
+                detail = confirmation.detail,
                 "pulsed"
             );
             report(client, state_topic, seq, GateStateKind::Closed).await;
         }
         Err(error) => {
-            tracing::error!(seq, id = command.id.as_str(), %error, relay = relay.describe(), "pulse failed");
-            // Best effort: never leave the barrier held open.
-            let _ = relay.off().await;
+            tracing::error!(seq, id = command.id.as_str(), %error, "pulse failed");
+            // Never leave the barrier held open: a new connection drives
+            // the relay off (the driver dropped the failed one).
+            let _ = relay.probe().await;
             report(client, state_topic, seq, GateStateKind::Fault).await;
         }
     }

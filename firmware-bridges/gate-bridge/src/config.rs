@@ -13,10 +13,10 @@
 //! channel = 1                        # from 1
 //! # baud = 9600
 //!
-//! # or a Modbus TCP board:
+//! # or a Modbus board, on TCP (addr) or RTU over RS-485 (path):
 //! # [relay]
 //! # kind = "modbus"
-//! # addr = "10.0.0.5:502"
+//! # addr = "10.0.0.5:502"            # or: path = "/dev/ttyUSB1", baud = 9600
 //! # unit = 1                         # default 1
 //! # coil = 0                         # from 0
 //! # flash = false                    # the board's self-timed "flash on"
@@ -54,7 +54,9 @@ enum RelayFile {
         baud: Option<u32>,
     },
     Modbus {
-        addr: String,
+        addr: Option<String>,
+        path: Option<PathBuf>,
+        baud: Option<u32>,
         unit: Option<u8>,
         coil: u16,
         flash: Option<bool>,
@@ -83,6 +85,19 @@ pub enum RelayConfig {
         coil: u16,
         /// Pulse with the board's self-timed "flash on" (FC05 at
         /// `0x0200 + coil`) rather than on, wait, off.
+        flash: bool,
+    },
+    /// A coil on a Modbus RTU board on a serial line (RS-485 adapter).
+    ModbusRtu {
+        /// The serial port.
+        path: PathBuf,
+        /// Baud rate (8N1).
+        baud: u32,
+        /// The unit id (slave address) the board answers to.
+        unit: u8,
+        /// The coil wired to the controller's "open" input, from 0.
+        coil: u16,
+        /// Pulse with the board's self-timed "flash on".
         flash: bool,
     },
 }
@@ -139,15 +154,39 @@ impl Config {
             }
             RelayFile::Modbus {
                 addr,
+                path,
+                baud,
                 unit,
                 coil,
                 flash,
-            } => RelayConfig::ModbusTcp {
-                addr,
-                unit: unit.unwrap_or(1),
-                coil,
-                flash: flash.unwrap_or(false),
-            },
+            } => {
+                let unit = unit.unwrap_or(1);
+                if !(1..=247).contains(&unit) {
+                    return Err(ConfigError::Field("relay.unit: must be 1..=247".into()));
+                }
+                let flash = flash.unwrap_or(false);
+                match (addr, path) {
+                    (Some(addr), None) if baud.is_none() => RelayConfig::ModbusTcp {
+                        addr,
+                        unit,
+                        coil,
+                        flash,
+                    },
+                    (None, Some(path)) => RelayConfig::ModbusRtu {
+                        path,
+                        baud: baud.unwrap_or(LCUS_BAUD_DEFAULT),
+                        unit,
+                        coil,
+                        flash,
+                    },
+                    _ => {
+                        return Err(ConfigError::Field(
+                            "relay: a Modbus board needs addr = \"host:502\" (TCP) or path = \"/dev/…\" (RTU, with an optional baud), not both"
+                                .into(),
+                        ))
+                    }
+                }
+            }
         };
         Ok(Config {
             edge,
@@ -180,6 +219,29 @@ mod tests {
             panic!("an LCUS relay: {:?}", c.relay)
         };
         assert_eq!((channel, baud), (2, 9600));
+    }
+
+    #[test]
+    fn a_modbus_board_is_on_tcp_or_on_rtu_never_both() {
+        let base = "broker = \"mqtt://h:1883\"\nsite = \"s1\"\ngate = \"g1\"\n[relay]\nkind = \"modbus\"\ncoil = 3\n";
+        let rtu = Config::parse(&format!("{base}path = \"/dev/ttyUSB1\"\nunit = 2\n")).unwrap();
+        let RelayConfig::ModbusRtu {
+            baud, unit, coil, ..
+        } = rtu.relay
+        else {
+            panic!("an RTU relay: {:?}", rtu.relay)
+        };
+        assert_eq!((baud, unit, coil), (9600, 2, 3));
+        let tcp = Config::parse(&format!("{base}addr = \"10.0.0.5:502\"\n")).unwrap();
+        assert!(matches!(tcp.relay, RelayConfig::ModbusTcp { unit: 1, .. }));
+        for bad in [
+            format!("{base}addr = \"h:502\"\npath = \"/dev/x\"\n"),
+            format!("{base}addr = \"h:502\"\nbaud = 19200\n"),
+            base.to_string(),
+            format!("{base}path = \"/dev/x\"\nunit = 0\n"),
+        ] {
+            assert!(Config::parse(&bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -9,8 +9,6 @@
 
 mod bridge;
 pub mod config;
-mod lcus;
-mod modbus;
 mod relay;
 
 use std::future::Future;
@@ -24,18 +22,25 @@ pub use config::{Config, RelayConfig};
 /// `shutdown` comes mid-pulse. The MQTT session is dropped without a clean
 /// disconnect, so the broker publishes the bridge's `offline` will.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), BridgeError> {
-    let relay_config = config.relay.clone();
+    let relay = relay::Relay::from_config(&config.relay);
     let result = tokio::select! {
-        r = bridge::run(config, relay::Relay::from_config(&relay_config)) => r,
+        r = bridge::run(config, &relay) => r,
         () = shutdown => {
             tracing::info!("stopping");
             Ok(())
         }
     };
-    // The bridge (and its port) is dropped here, perhaps mid-pulse: release
-    // the relay before going.
-    if let Err(error) = relay::Relay::from_config(&relay_config).release().await {
-        tracing::error!(%error, "relay not released on stop");
+    // Perhaps mid-pulse: end it now (off, read back) through the same
+    // driver, which holds the port, before going.
+    relay.cut_short();
+    match tokio::time::timeout(STOP_RELEASE, relay.probe()).await {
+        Ok(Ok(relay::RelayState::Off)) => {}
+        Ok(Ok(relay::RelayState::On)) => tracing::error!("relay still on at stop"),
+        Ok(Err(error)) => tracing::error!(%error, "relay not released on stop"),
+        Err(_) => tracing::error!("relay not released on stop: no answer"),
     }
     result
 }
+
+/// How long the bridge may take to release its relay when told to stop.
+const STOP_RELEASE: std::time::Duration = std::time::Duration::from_secs(2);

@@ -341,19 +341,28 @@ async fn a_silent_relay_is_a_fault() {
 
 /// A Modbus TCP board: a fresh command pulses the coil once (on, wait,
 /// off), or with `flash` once as the board's own timed flash.
-async fn modbus_pulse(flash: bool) {
+async fn modbus_pulse(flash: bool, rtu: bool) {
     let _serial = ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
-    let relay = ModbusRelaySim::start_tcp("127.0.0.1:0".parse().unwrap(), RelayOptions::default())
+    let relay = if rtu {
+        ModbusRelaySim::start_rtu(RelayOptions {
+            link: Some(dir.path().join("ttyRS485")),
+            ..RelayOptions::default()
+        })
         .await
-        .expect("modbus sim");
+    } else {
+        ModbusRelaySim::start_tcp("127.0.0.1:0".parse().unwrap(), RelayOptions::default()).await
+    }
+    .expect("modbus sim");
     let control = relay.control();
     let broker = embedded_broker().await;
     let mut server = Server::connect(broker).await;
-    let relay_config = format!(
-        "[relay]\nkind = \"modbus\"\naddr = \"{}\"\nunit = 1\ncoil = 1\nflash = {flash}\n",
-        relay.addr().unwrap()
-    );
+    let board = match relay.addr() {
+        Some(addr) => format!("addr = \"{addr}\""),
+        None => format!("path = \"{}\"", relay.path().unwrap().display()),
+    };
+    let relay_config =
+        format!("[relay]\nkind = \"modbus\"\n{board}\nunit = 1\ncoil = 1\nflash = {flash}\n");
     let _bridge = start_bridge(dir.path(), broker, &relay_config);
     server.wait_online().await;
     server.command(21, "cmd-mb", 300, soon()).await;
@@ -388,12 +397,17 @@ async fn modbus_pulse(flash: bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_modbus_tcp_coil_is_pulsed_on_wait_off() {
-    modbus_pulse(false).await;
+    modbus_pulse(false, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_modbus_rtu_coil_on_a_serial_line_is_pulsed() {
+    modbus_pulse(false, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_modbus_tcp_coil_is_pulsed_with_the_boards_flash() {
-    modbus_pulse(true).await;
+    modbus_pulse(true, false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -29,11 +29,16 @@ pub(crate) async fn detached<T: Send + 'static>(
 /// A relay driver's device side: its connection behind one lock, pulsed and
 /// probed through the methods [`device_output!`] gives it.
 pub(crate) trait Device: Send + Sync + 'static {
-    /// One pulse, confirmed by read-back (see [`crate::RelayOutput::pulse`]).
+    /// One pulse, confirmed by read-back (see [`crate::RelayOutput::pulse`]);
+    /// `opened` is told when the relay read back on.
     fn pulse(
         &self,
         pulse: &Pulse,
+        opened: Option<crate::Opened>,
     ) -> impl Future<Output = Result<Confirmation, OutputFault>> + Send;
+
+    /// Wakes a pulse waiting out its length (see [`crate::RelayOutput::cut_short`]).
+    fn cut_short(&self);
 
     /// The relay state read back (see [`crate::RelayOutput::probe`]).
     fn probe(&self) -> impl Future<Output = Result<RelayState, OutputFault>> + Send;
@@ -59,8 +64,26 @@ macro_rules! device_output {
                 let device = ::std::sync::Arc::clone(&self.inner);
                 let pulse = pulse.clone();
                 $crate::device::detached(async move {
-                    $crate::device::Device::pulse(&*device, &pulse).await
+                    $crate::device::Device::pulse(&*device, &pulse, None).await
                 })
+            }
+
+            fn pulse_reporting(
+                &self,
+                pulse: &$crate::Pulse,
+                opened: $crate::Opened,
+            ) -> impl ::std::future::Future<
+                Output = Result<$crate::Confirmation, $crate::OutputFault>,
+            > + Send {
+                let device = ::std::sync::Arc::clone(&self.inner);
+                let pulse = pulse.clone();
+                $crate::device::detached(async move {
+                    $crate::device::Device::pulse(&*device, &pulse, Some(opened)).await
+                })
+            }
+
+            fn cut_short(&self) {
+                $crate::device::Device::cut_short(&*self.inner)
             }
 
             fn probe(
@@ -76,6 +99,21 @@ macro_rules! device_output {
     };
 }
 pub(crate) use device_output;
+
+/// Waits until `end`, or until the pulse is cut short.
+pub(crate) async fn wait_out(end: tokio::time::Instant, cut: &tokio::sync::Notify) {
+    tokio::select! {
+        () = tokio::time::sleep_until(end) => {}
+        () = cut.notified() => {}
+    }
+}
+
+/// Tells `opened`, if anyone listens, that the relay read back on.
+pub(crate) fn tell(opened: &mut Option<crate::Opened>) {
+    if let Some(tx) = opened.take() {
+        let _ = tx.send(());
+    }
+}
 
 /// Passes `result` on; after a failure first drops the connection in
 /// `slot`, so the next call opens a new one.

@@ -21,7 +21,8 @@ use tokio::time::Instant;
 use tokio_serial::{SerialPort as _, SerialStream};
 
 use crate::device::{
-    device_output, drop_on_fault, open_serial, timeout_fault, write_timed, Device, IO_TIMEOUT,
+    device_output, drop_on_fault, open_serial, tell, timeout_fault, wait_out, write_timed, Device,
+    IO_TIMEOUT,
 };
 use crate::{now_millis, Confirmation, OutputFault, Pulse, RelayState};
 
@@ -42,6 +43,8 @@ struct Inner {
     /// The open port, `None` until first used or after a failure. The lock
     /// also keeps pulses and probes from interleaving on the wire.
     port: Mutex<Option<SerialStream>>,
+    /// Wakes a pulse waiting out its length.
+    cut: tokio::sync::Notify,
 }
 
 impl LcusOutput {
@@ -54,6 +57,7 @@ impl LcusOutput {
                 baud,
                 channel,
                 port: Mutex::new(None),
+                cut: tokio::sync::Notify::new(),
             }),
         }
     }
@@ -62,14 +66,22 @@ impl LcusOutput {
 device_output!(LcusOutput, "lcus");
 
 impl Device for Inner {
-    async fn pulse(&self, pulse: &Pulse) -> Result<Confirmation, OutputFault> {
+    async fn pulse(
+        &self,
+        pulse: &Pulse,
+        opened: Option<crate::Opened>,
+    ) -> Result<Confirmation, OutputFault> {
         let mut slot = self.port.lock().await;
         // Checked after the lock: waiting behind another pulse takes time.
         if now_millis() >= pulse.expires_at {
             return Err(OutputFault::Expired);
         }
-        let result = self.pulse_on(&mut slot, pulse).await;
+        let result = self.pulse_on(&mut slot, pulse, opened).await;
         drop_on_fault(&mut slot, result)
+    }
+
+    fn cut_short(&self) {
+        self.cut.notify_waiters();
     }
 
     async fn probe(&self) -> Result<RelayState, OutputFault> {
@@ -108,6 +120,7 @@ impl Inner {
         &self,
         slot: &mut Option<SerialStream>,
         pulse: &Pulse,
+        mut opened: Option<crate::Opened>,
     ) -> Result<Confirmation, OutputFault> {
         let port = self.open(slot).await?;
         let on = LcusCommand {
@@ -127,7 +140,10 @@ impl Inner {
         }
         let started = Instant::now();
         let during = self.read_state(port).await;
-        tokio::time::sleep_until(started + pulse.length()).await;
+        if matches!(during, Ok(RelayState::On)) {
+            tell(&mut opened);
+        }
+        wait_out(started + pulse.length(), &self.cut).await;
         write_timed(port, &off).await?;
         let after = self.read_state(port).await;
         match (during?, after?) {

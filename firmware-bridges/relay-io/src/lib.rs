@@ -101,9 +101,29 @@ pub trait RelayOutput: Send + Sync {
         pulse: &Pulse,
     ) -> impl Future<Output = Result<Confirmation, OutputFault>> + Send;
 
-    /// Reads the relay state back without changing it.
+    /// [`RelayOutput::pulse`], also sending on `opened` the moment the
+    /// relay has read back on — before the pulse ends — so a gate bridge
+    /// can report `open` while the barrier opens and `closed` once it is
+    /// off again. Nothing is sent if the relay never read back on.
+    fn pulse_reporting(
+        &self,
+        pulse: &Pulse,
+        opened: Opened,
+    ) -> impl Future<Output = Result<Confirmation, OutputFault>> + Send;
+
+    /// Ends a pulse in progress now rather than at its length (off, then
+    /// read back, as at the end of any pulse; its confirmation says so).
+    /// For a bridge told to stop mid-pulse: an early off is always safe.
+    fn cut_short(&self);
+
+    /// Reads the relay state back without changing it. A connection opened
+    /// for it (the first call, or the first after a failure) first drives
+    /// the relay off, so a probe at start releases a relay a crash left on.
     fn probe(&self) -> impl Future<Output = Result<RelayState, OutputFault>> + Send;
 }
+
+/// Told once when a pulse's relay has read back on.
+pub type Opened = tokio::sync::oneshot::Sender<()>;
 
 /// Unix milliseconds now.
 pub fn now_millis() -> i64 {

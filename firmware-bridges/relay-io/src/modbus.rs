@@ -38,7 +38,8 @@ use tokio::time::Instant;
 use tokio_serial::{SerialPort as _, SerialStream};
 
 use crate::device::{
-    device_output, drop_on_fault, open_serial, timeout_fault, write_timed, Device, IO_TIMEOUT,
+    device_output, drop_on_fault, open_serial, tell, timeout_fault, wait_out, write_timed, Device,
+    IO_TIMEOUT,
 };
 use crate::{now_millis, Confirmation, ModbusCoil, OutputFault, Pulse, RelayState};
 
@@ -83,6 +84,8 @@ struct Inner {
     /// `None` until first used or after a failure; the lock also keeps
     /// requests from interleaving.
     conn: Mutex<Option<Conn>>,
+    /// Wakes a pulse waiting out its length.
+    cut: tokio::sync::Notify,
 }
 
 impl ModbusOutput {
@@ -102,6 +105,7 @@ impl ModbusOutput {
                 transport,
                 coil,
                 conn: Mutex::new(None),
+                cut: tokio::sync::Notify::new(),
             }),
         }
     }
@@ -110,17 +114,25 @@ impl ModbusOutput {
 device_output!(ModbusOutput, "modbus");
 
 impl Device for Inner {
-    async fn pulse(&self, pulse: &Pulse) -> Result<Confirmation, OutputFault> {
+    async fn pulse(
+        &self,
+        pulse: &Pulse,
+        opened: Option<crate::Opened>,
+    ) -> Result<Confirmation, OutputFault> {
         let mut slot = self.conn.lock().await;
         if now_millis() >= pulse.expires_at {
             return Err(OutputFault::Expired);
         }
         let result = if self.coil.flash {
-            self.flash(&mut slot, pulse).await
+            self.flash(&mut slot, pulse, opened).await
         } else {
-            self.on_off(&mut slot, pulse).await
+            self.on_off(&mut slot, pulse, opened).await
         };
         drop_on_fault(&mut slot, result)
+    }
+
+    fn cut_short(&self) {
+        self.cut.notify_waiters();
     }
 
     async fn probe(&self) -> Result<RelayState, OutputFault> {
@@ -135,6 +147,7 @@ impl Inner {
         &self,
         slot: &mut Option<Conn>,
         pulse: &Pulse,
+        mut opened: Option<crate::Opened>,
     ) -> Result<Confirmation, OutputFault> {
         let ms = pulse.pulse_ms.get();
         let request = Request::flash_on(self.coil.coil, ms).ok_or_else(|| {
@@ -148,10 +161,16 @@ impl Inner {
                 self.coil.coil
             )));
         }
+        tell(&mut opened);
         // The board rounds up to its 100 ms step.
         let steps = ms.div_ceil(FLASH_UNIT_MS).max(1);
         let end = started + Duration::from_millis(u64::from(steps * FLASH_UNIT_MS));
-        tokio::time::sleep_until(end).await;
+        wait_out(end, &self.cut).await;
+        if Instant::now() < end {
+            // Cut short: the board would go on timing its flash.
+            self.write(slot, Request::write_coil(self.coil.coil, false))
+                .await?;
+        }
         loop {
             if self.read_coil(slot).await? == RelayState::Off {
                 return Ok(Confirmation {
@@ -176,6 +195,7 @@ impl Inner {
         &self,
         slot: &mut Option<Conn>,
         pulse: &Pulse,
+        mut opened: Option<crate::Opened>,
     ) -> Result<Confirmation, OutputFault> {
         let coil = self.coil.coil;
         if let Err(e) = self.write(slot, Request::write_coil(coil, true)).await {
@@ -189,7 +209,10 @@ impl Inner {
         }
         let started = Instant::now();
         let during = self.read_coil(slot).await;
-        tokio::time::sleep_until(started + pulse.length()).await;
+        if matches!(during, Ok(RelayState::On)) {
+            tell(&mut opened);
+        }
+        wait_out(started + pulse.length(), &self.cut).await;
         if during.is_err() {
             // The connection may be broken: the off matters more than it.
             *slot = None;
