@@ -257,6 +257,8 @@ fn range_text(r: Range) -> &'static str {
 #[derive(Clone, Default)]
 pub struct ScaleHub {
     stations: Arc<BTreeMap<String, Arc<StationScale>>>,
+    /// Scale bridges' device ids → their station (MQTT scales only).
+    bridges: Arc<BTreeMap<String, String>>,
 }
 
 impl ScaleHub {
@@ -268,28 +270,32 @@ impl ScaleHub {
         stop: watch::Receiver<bool>,
     ) -> (ScaleHub, Vec<JoinHandle<()>>) {
         let mut map = BTreeMap::new();
+        let mut bridges = BTreeMap::new();
         let mut tasks = Vec::new();
         for st in stations {
             let Some(source) = &st.scale else { continue };
             let text = match source {
                 ScaleSource::Serial(s) => format!("serial {} ({})", s.path.display(), s.protocol),
-                ScaleSource::Mqtt => "mqtt".to_string(),
+                ScaleSource::Mqtt { .. } => "mqtt".to_string(),
             };
             let scale = Arc::new(StationScale::new(&st.id, text, noise_grams));
-            if let ScaleSource::Serial(cfg) = source {
-                tasks.push(tokio::spawn(run_serial(
+            match source {
+                ScaleSource::Serial(cfg) => tasks.push(tokio::spawn(run_serial(
                     scale.clone(),
                     cfg.clone(),
                     stop.clone(),
-                )));
-            } else {
-                scale.offline("no reading from the scale bridge yet");
+                ))),
+                ScaleSource::Mqtt { bridge } => {
+                    scale.offline("no reading from the scale bridge yet");
+                    bridges.insert(bridge.clone(), st.id.clone());
+                }
             }
             map.insert(st.id.clone(), scale);
         }
         (
             ScaleHub {
                 stations: Arc::new(map),
+                bridges: Arc::new(bridges),
             },
             tasks,
         )
@@ -313,10 +319,38 @@ impl ScaleHub {
         }
     }
 
-    /// A scale bridge's presence changed.
-    pub fn bridge_offline(&self, station: &str) {
-        if let Some(s) = self.stations.get(station).filter(|s| s.source == "mqtt") {
-            s.offline("the scale bridge went offline");
+    /// The station whose scale bridge is `device`, if any.
+    fn bridge_station(&self, device: &str) -> Option<&Arc<StationScale>> {
+        let station = self.bridges.get(device)?;
+        self.stations.get(station).filter(|s| s.source == "mqtt")
+    }
+
+    /// A device's presence changed (`devices/{device}/status`). When it is
+    /// a station's scale bridge going `offline` (its last will: the box or
+    /// its link died), the scale is offline at once rather than after
+    /// [`READING_MAX_AGE`] without readings. `online` changes nothing: the
+    /// scale is back with its first reading.
+    pub fn bridge_status(&self, device: &str, online: bool) {
+        if online {
+            return;
+        }
+        if let Some(s) = self.bridge_station(device) {
+            s.offline(&format!("the scale bridge {device} went offline"));
+        }
+    }
+
+    /// A device's health report (`devices/{device}/health`). When it is a
+    /// station's scale bridge saying its scale does not talk (port closed,
+    /// silent, cannot be opened), the scale is offline at once with the
+    /// bridge's reason. A report that the scale talks changes nothing: the
+    /// scale is back with its first reading.
+    pub fn bridge_health(&self, device: &str, ok: bool, last_error: Option<&str>) {
+        if ok {
+            return;
+        }
+        if let Some(s) = self.bridge_station(device) {
+            let why = last_error.unwrap_or("the scale does not answer");
+            s.offline(&format!("scale bridge {device}: {why}"));
         }
     }
 
