@@ -95,12 +95,14 @@ impl Server {
             states: gate_states.clone(),
             service: std::sync::OnceLock::new(),
         });
+        let device_health = crate::device_health::DeviceHealthBook::new();
         let link = MqttLink::start(
             LinkOptions::new(site, client_id, broker_addr),
             Arc::new(
                 crate::picking::PdaHandler::new(store.clone(), config.picking.tote_prefix.clone())
                     .with_scales(scales.clone())
-                    .with_gates(gate_link.clone()),
+                    .with_gates(gate_link.clone())
+                    .with_health(device_health.clone()),
             ),
         );
         let publisher = link.publisher();
@@ -158,6 +160,7 @@ impl Server {
             packing,
             customs,
             gates,
+            device_health,
         };
         let app = http::router(state);
         let (stop, stopped) = oneshot::channel::<()>();

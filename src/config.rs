@@ -190,7 +190,22 @@ pub enum ScaleSource {
     /// A scale on a serial port of this server.
     Serial(SerialScale),
     /// A scale bridge publishing on `scale/{station}/weight`.
-    Mqtt,
+    Mqtt {
+        /// The bridge's device id (its presence and health topics):
+        /// `bridge = "…"` in the station's `scale` table, by default
+        /// `scale-bridge-{station}`, the scale bridge's own default. A weight
+        /// carries no sender, so this is how the server knows whose
+        /// `offline` means this station's scale is gone.
+        bridge: String,
+    },
+}
+
+impl ScaleSource {
+    /// The device id a station's scale bridge has unless configured
+    /// otherwise (the scale bridge's default `device`).
+    pub fn default_bridge(station: &str) -> String {
+        format!("scale-bridge-{station}")
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -236,6 +251,8 @@ struct ScaleFile {
     data_bits: Option<u8>,
     parity: Option<String>,
     stop_bits: Option<u8>,
+    /// The scale bridge's device id (MQTT scales only).
+    bridge: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -274,7 +291,16 @@ impl StationFile {
                 (None, false) => {
                     anyhow::bail!("station {id}: scale needs serial = \"/dev/…\" or mqtt = true")
                 }
-                (None, true) => Some(ScaleSource::Mqtt),
+                (None, true) => {
+                    let bridge = s.bridge.unwrap_or_else(|| ScaleSource::default_bridge(&id));
+                    bondgate_protocol::DeviceId::new(&bridge).map_err(|e| {
+                        anyhow::anyhow!("station {id}: scale bridge {bridge:?}: {e}")
+                    })?;
+                    Some(ScaleSource::Mqtt { bridge })
+                }
+                (Some(_), false) if s.bridge.is_some() => {
+                    anyhow::bail!("station {id}: bridge = \"…\" is for a scale with mqtt = true")
+                }
                 (Some(path), false) => {
                     let protocol = s.protocol.as_deref().unwrap_or("mt-sics");
                     let protocol = protocol
@@ -774,6 +800,50 @@ mod tests {
             ..Default::default()
         })
         .map(|c| c.gates)
+    }
+
+    fn stations_from(toml: &str) -> anyhow::Result<Vec<StationConfig>> {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(&f, toml).unwrap();
+        Config::resolve(&Args {
+            config: Some(f),
+            data_dir: Some(dir.path().into()),
+            ..Default::default()
+        })
+        .map(|c| c.packing.stations)
+    }
+
+    #[test]
+    fn an_mqtt_scale_names_its_bridge_or_takes_the_bridges_default() {
+        let stations = stations_from(
+            "[[station]]\nid = \"P1\"\nscale = { mqtt = true }\n\n[[station]]\nid = \"P2\"\nscale = { mqtt = true, bridge = \"box-7\" }\n",
+        )
+        .unwrap();
+        assert_eq!(
+            stations.iter().map(|s| s.scale.clone()).collect::<Vec<_>>(),
+            vec![
+                Some(ScaleSource::Mqtt {
+                    bridge: "scale-bridge-P1".into()
+                }),
+                Some(ScaleSource::Mqtt {
+                    bridge: "box-7".into()
+                }),
+            ]
+        );
+        for (toml, why) in [
+            (
+                "[[station]]\nid = \"P1\"\nscale = { serial = \"/dev/x\", bridge = \"b\" }\n",
+                "mqtt = true",
+            ),
+            (
+                "[[station]]\nid = \"P1\"\nscale = { mqtt = true, bridge = \"a/b\" }\n",
+                "scale bridge",
+            ),
+        ] {
+            let err = format!("{:#}", stations_from(toml).unwrap_err());
+            assert!(err.contains(why), "{toml}: {err}");
+        }
     }
 
     #[test]

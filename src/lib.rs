@@ -5,6 +5,7 @@ pub mod app;
 pub mod config;
 pub mod crypto;
 pub mod customs;
+pub mod device_health;
 pub mod domain;
 pub mod gate;
 pub mod http;

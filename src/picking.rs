@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bondgate_protocol::{
-    DeviceId, DeviceStatus, GateId, GateResultMsg, GateState, Next, PromptMsg, PromptText, ScanMsg,
-    Site, StationId, Tone, WeightMsg,
+    DeviceHealth, DeviceId, DeviceStatus, GateId, GateResultMsg, GateState, Next, PayloadError,
+    PromptMsg, PromptText, ScanMsg, Site, StationId, Tone, WeightMsg,
 };
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -18,12 +18,14 @@ use crate::store::{ScanAnswer, ScanContext, ScanInput, Store, StoreError};
 /// Answers PDA scans arriving over MQTT and records device status.
 ///
 /// It is the server's one MQTT handler, so it also hands scale bridges'
-/// readings to the pack stations' scales.
+/// readings, presence and health to the pack stations' scales, and keeps
+/// every bridge's latest health report for the device list.
 pub struct PdaHandler {
     store: Store,
     tote_prefix: String,
     scales: Option<crate::packing::ScaleHub>,
     gates: Option<Arc<crate::gate::GateLink>>,
+    health: Option<crate::device_health::DeviceHealthBook>,
 }
 
 impl PdaHandler {
@@ -33,6 +35,15 @@ impl PdaHandler {
             tote_prefix,
             scales: None,
             gates: None,
+            health: None,
+        }
+    }
+
+    /// Bridges' health reports (`devices/{id}/health`) are kept here.
+    pub fn with_health(self, health: crate::device_health::DeviceHealthBook) -> PdaHandler {
+        PdaHandler {
+            health: Some(health),
+            ..self
         }
     }
 
@@ -113,6 +124,25 @@ impl DeviceHandler for PdaHandler {
         }
     }
 
+    fn on_health(&self, site: &Site, device: &DeviceId, health: DeviceHealth) {
+        if let Some(scales) = &self.scales {
+            scales.bridge_health(
+                device.as_str(),
+                health.ok,
+                health.last_error.as_ref().map(|t| t.as_str()),
+            );
+        }
+        if let Some(book) = &self.health {
+            book.record(site.as_str(), device.as_str(), health);
+        }
+    }
+
+    fn on_health_refused(&self, site: &Site, device: &DeviceId, error: &PayloadError) {
+        if let Some(book) = &self.health {
+            book.refuse(site.as_str(), device.as_str(), &error.to_string());
+        }
+    }
+
     fn on_gate_state(&self, _site: &Site, gate: &GateId, state: GateState) {
         if let Some(g) = &self.gates {
             g.states.report(gate, state);
@@ -140,6 +170,11 @@ impl DeviceHandler for PdaHandler {
         let (site, device) = (site.as_str().to_string(), device.as_str().to_string());
         Box::pin(async move {
             let online = status == DeviceStatus::Online;
+            // Before the store write: a scale whose bridge left is offline
+            // now, not after the write (or its failure).
+            if let Some(scales) = &self.scales {
+                scales.bridge_status(&device, online);
+            }
             if let Err(e) = self.store.device_status(&site, &device, online).await {
                 tracing::warn!(%device, error = %e, "could not record device status");
             }

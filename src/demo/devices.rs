@@ -131,7 +131,10 @@ impl Devices {
             .map(|s| {
                 let c = s.scale();
                 let scale = if s.id == BRIDGED_SCALE {
-                    ScaleSource::Mqtt
+                    // The scale bridge's default device id.
+                    ScaleSource::Mqtt {
+                        bridge: format!("scale-bridge-{BRIDGED_SCALE}"),
+                    }
                 } else {
                     ScaleSource::Serial(SerialScale {
                         path: c.path().context("the scale has a link")?,

@@ -51,6 +51,8 @@ pub struct AppState {
     pub customs: crate::customs::Customs,
     /// The outbound gates and their outputs.
     pub gates: std::sync::Arc<crate::gate::Gates>,
+    /// Bridges' latest health reports, for the device list.
+    pub device_health: crate::device_health::DeviceHealthBook,
 }
 
 #[derive(OpenApi)]

@@ -132,10 +132,16 @@ pub async fn count_requests(
     Ok(Json(st.store.list_count_requests().await?))
 }
 
-/// Devices seen on the broker and whether they are online.
+/// Devices seen on the broker, whether they are online, and for bridges the
+/// health of the device behind them (ok, last error, refused input, drops,
+/// age of the report).
 #[utoipa::path(get, path = "/api/v1/devices", tag = "devices", security(("bearer" = [])),
     responses((status = 200, body = Vec<DeviceView>)))]
 pub async fn devices(State(st): State<AppState>, auth: Auth) -> ApiResult<Json<Vec<DeviceView>>> {
     auth.require(FLOOR_MANAGERS)?;
-    Ok(Json(st.store.list_devices().await?))
+    let mut devices = st.store.list_devices().await?;
+    for d in &mut devices {
+        d.health = st.device_health.view(&d.site, &d.device);
+    }
+    Ok(Json(devices))
 }

@@ -14,8 +14,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use bondgate_protocol::{
-    DeviceId, DeviceStatus, GateId, GateOutcome, GateResultMsg, GateState, Next, PayloadError,
-    PromptMsg, PromptText, ScanMsg, Site, Tone, Topic, WeightMsg,
+    DeviceHealth, DeviceId, DeviceStatus, GateId, GateOutcome, GateResultMsg, GateState, Next,
+    PayloadError, PromptMsg, PromptText, ScanMsg, Site, Tone, Topic, WeightMsg,
 };
 use rumqttc::{AsyncClient, Publish};
 use tokio::sync::oneshot::error::TryRecvError;
@@ -183,6 +183,22 @@ impl Dispatcher {
                     None
                 }
             },
+            // As for status: an empty retained payload deletes the report.
+            Topic::DeviceHealth { .. } if publish.payload.is_empty() => None,
+            Topic::DeviceHealth { device } => {
+                match DeviceHealth::decode(&publish.payload) {
+                    Ok(health) => self.shared.handler.on_health(&site, &device, health),
+                    Err(error) => {
+                        metrics::counter!("bondgate_mqtt_malformed_total", "kind" => "health")
+                            .increment(1);
+                        tracing::warn!(%device, %error, "device health report refused");
+                        self.shared
+                            .handler
+                            .on_health_refused(&site, &device, &error);
+                    }
+                }
+                None
+            }
             Topic::ScaleWeight { station } => {
                 match WeightMsg::decode(&publish.payload) {
                     Ok(weight) => self.shared.handler.on_weight(&site, &station, weight),

@@ -111,6 +111,7 @@ fn subscriptions(site: &Site) -> Vec<SubscribeFilter> {
     [
         TopicKind::PdaScan,
         TopicKind::DeviceStatus,
+        TopicKind::DeviceHealth,
         TopicKind::ScaleWeight,
         TopicKind::GateState,
         TopicKind::GateScan,
@@ -146,6 +147,7 @@ pub(super) fn kind_label(kind: TopicKind) -> &'static str {
         ("pda", "scan") => "scan",
         ("pda", "prompt") => "prompt",
         ("devices", "status") => "status",
+        ("devices", "health") => "health",
         _ => group,
     }
 }

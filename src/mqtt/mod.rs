@@ -43,8 +43,8 @@ use std::future::Future;
 use std::pin::Pin;
 
 use bondgate_protocol::{
-    DeviceId, DeviceStatus, GateId, GateResultMsg, GateState, PromptMsg, ScanMsg, Site, StationId,
-    WeightMsg,
+    DeviceHealth, DeviceId, DeviceStatus, GateId, GateResultMsg, GateState, PayloadError,
+    PromptMsg, ScanMsg, Site, StationId, WeightMsg,
 };
 
 /// The broker URL and the reconnect delays live in `bondgate-protocol`, shared
@@ -95,6 +95,15 @@ pub trait DeviceHandler: Send + Sync + 'static {
     /// A scale bridge's reading (`scale/{station}/weight`). Called inline by
     /// the dispatcher, in arrival order: keep it quick and free of I/O.
     fn on_weight(&self, _site: &Site, _station: &StationId, _weight: WeightMsg) {}
+
+    /// A bridge's health report (`devices/{id}/health`, retained). Called
+    /// inline by the dispatcher, in arrival order (with the scale readings):
+    /// keep it quick and free of I/O.
+    fn on_health(&self, _site: &Site, _device: &DeviceId, _health: DeviceHealth) {}
+
+    /// A health report that could not be parsed (it was refused and counted
+    /// by the link). Called inline: keep it quick and free of I/O.
+    fn on_health_refused(&self, _site: &Site, _device: &DeviceId, _error: &PayloadError) {}
 
     /// A gate bridge's state report (`gate/{gate}/state`). Called inline by
     /// the dispatcher, in arrival order: keep it quick and free of I/O.

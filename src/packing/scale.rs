@@ -1,29 +1,28 @@
 //! Each station's scale, wherever its readings come from: a serial port of
 //! this server (any protocol `bondgate_protocol::scale` decodes) or a scale
-//! bridge on MQTT. Readings feed the station's [`ScaleTracker`]; a pack asks
+//! bridge on MQTT. A serial port is read by `bondgate_edge::ScaleReader`,
+//! the reader the scale bridge runs too. Readings feed the station's [`ScaleTracker`]; a pack asks
 //! for a stable reading of a fresh placement and waits for one.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bondgate_protocol::scale::{self, Command, Decoder, Range, Reading, ScaleEvent};
-use bondgate_protocol::Backoff;
+use bondgate_edge::{ScaleNews, ScaleReader};
+use bondgate_protocol::scale::{Range, Reading};
 use serde::Serialize;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
-use tokio_serial::SerialPortBuilderExt;
 
 use crate::config::{ScaleSource, SerialScale, StationConfig};
 use crate::domain::packing::{NotYet, Observed, ScaleTracker, Weighed};
 
+/// How often an MT-SICS scale is asked for its weight (`SI`).
+pub use bondgate_edge::scale::MTSICS_POLL;
 /// A serial scale that sends nothing for this long is treated as gone: the
 /// port is closed and opened again (a USB adapter that vanished keeps an open
-/// descriptor that never reads).
-pub const SERIAL_SILENCE: Duration = Duration::from_secs(2);
-/// How often an MT-SICS scale is asked for its weight (`SI`).
-pub const MTSICS_POLL: Duration = Duration::from_millis(200);
+/// descriptor that never reads). The shared reader's value.
+pub use bondgate_edge::scale::SERIAL_SILENCE;
 /// A reading older than this does not describe the plate any more: the scale
 /// (or its bridge) counts as silent.
 pub const READING_MAX_AGE: Duration = Duration::from_secs(3);
@@ -258,6 +257,8 @@ fn range_text(r: Range) -> &'static str {
 #[derive(Clone, Default)]
 pub struct ScaleHub {
     stations: Arc<BTreeMap<String, Arc<StationScale>>>,
+    /// Scale bridges' device ids → their station (MQTT scales only).
+    bridges: Arc<BTreeMap<String, String>>,
 }
 
 impl ScaleHub {
@@ -269,28 +270,32 @@ impl ScaleHub {
         stop: watch::Receiver<bool>,
     ) -> (ScaleHub, Vec<JoinHandle<()>>) {
         let mut map = BTreeMap::new();
+        let mut bridges = BTreeMap::new();
         let mut tasks = Vec::new();
         for st in stations {
             let Some(source) = &st.scale else { continue };
             let text = match source {
                 ScaleSource::Serial(s) => format!("serial {} ({})", s.path.display(), s.protocol),
-                ScaleSource::Mqtt => "mqtt".to_string(),
+                ScaleSource::Mqtt { .. } => "mqtt".to_string(),
             };
             let scale = Arc::new(StationScale::new(&st.id, text, noise_grams));
-            if let ScaleSource::Serial(cfg) = source {
-                tasks.push(tokio::spawn(run_serial(
+            match source {
+                ScaleSource::Serial(cfg) => tasks.push(tokio::spawn(run_serial(
                     scale.clone(),
                     cfg.clone(),
                     stop.clone(),
-                )));
-            } else {
-                scale.offline("no reading from the scale bridge yet");
+                ))),
+                ScaleSource::Mqtt { bridge } => {
+                    scale.offline("no reading from the scale bridge yet");
+                    bridges.insert(bridge.clone(), st.id.clone());
+                }
             }
             map.insert(st.id.clone(), scale);
         }
         (
             ScaleHub {
                 stations: Arc::new(map),
+                bridges: Arc::new(bridges),
             },
             tasks,
         )
@@ -314,10 +319,38 @@ impl ScaleHub {
         }
     }
 
-    /// A scale bridge's presence changed.
-    pub fn bridge_offline(&self, station: &str) {
-        if let Some(s) = self.stations.get(station).filter(|s| s.source == "mqtt") {
-            s.offline("the scale bridge went offline");
+    /// The station whose scale bridge is `device`, if any.
+    fn bridge_station(&self, device: &str) -> Option<&Arc<StationScale>> {
+        let station = self.bridges.get(device)?;
+        self.stations.get(station).filter(|s| s.source == "mqtt")
+    }
+
+    /// A device's presence changed (`devices/{device}/status`). When it is
+    /// a station's scale bridge going `offline` (its last will: the box or
+    /// its link died), the scale is offline at once rather than after
+    /// [`READING_MAX_AGE`] without readings. `online` changes nothing: the
+    /// scale is back with its first reading.
+    pub fn bridge_status(&self, device: &str, online: bool) {
+        if online {
+            return;
+        }
+        if let Some(s) = self.bridge_station(device) {
+            s.offline(&format!("the scale bridge {device} went offline"));
+        }
+    }
+
+    /// A device's health report (`devices/{device}/health`). When it is a
+    /// station's scale bridge saying its scale does not talk (port closed,
+    /// silent, cannot be opened), the scale is offline at once with the
+    /// bridge's reason. A report that the scale talks changes nothing: the
+    /// scale is back with its first reading.
+    pub fn bridge_health(&self, device: &str, ok: bool, last_error: Option<&str>) {
+        if ok {
+            return;
+        }
+        if let Some(s) = self.bridge_station(device) {
+            let why = last_error.unwrap_or("the scale does not answer");
+            s.offline(&format!("scale bridge {device}: {why}"));
         }
     }
 
@@ -329,106 +362,58 @@ impl ScaleHub {
     }
 }
 
-fn open_port(cfg: &SerialScale) -> Result<tokio_serial::SerialStream, String> {
-    let data_bits = if cfg.data_bits == 7 {
-        tokio_serial::DataBits::Seven
-    } else {
-        tokio_serial::DataBits::Eight
-    };
-    let parity = match cfg.parity.as_str() {
-        "even" => tokio_serial::Parity::Even,
-        "odd" => tokio_serial::Parity::Odd,
-        _ => tokio_serial::Parity::None,
-    };
-    let stop_bits = if cfg.stop_bits == 2 {
-        tokio_serial::StopBits::Two
-    } else {
-        tokio_serial::StopBits::One
-    };
-    let path = cfg.path.to_string_lossy().into_owned();
-    tokio_serial::new(&path, cfg.baud)
-        .data_bits(data_bits)
-        .parity(parity)
-        .stop_bits(stop_bits)
-        .flow_control(tokio_serial::FlowControl::None)
-        .open_native_async()
-        .map_err(|e| format!("cannot open {path}: {e}"))
-}
-
-/// Reads one serial scale for as long as the server runs: open, read until
-/// the port fails or falls silent, mark the scale offline, back off, open
-/// again.
-async fn run_serial(scale: Arc<StationScale>, cfg: SerialScale, mut stop: watch::Receiver<bool>) {
-    let mut backoff = Backoff::new();
-    loop {
-        if *stop.borrow() {
-            return;
-        }
-        let failure = match open_port(&cfg) {
-            Err(e) => e,
-            Ok(port) => {
-                let started = Instant::now();
-                let reason = tokio::select! {
-                    r = read_port(&scale, port, &cfg) => r,
-                    _ = stop.changed() => return,
-                };
-                if started.elapsed() >= Backoff::RESET_AFTER {
-                    backoff.reset();
-                }
-                reason
-            }
-        };
-        scale.offline(&failure);
-        let delay = backoff.next_delay_with(rand::random());
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
-            _ = stop.changed() => return,
-        }
+/// The server's settings of a serial scale as the shared reader takes them
+/// (the values were checked when the configuration was read).
+fn serial_settings(cfg: &SerialScale) -> bondgate_edge::SerialSettings {
+    use bondgate_edge::{DataBits, Parity, StopBits};
+    bondgate_edge::SerialSettings {
+        path: cfg.path.clone(),
+        baud: cfg.baud,
+        data_bits: if cfg.data_bits == 7 {
+            DataBits::Seven
+        } else {
+            DataBits::Eight
+        },
+        parity: match cfg.parity.as_str() {
+            "even" => Parity::Even,
+            "odd" => Parity::Odd,
+            _ => Parity::None,
+        },
+        stop_bits: if cfg.stop_bits == 2 {
+            StopBits::Two
+        } else {
+            StopBits::One
+        },
     }
 }
 
-/// Reads frames until the port fails; returns why.
-async fn read_port(
-    scale: &StationScale,
-    port: tokio_serial::SerialStream,
-    cfg: &SerialScale,
-) -> String {
-    let (mut rx, mut tx) = tokio::io::split(port);
-    let mut decoder = Decoder::new(cfg.protocol);
-    let mut buf = [0u8; 256];
-    let poll = scale::request(cfg.protocol, Command::WeighNow);
-    let mut ticker = tokio::time::interval(MTSICS_POLL);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_data = tokio::time::Instant::now();
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {
-                if let Some(req) = &poll {
-                    if let Err(e) = tx.write_all(req).await {
-                        return format!("write to {} failed: {e}", cfg.path.display());
-                    }
-                }
-                if last_data.elapsed() > SERIAL_SILENCE {
-                    return format!("no data from {} for {} s", cfg.path.display(), SERIAL_SILENCE.as_secs());
-                }
-            }
-            read = rx.read(&mut buf) => match read {
-                // A pseudo-terminal or USB adapter whose other end is gone
-                // reads 0 bytes for ever: that is a disconnect.
-                Ok(0) => return format!("{} closed (cable or adapter unplugged?)", cfg.path.display()),
-                Ok(n) => {
-                    last_data = tokio::time::Instant::now();
-                    for event in decoder.feed(&buf[..n]) {
-                        match event {
-                            Ok(ScaleEvent::Reading(r)) => scale.observe(r),
-                            Ok(ScaleEvent::Busy(_)) | Ok(ScaleEvent::Done(_)) => {}
-                            Ok(ScaleEvent::Refused(text)) => scale.bad_frame(&format!("scale refused: {text}")),
-                            Err(e) => scale.bad_frame(&e.to_string()),
-                        }
-                    }
-                }
-                Err(e) => return format!("read from {} failed: {e}", cfg.path.display()),
+/// News queued between the reader and the station's scale: the station
+/// takes each at once, so this only smooths a burst of frames.
+const NEWS_CAPACITY: usize = 64;
+
+/// Reads one serial scale for as long as the server runs, with the reader
+/// the scale bridge uses too (`bondgate_edge::ScaleReader`: MT-SICS polled,
+/// 0-byte reads, errors and silence are disconnects, reopen with backoff);
+/// its news feed the station's scale.
+async fn run_serial(scale: Arc<StationScale>, cfg: SerialScale, mut stop: watch::Receiver<bool>) {
+    if *stop.borrow() {
+        return;
+    }
+    let (tx, mut news) = mpsc::channel(NEWS_CAPACITY);
+    let reader = ScaleReader::new(serial_settings(&cfg), cfg.protocol).run(tx);
+    let apply = async {
+        while let Some(item) = news.recv().await {
+            match item {
+                ScaleNews::Reading(r) => scale.observe(r),
+                ScaleNews::Alive => {}
+                ScaleNews::Bad(error) => scale.bad_frame(&error),
+                ScaleNews::Offline(reason) => scale.offline(&reason),
             }
         }
+    };
+    tokio::select! {
+        () = reader => {}
+        () = apply => {}
+        _ = stop.changed() => {}
     }
 }

@@ -976,6 +976,7 @@ impl SqlStore {
                 device,
                 online,
                 changed_at,
+                health: None,
             })
             .collect())
     }

@@ -924,8 +924,38 @@ pub struct ScanAnswer {
 pub struct DeviceView {
     pub site: String,
     pub device: String,
+    /// Presence: the device's retained `online` / `offline` (its last will).
     pub online: bool,
     pub changed_at: DateTime<Utc>,
+    /// A bridge's report of the device behind it (`devices/{id}/health`);
+    /// absent for devices that send none (PDAs). Not stored: filled in by
+    /// the server from the reports it holds in memory.
+    #[serde(default)]
+    pub health: Option<DeviceHealthView>,
+}
+
+/// The latest health report of a bridge, as the server received it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DeviceHealthView {
+    /// A valid report was received (false: only refused ones).
+    pub reported: bool,
+    /// The device behind the bridge is there and talking (a scale's port is
+    /// open and data arrives). False until a report says otherwise.
+    pub ok: bool,
+    /// The last error the bridge saw, kept after recovery.
+    pub last_error: Option<String>,
+    /// Input the bridge refused since it started (bad frames, bad lines).
+    pub bad_input: u64,
+    /// Messages the bridge dropped rather than send late since it started.
+    pub dropped: u64,
+    /// When the bridge wrote the report, Unix milliseconds (bridge clock).
+    pub reported_ts: Option<i64>,
+    /// Milliseconds since the server received the report (server clock).
+    pub age_ms: Option<u64>,
+    /// Health payloads from this device that could not be parsed.
+    pub refused_reports: u64,
+    /// Why the last refused one was refused.
+    pub refused_error: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

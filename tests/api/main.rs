@@ -3,6 +3,7 @@
 //! a real server, concurrency over HTTP, and the real binary.
 
 mod binary;
+mod bridge_health;
 mod concurrency;
 mod conformance;
 mod customs;

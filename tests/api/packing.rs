@@ -709,7 +709,9 @@ async fn a_station_behind_mqtt_bridges_weighs_and_prints() {
     let Some(app) = spawn_app_with(Backend::Sqlite, |c| {
         c.packing.stations = vec![StationConfig {
             id: "P2".into(),
-            scale: Some(ScaleSource::Mqtt),
+            scale: Some(ScaleSource::Mqtt {
+                bridge: ScaleSource::default_bridge("P2"),
+            }),
             printer: Some(PrinterTarget::Mqtt),
         }];
     })

@@ -17,6 +17,10 @@
 //!   send late (drop-oldest with a counter, an optional age limit).
 //! - [`serial`]: [`SerialSettings`] (path, baud, data bits, parity, stop
 //!   bits) and [`SerialPort`], which opens them and reopens with backoff.
+//! - [`scale`]: [`ScaleReader`], a serial scale read by the one set of rules
+//!   the server and the scale bridge share (MT-SICS polled, silence and
+//!   0-byte reads are disconnects, reopen with backoff), its news on a
+//!   channel.
 //! - [`runtime`]: tracing on stderr, the SIGTERM/SIGINT [`stop_signal`], and
 //!   [`main_with`], the whole of a bridge's `main` after its arguments.
 //!
@@ -34,6 +38,7 @@ pub mod config;
 pub mod health;
 pub mod queue;
 pub mod runtime;
+pub mod scale;
 pub mod serial;
 pub mod session;
 
@@ -41,6 +46,7 @@ pub use config::{ConfigError, EdgeConfig};
 pub use health::Health;
 pub use queue::OfflineQueue;
 pub use runtime::{init_tracing, main_with, stop_signal, unix_millis};
+pub use scale::{ScaleNews, ScaleReader};
 pub use serial::{DataBits, Parity, SerialError, SerialPort, SerialSettings, StopBits};
 pub use session::{Session, SessionEvent};
 

@@ -5,7 +5,9 @@
 //! port.
 //!
 //! - Frames of any of the five `bondgate_protocol::scale` protocols are
-//!   decoded by that module; MT-SICS is polled with `SI` (see [`reader`]).
+//!   decoded by that module; MT-SICS is polled with `SI`. The port is read
+//!   by `bondgate_edge::ScaleReader`, the very reader the server uses for a
+//!   scale on its own port.
 //! - `stable` is true only for a stable, in-range reading: an overload or
 //!   underload goes out as an unstable reading, and the health report says
 //!   which.
@@ -23,17 +25,17 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
-pub mod reader;
 
 use std::future::Future;
 
-use bondgate_edge::{unix_millis, BridgeError, Health, Session, SessionEvent};
+use bondgate_edge::{
+    unix_millis, BridgeError, Health, ScaleNews, ScaleReader, Session, SessionEvent,
+};
 use bondgate_protocol::scale::Range;
 use bondgate_protocol::{Topic, WeightMsg};
 use tokio::sync::mpsc;
 
 pub use config::Config;
-use reader::ScaleNews;
 
 /// Reader news queued for the publisher: a few seconds of the fastest
 /// streaming scale, so a slow broker write never stalls the port.
@@ -49,7 +51,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     };
     let mut health = Health::new(&config.edge);
     let (tx, mut news) = mpsc::channel(NEWS_CAPACITY);
-    let reader = reader::read_scale(config.serial.clone(), config.protocol, tx);
+    let reader = ScaleReader::new(config.serial.clone(), config.protocol).run(tx);
     let mut tick = tokio::time::interval(bondgate_edge::health::HEALTH_INTERVAL);
     tokio::pin!(shutdown, reader);
     loop {
