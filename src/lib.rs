@@ -6,6 +6,7 @@ pub mod config;
 pub mod crypto;
 pub mod customs;
 pub mod domain;
+pub mod events;
 pub mod gate;
 pub mod http;
 pub mod mqtt;

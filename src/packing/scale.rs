@@ -78,6 +78,9 @@ struct State {
     armed_ms: u64,
 }
 
+/// What a screen is told of a scale: `(online, grams, stable)`.
+type Shown = (bool, Option<i64>, bool);
+
 /// One station's scale.
 pub struct StationScale {
     station: String,
@@ -85,10 +88,18 @@ pub struct StationScale {
     epoch: Instant,
     state: Mutex<State>,
     changed: watch::Sender<u64>,
+    events: crate::events::EventHub,
+    /// What was last published, and when.
+    published: Mutex<Option<(Shown, Instant)>>,
 }
 
 impl StationScale {
-    fn new(station: &str, source: String, noise_grams: i64) -> StationScale {
+    fn new(
+        station: &str,
+        source: String,
+        noise_grams: i64,
+        events: crate::events::EventHub,
+    ) -> StationScale {
         StationScale {
             station: station.to_string(),
             source,
@@ -102,7 +113,30 @@ impl StationScale {
                 armed_ms: 0,
             }),
             changed: watch::channel(0).0,
+            events,
+            published: Mutex::new(None),
         }
+    }
+
+    /// Tells the screens what the plate shows: on every change, and the
+    /// same reading again at most every [`crate::events::SCALE_REPEAT_MS`].
+    fn publish(&self) {
+        let now = self.status();
+        let shown = (now.online, now.grams, now.stable);
+        let mut last = self.published.lock().unwrap_or_else(|p| p.into_inner());
+        let repeat = std::time::Duration::from_millis(crate::events::SCALE_REPEAT_MS as u64);
+        if last.is_some_and(|(was, at)| was == shown && at.elapsed() < repeat) {
+            return;
+        }
+        *last = Some((shown, Instant::now()));
+        drop(last);
+        self.events.publish(crate::events::Event::Scale {
+            station: self.station.clone(),
+            online: now.online,
+            grams: now.grams,
+            stable: now.stable,
+            at: chrono::Utc::now(),
+        });
     }
 
     fn now_ms(&self) -> u64 {
@@ -116,6 +150,7 @@ impl StationScale {
         let r = f(&mut guard);
         drop(guard);
         self.changed.send_modify(|n| *n = n.wrapping_add(1));
+        self.publish();
         r
     }
 
@@ -266,6 +301,7 @@ impl ScaleHub {
     pub fn start(
         stations: &[StationConfig],
         noise_grams: i64,
+        events: crate::events::EventHub,
         stop: watch::Receiver<bool>,
     ) -> (ScaleHub, Vec<JoinHandle<()>>) {
         let mut map = BTreeMap::new();
@@ -276,7 +312,7 @@ impl ScaleHub {
                 ScaleSource::Serial(s) => format!("serial {} ({})", s.path.display(), s.protocol),
                 ScaleSource::Mqtt => "mqtt".to_string(),
             };
-            let scale = Arc::new(StationScale::new(&st.id, text, noise_grams));
+            let scale = Arc::new(StationScale::new(&st.id, text, noise_grams, events.clone()));
             if let ScaleSource::Serial(cfg) = source {
                 tasks.push(tokio::spawn(run_serial(
                     scale.clone(),
