@@ -28,6 +28,7 @@ export function beep(tone) {
       osc.stop(at + n.ms / 1000);
       at += n.ms / 1000 + 0.08;
     }
+    document.body.dataset.audio = ctx.state;
   } catch (e) {
     // No audio device: the banner still says it.
   }

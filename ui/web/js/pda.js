@@ -74,27 +74,44 @@ function localError(message) {
   beep('error');
 }
 
-async function send(code) {
-  if (busy) return;
+/** Codes scanned while an answer is awaited: a wedge scanner does not wait, and no scan may be lost. */
+const queue = [];
+/** More than this many unanswered scans means the network is gone: refuse rather than pile up. */
+const QUEUE_MAX = 20;
+
+function send(code) {
+  if (queue.length >= QUEUE_MAX) {
+    localError(t('error.network'));
+    return;
+  }
+  queue.push(code);
+  if (!busy) drain();
+}
+
+async function drain() {
   busy = true;
   $('scan-form').setAttribute('aria-busy', 'true');
-  seq += 1;
-  try {
-    answer = await api('POST', '/pick-tasks/scan', { device, seq, barcode: code });
-    render();
-    beep(answer.tone === 'ok' ? 'ok' : answer.tone);
-    await renderTask();
-  } catch (e) {
-    if (e.status === 401) {
-      toLogin();
-      return;
+  while (queue.length) {
+    const code = queue.shift();
+    seq += 1;
+    try {
+      answer = await api('POST', '/pick-tasks/scan', { device, seq, barcode: code });
+      render();
+      beep(answer.tone === 'ok' ? 'ok' : answer.tone);
+    } catch (e) {
+      if (e.status === 401) {
+        toLogin();
+        return;
+      }
+      // Later scans were meant for the step this one failed at: drop them.
+      queue.length = 0;
+      localError(errorText(e));
     }
-    localError(errorText(e));
-  } finally {
-    busy = false;
-    $('scan-form').removeAttribute('aria-busy');
-    $('scan').focus();
   }
+  await renderTask();
+  busy = false;
+  $('scan-form').removeAttribute('aria-busy');
+  $('scan').focus();
 }
 
 me = await requireRoles(PICKER_ROLES);
