@@ -56,6 +56,7 @@ test('a picker walks a task to picked with the scanner alone, and hears a wrong 
   s = await scan(page, 'TOTE-5');
   assert.deepEqual([s.tone, s.step, s.target], ['ok', '前往库位并扫描', 'A-01']);
   assert.match(await page.textContent('#task-line'), /ORD-7/);
+  assert.equal(await page.textContent('#tote-line'), '周转箱 TOTE-5');
   assert.equal(await page.isVisible('#short'), true);
   await shot(page, 'pda-2-go-to-bin');
 

@@ -30,6 +30,8 @@ const device = deviceId();
 let seq = Date.now();
 let answer = null;
 let busy = false;
+/** The tote this picker scanned for the task in hand (the task records it only once picked). */
+let scannedTote = null;
 let me = null;
 
 /** The code the prompt asks for: the server brackets it. */
@@ -62,7 +64,8 @@ async function renderTask() {
     $('task-line').textContent = open[0]
       ? t('pda.task.line', { order: cur.order_no, sku: cur.sku, picked: cur.picked_qty, qty: cur.qty })
       : t('pda.task.none');
-    $('tote-line').textContent = cur?.tote ? t('pda.tote', { tote: cur.tote }) : t('pda.tote.none');
+    const tote = open[0] ? (open[0].tote ?? scannedTote) : cur?.tote;
+    $('tote-line').textContent = tote ? t('pda.tote', { tote }) : t('pda.tote.none');
   } catch (e) {
     $('task-line').textContent = errorText(e);
   }
@@ -95,7 +98,10 @@ async function drain() {
     const code = queue.shift();
     seq += 1;
     try {
+      const wanted = answer?.next;
       answer = await api('POST', '/pick-tasks/scan', { device, seq, barcode: code });
+      if (wanted === 'tote' && answer.ok) scannedTote = code;
+      if (answer.next === 'tote' || answer.next === 'done') scannedTote = null;
       render();
       beep(answer.tone === 'ok' ? 'ok' : answer.tone);
     } catch (e) {
