@@ -6,13 +6,15 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { startServer } from './server.mjs';
-import { adminToken, addUser, call, login, ok, orderInWave, packAtP1, pickAll, PASSWORD } from './seed.mjs';
+import { adminToken, addUser, call, customsReceipt, gateBridge, login, ok, orderAndWave, orderInWave, packAtP1, pickAll, PASSWORD } from './seed.mjs';
 import { assertAccessible, assertNoProblems, assertVisibleFocus, launch, logInVia, newPage, shot } from './browser.mjs';
 
 let server;
 let browser;
 let admin;
 let parcel;
+/** ORD-2's parcel, released by customs. */
+let released;
 
 before(async () => {
   [server, browser] = await Promise.all([startServer(), launch()]);
@@ -23,6 +25,10 @@ before(async () => {
   await orderInWave(server, admin, 'ORD-1', 1);
   await pickAll(server, await login(server, 'pia'), 'TOTE-1', 1);
   parcel = await packAtP1(server, admin, await login(server, 'pat'), 'TOTE-1');
+  await orderAndWave(server, admin, 'ORD-2', 1);
+  await pickAll(server, await login(server, 'pia'), 'TOTE-2', 1);
+  released = await packAtP1(server, admin, await login(server, 'pat'), 'TOTE-2');
+  await customsReceipt(server, admin, 'COP-ORD-2', 800, '20261123101500000');
 });
 
 after(async () => {
@@ -70,7 +76,7 @@ async function feed(token, ms, want = () => false) {
 test('a guard sees refusals big, in Chinese and English, and live decisions', async () => {
   const page = await newPage(browser);
   await logInVia(page, server, 'gus', PASSWORD, '/gate');
-  await page.waitForSelector('#main:not([hidden])');
+  await page.waitForSelector('#main[data-ready]');
   assert.equal(await page.inputValue('#gate-select'), 'G1');
   assert.equal(await page.getAttribute('#result', 'data-result'), 'none');
   await shot(page, 'gate-1-ready');
@@ -125,6 +131,57 @@ test('a guard sees refusals big, in Chinese and English, and live decisions', as
   await page.press('#scan', 'Enter');
   assert.equal(await page.textContent('#scan-error'), '请先扫描包裹。');
   await assertVisibleFocus(page, '#lang-switch');
+  assertNoProblems(page);
+  await page.context().close();
+});
+
+test('a released parcel: amber fault while the gate bridge is silent, green open once it answers', async () => {
+  const page = await newPage(browser);
+  await logInVia(page, server, 'gus', PASSWORD, '/gate');
+  await page.waitForSelector('#main[data-ready]');
+  await page.waitForSelector('#live[data-live="on"]');
+  // No bridge listens: the pulse is not confirmed, the gate counts as shut.
+  await page.keyboard.type(released.waybill_no);
+  await page.keyboard.press('Enter');
+  await page.waitForSelector('#result[data-result="fault"]', { timeout: 10_000 });
+  const [fault] = await ok(server, admin, 'GET', '/gates/G1/decisions');
+  assert.deepEqual([fault.result, fault.order_no], ['fault', 'ORD-2']);
+  assert.equal(await page.textContent('#result-icon'), '⚠');
+  assert.equal(await page.textContent('#result-word'), 'FAULT: the gate stays shut, nothing shipped');
+  assert.equal(await page.textContent('#reason-en'), fault.reason_en);
+  await page.waitForSelector('#gate-state[data-state="fault"]');
+  assert.equal((await ok(server, admin, 'GET', '/orders/ORD-2')).state, 'packed');
+  await shot(page, 'gate-6-fault');
+  await assertAccessible(page, 'gate page, fault');
+
+  // The bridge is back: the same parcel opens the gate and ships.
+  const bridge = await gateBridge(server, 'G1');
+  try {
+    await page.keyboard.type(released.waybill_no);
+    await page.keyboard.press('Enter');
+    await page.waitForSelector('#result[data-result="open"]', { timeout: 10_000 });
+    const [open] = await ok(server, admin, 'GET', '/gates/G1/decisions');
+    assert.deepEqual([open.result, open.output], ['open', 'confirmed']);
+    assert.equal(await page.textContent('#result-icon'), '✔');
+    assert.equal(await page.textContent('#result-word'), 'OPEN: the parcel may leave');
+    assert.equal(await page.textContent('#reason-zh'), open.reason_zh);
+    assert.equal(await page.textContent('#result-parcel'), released.package_no);
+    assert.equal(bridge.commands.filter((c) => c.cmd === 'open').length, 1);
+    assert.equal((await ok(server, admin, 'GET', '/orders/ORD-2')).state, 'shipped');
+    // The confirmed pulse clears the alarm, live.
+    await page.waitForSelector('#gate-state[data-state="closed"]');
+    assert.equal(await page.isHidden('#gate-fault'), true);
+    await shot(page, 'gate-7-open');
+    await assertAccessible(page, 'gate page, open');
+    // Once out, never again.
+    await page.keyboard.type(released.waybill_no);
+    await page.keyboard.press('Enter');
+    await page.waitForSelector('#result[data-result="refused"]');
+    const [again] = await ok(server, admin, 'GET', '/gates/G1/decisions');
+    assert.equal(await page.textContent('#reason-en'), again.reason_en);
+  } finally {
+    bridge.close();
+  }
   assertNoProblems(page);
   await page.context().close();
 });

@@ -44,7 +44,7 @@ async function scan(page, code) {
 test('a picker walks a task to picked with the scanner alone, and hears a wrong bin', async () => {
   const page = await newPage(browser, { viewport: { width: 360, height: 640 }, hasTouch: true, isMobile: true, locale: 'zh-CN' });
   await logInVia(page, server, 'pia', PASSWORD, '/pda');
-  await page.waitForSelector('#main:not([hidden])');
+  await page.waitForSelector('#main[data-ready]');
   // The browser asked for Chinese, so the page speaks it.
   assert.equal(await page.getAttribute('html', 'lang'), 'zh-CN');
   assert.equal(await page.textContent('#step'), '扫描任意条码开始。');
@@ -113,13 +113,21 @@ test('short-pick reasons are big buttons and the focus returns to the scan box',
   await ok(server, admin, 'POST', '/waves', { wave_no: 'W-ORD-8', order_nos: ['ORD-8'] }, 201);
   const page = await newPage(browser, { viewport: { width: 360, height: 640 }, hasTouch: true, isMobile: true });
   await logInVia(page, server, 'pia', PASSWORD, '/pda');
-  await page.waitForSelector('#main:not([hidden])');
+  await page.waitForSelector('#main[data-ready]');
+  const sent = [];
+  page.on('request', (r) => r.url().endsWith('/pick-tasks/scan') && sent.push(r.postData()));
+  page.on('console', (m) => sent.push(`console ${m.type()}: ${m.text()}`));
   // A scanner does not wait for answers: three codes in a burst, none lost.
   for (const code of ['start', 'TOTE-6', 'A-01']) {
     await page.keyboard.type(code);
     await page.keyboard.press('Enter');
   }
-  await page.waitForFunction((ean) => document.querySelector('#target').textContent === ean, EAN);
+  await page
+    .waitForFunction((ean) => document.querySelector('#target').textContent === ean, EAN, { timeout: 10_000 })
+    .catch(async (e) => {
+      await shot(page, 'pda-burst-failed');
+      throw new Error(`${e.message}: ${await page.textContent('#detail')} ${JSON.stringify(await page.evaluate(() => window.bondgateSounds))} ${JSON.stringify(sent)} ${page.url()}`);
+    });
   assert.deepEqual(await page.evaluate(() => window.bondgateSounds), ['ok', 'ok', 'ok']);
   // The bin holds none of it: short, then the reason from a big button.
   await page.tap('#short');

@@ -14,6 +14,9 @@ import { fileURLToPath } from 'node:url';
 const UI_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const BIN = process.env.BONDGATE_BIN ? path.resolve(process.env.BONDGATE_BIN) : path.resolve(UI_DIR, '..', 'target', 'debug', 'bondgate');
 export const ADMIN_PASSWORD = 'ui-test-admin-password';
+/** The customs gateway's HMAC key the server trusts (tests sign receipts with it). */
+export const CUSTOMS_KEY_ID = 'gw-ui';
+export const CUSTOMS_KEY_SECRET = Buffer.from('ui-test-customs-gateway-secret-0').toString('base64');
 /** Longest wait for the server to say it listens: a debug build on a busy 2-core machine. */
 const START_MS_MAX = 60_000;
 
@@ -44,6 +47,7 @@ export async function startServer() {
     BONDGATE_MQTT_LISTEN: '127.0.0.1:0',
     BONDGATE_LOG_FORMAT: 'json',
     BONDGATE_ADMIN_PASSWORD: ADMIN_PASSWORD,
+    BONDGATE_CUSTOMS_KEYS: `${CUSTOMS_KEY_ID}=hmac:${CUSTOMS_KEY_SECRET}`,
     RUST_LOG: env.RUST_LOG || 'info,sqlx=warn,rumqttd=warn',
   });
   const child = spawn(BIN, ['serve', '--config', path.join(dir, 'bondgate.toml'), '--data-dir', path.join(dir, 'data')], {

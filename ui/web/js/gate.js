@@ -215,4 +215,6 @@ if (me) {
   });
   listen({ onEvent, onLive: setLive, onExpired: toLogin });
   input.focus();
+  // Tests (and support) can tell when the page has loaded and listens.
+  $('main').dataset.ready = 'true';
 }

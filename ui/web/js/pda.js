@@ -153,4 +153,6 @@ if (me) {
     renderTask();
   });
   input.focus();
+  // Tests (and support) can tell when the page has loaded and listens.
+  $('main').dataset.ready = 'true';
 }
