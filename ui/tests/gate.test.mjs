@@ -171,6 +171,7 @@ test('a released parcel: amber fault while the gate bridge is silent, green open
     // The confirmed pulse clears the alarm, live.
     await page.waitForSelector('#gate-state[data-state="closed"]');
     assert.equal(await page.isHidden('#gate-fault'), true);
+    await page.waitForFunction(() => document.querySelector('#gate-counts').textContent === 'Confirmed pulses: 1 · Faults: 1');
     await shot(page, 'gate-7-open');
     await assertAccessible(page, 'gate page, open');
     // Once out, never again.

@@ -94,6 +94,31 @@ function renderState() {
   $('gate-counts').textContent = t('gate.counts', { ok: g.pulses_confirmed, faults: g.faults });
 }
 
+let reloading = false;
+let reloadAgain = false;
+
+/** Refetches the gates' status (counts, fault, read-back); one request at a time, and once more if asked meanwhile. */
+function reloadState() {
+  if (reloading) {
+    reloadAgain = true;
+    return;
+  }
+  reloading = true;
+  api('GET', '/gates')
+    .then((list) => {
+      gates = list;
+      renderState();
+    })
+    .catch(() => {})
+    .finally(() => {
+      reloading = false;
+      if (reloadAgain) {
+        reloadAgain = false;
+        reloadState();
+      }
+    });
+}
+
 function renderAll() {
   renderResult();
   renderRecent();
@@ -158,6 +183,8 @@ function onEvent(e) {
       if (e.fault) g.fault = e.fault;
       else if (e.state !== 'fault' && e.source === 'pulse') g.fault = null;
       renderState();
+      // The counts and the read-back live on the server: fetch them.
+      reloadState();
     }
   } else if (e.type === 'resync') refresh();
 }

@@ -94,27 +94,30 @@ function send(code) {
 async function drain() {
   busy = true;
   $('scan-form').setAttribute('aria-busy', 'true');
-  while (queue.length) {
-    const code = queue.shift();
-    seq += 1;
-    try {
-      const wanted = answer?.next;
-      answer = await api('POST', '/pick-tasks/scan', { device, seq, barcode: code });
-      if (wanted === 'tote' && answer.ok) scannedTote = code;
-      if (answer.next === 'tote' || answer.next === 'done') scannedTote = null;
-      render();
-      beep(answer.tone === 'ok' ? 'ok' : answer.tone);
-    } catch (e) {
-      if (e.status === 401) {
-        toLogin();
-        return;
+  // Scans may arrive while the task is being refetched too: go round until none is left.
+  do {
+    while (queue.length) {
+      const code = queue.shift();
+      seq += 1;
+      try {
+        const wanted = answer?.next;
+        answer = await api('POST', '/pick-tasks/scan', { device, seq, barcode: code });
+        if (wanted === 'tote' && answer.ok) scannedTote = code;
+        if (answer.next === 'tote' || answer.next === 'done') scannedTote = null;
+        render();
+        beep(answer.tone === 'ok' ? 'ok' : answer.tone);
+      } catch (e) {
+        if (e.status === 401) {
+          toLogin();
+          return;
+        }
+        // Later scans were meant for the step this one failed at: drop them.
+        queue.length = 0;
+        localError(errorText(e));
       }
-      // Later scans were meant for the step this one failed at: drop them.
-      queue.length = 0;
-      localError(errorText(e));
     }
-  }
-  await renderTask();
+    await renderTask();
+  } while (queue.length);
   busy = false;
   $('scan-form').removeAttribute('aria-busy');
   $('scan').focus();
