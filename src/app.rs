@@ -82,9 +82,11 @@ impl Server {
             .ensure_waybill_range(&config.packing.waybill)
             .await
             .context("configuring the waybill range")?;
+        let events = crate::events::EventHub::new(background_rx.clone());
         let (scales, scale_tasks) = crate::packing::ScaleHub::start(
             &config.packing.stations,
             config.packing.scale_noise_grams,
+            events.clone(),
             background_rx.clone(),
         );
         background.extend(scale_tasks);
@@ -102,7 +104,8 @@ impl Server {
                 crate::picking::PdaHandler::new(store.clone(), config.picking.tote_prefix.clone())
                     .with_scales(scales.clone())
                     .with_gates(gate_link.clone())
-                    .with_health(device_health.clone()),
+                    .with_health(device_health.clone())
+                    .with_events(events.clone()),
             ),
         );
         let publisher = link.publisher();
@@ -113,7 +116,7 @@ impl Server {
                 crate::gate::build_output(g, &publisher, &gate_states)?,
             ));
         }
-        let gates = crate::gate::Gates::new(store.clone(), outputs);
+        let gates = crate::gate::Gates::new(store.clone(), outputs, events.clone());
         let _ = gate_link.service.set(gates.clone());
         background.push(gates.spawn_sweeper(background_rx.clone()));
         let mqtt_gates = crate::gate::Gates::mqtt_gates(&config.gates);
@@ -132,7 +135,8 @@ impl Server {
         );
         background.extend(print_tasks);
         let packing =
-            crate::packing::Packing::new(store.clone(), config.packing.clone(), scales, printers);
+            crate::packing::Packing::new(store.clone(), config.packing.clone(), scales, printers)
+                .with_events(events.clone());
         if let Some(policy) = config.picking.auto_wave {
             background.push(crate::picking::spawn_auto_waves(
                 store.clone(),
@@ -161,6 +165,7 @@ impl Server {
             customs,
             gates,
             device_health,
+            events,
         };
         let app = http::router(state);
         let (stop, stopped) = oneshot::channel::<()>();

@@ -7,6 +7,7 @@ pub mod crypto;
 pub mod customs;
 pub mod device_health;
 pub mod domain;
+pub mod events;
 pub mod gate;
 pub mod http;
 pub mod mqtt;

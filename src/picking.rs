@@ -26,6 +26,7 @@ pub struct PdaHandler {
     scales: Option<crate::packing::ScaleHub>,
     gates: Option<Arc<crate::gate::GateLink>>,
     health: Option<crate::device_health::DeviceHealthBook>,
+    events: Option<crate::events::EventHub>,
 }
 
 impl PdaHandler {
@@ -36,6 +37,7 @@ impl PdaHandler {
             scales: None,
             gates: None,
             health: None,
+            events: None,
         }
     }
 
@@ -44,6 +46,21 @@ impl PdaHandler {
         PdaHandler {
             health: Some(health),
             ..self
+        }
+    }
+
+    /// Scans answered, devices' presence and gate bridges' reports go to
+    /// the screens' live feed.
+    pub fn with_events(self, events: crate::events::EventHub) -> PdaHandler {
+        PdaHandler {
+            events: Some(events),
+            ..self
+        }
+    }
+
+    fn publish(&self, event: crate::events::Event) {
+        if let Some(e) = &self.events {
+            e.publish(event);
         }
     }
 
@@ -74,7 +91,14 @@ impl PdaHandler {
             user: None,
         };
         match self.store.pda_scan(&input, &ctx).await {
-            Ok(a) => prompt_msg(a),
+            Ok(a) => {
+                self.publish(crate::events::Event::PickScan {
+                    device: input.device.clone(),
+                    user: None,
+                    answer: a.clone(),
+                });
+                prompt_msg(a)
+            }
             Err(StoreError::IdempotencyConflict { .. }) => PromptMsg {
                 seq: scan.seq,
                 ok: false,
@@ -147,6 +171,21 @@ impl DeviceHandler for PdaHandler {
         if let Some(g) = &self.gates {
             g.states.report(gate, state);
         }
+        let (label, fault) = match state.state {
+            bondgate_protocol::GateStateKind::Open => ("open", None),
+            bondgate_protocol::GateStateKind::Closed => ("closed", None),
+            bondgate_protocol::GateStateKind::Fault => (
+                "fault",
+                Some("the gate bridge reported a fault".to_string()),
+            ),
+        };
+        self.publish(crate::events::Event::GateState {
+            gate: gate.as_str().to_string(),
+            state: label.into(),
+            fault,
+            source: "bridge".into(),
+            at: chrono::Utc::now(),
+        });
     }
 
     fn on_gate_scan(
@@ -178,6 +217,12 @@ impl DeviceHandler for PdaHandler {
             if let Err(e) = self.store.device_status(&site, &device, online).await {
                 tracing::warn!(%device, error = %e, "could not record device status");
             }
+            self.publish(crate::events::Event::Device {
+                site,
+                device,
+                online,
+                at: chrono::Utc::now(),
+            });
         })
     }
 }

@@ -67,11 +67,17 @@ pub struct Gates {
     gates: HashMap<String, Gate>,
     /// Grants this process is still settling: the sweeper leaves them alone.
     settling: Arc<Mutex<HashSet<i64>>>,
+    /// Decisions and state changes go to the screens.
+    events: crate::events::EventHub,
 }
 
 impl Gates {
     /// Gates from the configuration, each with its driver.
-    pub fn new(store: Store, gates: Vec<(GateConfig, Arc<dyn GateOutput>)>) -> Arc<Gates> {
+    pub fn new(
+        store: Store,
+        gates: Vec<(GateConfig, Arc<dyn GateOutput>)>,
+        events: crate::events::EventHub,
+    ) -> Arc<Gates> {
         let gates = gates
             .into_iter()
             .map(|(c, out)| {
@@ -99,6 +105,7 @@ impl Gates {
             store,
             gates,
             settling: Arc::new(Mutex::new(HashSet::new())),
+            events,
         })
     }
 
@@ -115,6 +122,24 @@ impl Gates {
     /// answer. The view returned is final: `open` (confirmed, shipped),
     /// `refused` or `fault`.
     pub async fn scan(
+        &self,
+        actor: &Actor,
+        gate: &str,
+        input: &GateScanInput,
+        scan_key: Option<&str>,
+    ) -> Result<GateDecisionView, GateError> {
+        let view = self.decide(actor, gate, input, scan_key).await?;
+        self.publish_decision(&view);
+        Ok(view)
+    }
+
+    fn publish_decision(&self, view: &GateDecisionView) {
+        self.events.publish(crate::events::Event::GateDecision {
+            decision: Box::new(view.clone()),
+        });
+    }
+
+    async fn decide(
         &self,
         actor: &Actor,
         gate: &str,
@@ -239,6 +264,13 @@ impl Gates {
     }
 
     fn note(&self, g: &Gate, outcome: &Result<super::Confirmation, OutputFault>) {
+        self.events.publish(crate::events::Event::GateState {
+            gate: g.config.id.clone(),
+            state: if outcome.is_ok() { "closed" } else { "fault" }.into(),
+            fault: outcome.as_ref().err().map(|f| f.to_string()),
+            source: "pulse".into(),
+            at: Utc::now(),
+        });
         if let Ok(mut s) = g.status.lock() {
             match outcome {
                 Ok(_) => {
@@ -360,6 +392,7 @@ impl Gates {
                 {
                     Ok(settled) => {
                         for v in settled {
+                            gates.publish_decision(&v);
                             tracing::warn!(decision = v.id, gate = %v.gate, result = %v.result, detail = ?v.output_detail, "unsettled gate grant settled");
                         }
                     }

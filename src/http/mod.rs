@@ -5,6 +5,7 @@
 pub mod auth;
 mod customs;
 pub mod error;
+mod events;
 mod gate;
 mod inspection;
 mod inventory;
@@ -14,6 +15,7 @@ pub mod ops;
 mod orders;
 mod packing;
 mod picking;
+mod web;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -53,6 +55,8 @@ pub struct AppState {
     pub gates: std::sync::Arc<crate::gate::Gates>,
     /// Bridges' latest health reports, for the device list.
     pub device_health: crate::device_health::DeviceHealthBook,
+    /// What the screens' live feed (`/api/v1/events`) carries.
+    pub events: crate::events::EventHub,
 }
 
 #[derive(OpenApi)]
@@ -148,6 +152,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(manifest::remove_parcel))
         .routes(routes!(manifest::close))
         .routes(routes!(manifest::export))
+        .routes(routes!(events::events))
         .split_for_parts();
     let doc = Arc::new(doc);
     let timeout = state.config.request_timeout;
@@ -159,6 +164,7 @@ pub fn router(state: AppState) -> Router {
             async move { axum::Json(doc.as_ref().clone()) }
         }),
     )
+    .merge(web::routes())
     .fallback(|| async { ApiError::not_found("no such resource") })
     .method_not_allowed_fallback(|| async {
         ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this resource does not accept that method")

@@ -94,7 +94,13 @@ pub async fn scan(
         tote_prefix: &st.config.picking.tote_prefix,
         user: Some(actor),
     };
-    Ok(Json(st.store.pda_scan(&input, &ctx).await?))
+    let answer = st.store.pda_scan(&input, &ctx).await?;
+    st.events.publish(crate::events::Event::PickScan {
+        device: input.device,
+        user: Some(actor.username.clone()),
+        answer: answer.clone(),
+    });
+    Ok(Json(answer))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -107,6 +107,8 @@ pub struct Packing {
     printers: PrinterHub,
     waybills: std::sync::Arc<dyn WaybillSource>,
     station_locks: std::sync::Arc<station::StationLocks>,
+    /// Every parcel weighed goes to the screens.
+    events: crate::events::EventHub,
 }
 
 impl Packing {
@@ -124,7 +126,13 @@ impl Packing {
             printers,
             waybills,
             station_locks: Default::default(),
+            events: crate::events::EventHub::detached(),
         }
+    }
+
+    /// Publishes each parcel weighed on this hub.
+    pub fn with_events(self, events: crate::events::EventHub) -> Packing {
+        Packing { events, ..self }
     }
 
     /// Takes waybill numbers from a logistics adapter instead of the range.
@@ -240,6 +248,14 @@ impl Packing {
         if matches!(outcome, PackOutcome::Packed(_, true)) {
             self.printers.wake(station);
         }
+        let (result, package) = match &outcome {
+            PackOutcome::Packed(p, _) => ("packed", p),
+            PackOutcome::Mismatch(p) => ("mismatch", p),
+        };
+        self.events.publish(crate::events::Event::Pack {
+            result: result.into(),
+            package: Box::new(package.clone()),
+        });
         Ok(outcome)
     }
 

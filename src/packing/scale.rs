@@ -77,6 +77,9 @@ struct State {
     armed_ms: u64,
 }
 
+/// What a screen is told of a scale: `(online, grams, stable)`.
+type Shown = (bool, Option<i64>, bool);
+
 /// One station's scale.
 pub struct StationScale {
     station: String,
@@ -84,10 +87,18 @@ pub struct StationScale {
     epoch: Instant,
     state: Mutex<State>,
     changed: watch::Sender<u64>,
+    events: crate::events::EventHub,
+    /// What was last published, and when.
+    published: Mutex<Option<(Shown, Instant)>>,
 }
 
 impl StationScale {
-    fn new(station: &str, source: String, noise_grams: i64) -> StationScale {
+    fn new(
+        station: &str,
+        source: String,
+        noise_grams: i64,
+        events: crate::events::EventHub,
+    ) -> StationScale {
         StationScale {
             station: station.to_string(),
             source,
@@ -101,7 +112,30 @@ impl StationScale {
                 armed_ms: 0,
             }),
             changed: watch::channel(0).0,
+            events,
+            published: Mutex::new(None),
         }
+    }
+
+    /// Tells the screens what the plate shows: on every change, and the
+    /// same reading again at most every [`crate::events::SCALE_REPEAT_MS`].
+    fn publish(&self) {
+        let now = self.status();
+        let shown = (now.online, now.grams, now.stable);
+        let mut last = self.published.lock().unwrap_or_else(|p| p.into_inner());
+        let repeat = std::time::Duration::from_millis(crate::events::SCALE_REPEAT_MS as u64);
+        if last.is_some_and(|(was, at)| was == shown && at.elapsed() < repeat) {
+            return;
+        }
+        *last = Some((shown, Instant::now()));
+        drop(last);
+        self.events.publish(crate::events::Event::Scale {
+            station: self.station.clone(),
+            online: now.online,
+            grams: now.grams,
+            stable: now.stable,
+            at: chrono::Utc::now(),
+        });
     }
 
     fn now_ms(&self) -> u64 {
@@ -115,6 +149,7 @@ impl StationScale {
         let r = f(&mut guard);
         drop(guard);
         self.changed.send_modify(|n| *n = n.wrapping_add(1));
+        self.publish();
         r
     }
 
@@ -267,6 +302,7 @@ impl ScaleHub {
     pub fn start(
         stations: &[StationConfig],
         noise_grams: i64,
+        events: crate::events::EventHub,
         stop: watch::Receiver<bool>,
     ) -> (ScaleHub, Vec<JoinHandle<()>>) {
         let mut map = BTreeMap::new();
@@ -278,7 +314,7 @@ impl ScaleHub {
                 ScaleSource::Serial(s) => format!("serial {} ({})", s.path.display(), s.protocol),
                 ScaleSource::Mqtt { .. } => "mqtt".to_string(),
             };
-            let scale = Arc::new(StationScale::new(&st.id, text, noise_grams));
+            let scale = Arc::new(StationScale::new(&st.id, text, noise_grams, events.clone()));
             match source {
                 ScaleSource::Serial(cfg) => tasks.push(tokio::spawn(run_serial(
                     scale.clone(),

@@ -14,6 +14,7 @@ mod gate;
 mod gate_output;
 mod helpers;
 mod http_api;
+mod http_screens;
 mod inspection;
 mod ledger_props;
 mod manifest;

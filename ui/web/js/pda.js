@@ -1,0 +1,161 @@
+// The browser PDA: one input that keeps the focus for the keyboard-wedge
+// scanner (Enter submits), the next instruction big, ok/error as a
+// full-width banner with icon and a tone, short-pick reasons as big buttons.
+import { api } from './api.js';
+import { beep } from './beep.js';
+import { t } from './i18n.js';
+import { errorText, requireRoles, toLogin } from './session.js';
+
+const PICKER_ROLES = ['picker', 'manager', 'admin'];
+const DEVICE_KEY = 'bondgate.pda.device';
+const ICON = { ok: '✔', warning: '!', error: '✖', idle: '▶' };
+const SHORTABLE = new Set(['bin', 'item', 'lot', 'qty']);
+const DONE_STATES = new Set(['picked', 'short', 'cancelled', 'exception']);
+
+const $ = (id) => document.getElementById(id);
+
+/** This browser's PDA id: kept so the server's scan session follows it. */
+function deviceId() {
+  let id = localStorage.getItem(DEVICE_KEY);
+  if (!id || !/^[a-z0-9]{8}$/.test(id)) {
+    id = Array.from(crypto.getRandomValues(new Uint8Array(4)), (b) => b.toString(16).padStart(2, '0')).join('');
+    localStorage.setItem(DEVICE_KEY, id);
+  }
+  return id;
+}
+
+const device = deviceId();
+// The server answers a repeated (device, seq) from its record, so numbers
+// must never repeat, even across reloads: start from the clock.
+let seq = Date.now();
+let answer = null;
+let busy = false;
+/** The tote this picker scanned for the task in hand (the task records it only once picked). */
+let scannedTote = null;
+let me = null;
+
+/** The code the prompt asks for: the server brackets it. */
+function target(text) {
+  const m = /\[([^\]]+)\]/.exec(text || '');
+  return m ? m[1] : '';
+}
+
+function render() {
+  const tone = answer ? answer.tone : 'idle';
+  const kind = ICON[tone] ? tone : 'error';
+  const banner = $('banner');
+  banner.className = `banner banner-${kind}`;
+  banner.dataset.tone = kind;
+  $('banner-icon').textContent = ICON[kind];
+  $('banner-word').textContent = answer ? t(`pda.${kind}`) : t('pda.start');
+  const next = answer ? answer.next : null;
+  $('step').textContent = next ? t(`pda.next.${next}`) : t('pda.start');
+  $('target').textContent = answer ? target(answer.text) : '';
+  $('detail').textContent = answer ? answer.text : '';
+  $('reasons').hidden = next !== 'reason';
+  $('short').hidden = !SHORTABLE.has(next);
+}
+
+async function renderTask() {
+  try {
+    const tasks = await api('GET', `/pick-tasks?picker=${encodeURIComponent(me.username)}&limit=200`);
+    const open = tasks.filter((x) => !DONE_STATES.has(x.state));
+    const cur = open[0] ?? tasks[tasks.length - 1];
+    $('task-line').textContent = open[0]
+      ? t('pda.task.line', { order: cur.order_no, sku: cur.sku, picked: cur.picked_qty, qty: cur.qty })
+      : t('pda.task.none');
+    const tote = open[0] ? (open[0].tote ?? scannedTote) : cur?.tote;
+    $('tote-line').textContent = tote ? t('pda.tote', { tote }) : t('pda.tote.none');
+  } catch (e) {
+    $('task-line').textContent = errorText(e);
+  }
+}
+
+function localError(message) {
+  answer = { ok: false, tone: 'error', text: message, next: answer?.next ?? null };
+  render();
+  beep('error');
+}
+
+/** Codes scanned while an answer is awaited: a wedge scanner does not wait, and no scan may be lost. */
+const queue = [];
+/** More than this many unanswered scans means the network is gone: refuse rather than pile up. */
+const QUEUE_MAX = 20;
+
+function send(code) {
+  if (queue.length >= QUEUE_MAX) {
+    localError(t('error.network'));
+    return;
+  }
+  queue.push(code);
+  if (!busy) drain();
+}
+
+async function drain() {
+  busy = true;
+  $('scan-form').setAttribute('aria-busy', 'true');
+  // Scans may arrive while the task is being refetched too: go round until none is left.
+  do {
+    while (queue.length) {
+      const code = queue.shift();
+      seq += 1;
+      try {
+        const wanted = answer?.next;
+        answer = await api('POST', '/pick-tasks/scan', { device, seq, barcode: code });
+        if (wanted === 'tote' && answer.ok) scannedTote = code;
+        if (answer.next === 'tote' || answer.next === 'done') scannedTote = null;
+        render();
+        beep(answer.tone === 'ok' ? 'ok' : answer.tone);
+      } catch (e) {
+        if (e.status === 401) {
+          toLogin();
+          return;
+        }
+        // Later scans were meant for the step this one failed at: drop them.
+        queue.length = 0;
+        localError(errorText(e));
+      }
+    }
+    await renderTask();
+  } while (queue.length);
+  busy = false;
+  $('scan-form').removeAttribute('aria-busy');
+  $('scan').focus();
+}
+
+me = await requireRoles(PICKER_ROLES);
+if (me) {
+  $('main').hidden = false;
+  render();
+  await renderTask();
+  const input = $('scan');
+  $('scan-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const code = input.value.trim();
+    input.value = '';
+    if (!code) {
+      localError(t('pda.scan.empty'));
+      input.focus();
+      return;
+    }
+    send(code);
+  });
+  for (const b of document.querySelectorAll('button[data-code]')) {
+    b.addEventListener('click', () => send(b.dataset.code));
+  }
+  // The scanner types into whatever has the focus: keep it on the input,
+  // except while a button or the header is being used.
+  input.addEventListener('blur', () => {
+    setTimeout(() => {
+      const active = document.activeElement;
+      if (!active || active === document.body) input.focus();
+    }, 150);
+  });
+  document.addEventListener('langchange', () => {
+    render();
+    renderTask();
+  });
+  input.focus();
+  // Tests (and support) can tell when the page has loaded and listens.
+  $('main').dataset.ready = 'true';
+}
