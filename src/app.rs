@@ -95,12 +95,14 @@ impl Server {
             states: gate_states.clone(),
             service: std::sync::OnceLock::new(),
         });
+        let printer_slot = Arc::new(std::sync::OnceLock::new());
         let link = MqttLink::start(
             LinkOptions::new(site, client_id, broker_addr),
             Arc::new(
                 crate::picking::PdaHandler::new(store.clone(), config.picking.tote_prefix.clone())
                     .with_scales(scales.clone())
-                    .with_gates(gate_link.clone()),
+                    .with_gates(gate_link.clone())
+                    .with_printers(printer_slot.clone()),
             ),
         );
         let publisher = link.publisher();
@@ -129,6 +131,7 @@ impl Server {
             background_rx.clone(),
         );
         background.extend(print_tasks);
+        let _ = printer_slot.set(printers.clone());
         let packing =
             crate::packing::Packing::new(store.clone(), config.packing.clone(), scales, printers);
         if let Some(policy) = config.picking.auto_wave {

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bondgate_protocol::{
-    DeviceId, DeviceStatus, GateId, GateResultMsg, GateState, Next, PromptMsg, PromptText, ScanMsg,
-    Site, StationId, Tone, WeightMsg,
+    DeviceId, DeviceStatus, GateId, GateResultMsg, GateState, Next, PrinterReport, PromptMsg,
+    PromptText, ScanMsg, Site, StationId, Tone, WeightMsg,
 };
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -24,6 +24,8 @@ pub struct PdaHandler {
     tote_prefix: String,
     scales: Option<crate::packing::ScaleHub>,
     gates: Option<Arc<crate::gate::GateLink>>,
+    /// Set once the printers are started (they need the link's publisher).
+    printers: Option<Arc<std::sync::OnceLock<crate::packing::PrinterHub>>>,
 }
 
 impl PdaHandler {
@@ -33,6 +35,18 @@ impl PdaHandler {
             tote_prefix,
             scales: None,
             gates: None,
+            printers: None,
+        }
+    }
+
+    /// Printer bridges' reports go to these printers.
+    pub fn with_printers(
+        self,
+        printers: Arc<std::sync::OnceLock<crate::packing::PrinterHub>>,
+    ) -> PdaHandler {
+        PdaHandler {
+            printers: Some(printers),
+            ..self
         }
     }
 
@@ -110,6 +124,12 @@ impl DeviceHandler for PdaHandler {
     fn on_weight(&self, _site: &Site, station: &StationId, weight: WeightMsg) {
         if let Some(scales) = &self.scales {
             scales.bridge_reading(station.as_str(), weight.grams, weight.stable);
+        }
+    }
+
+    fn on_printer_report(&self, _site: &Site, station: &StationId, report: PrinterReport) {
+        if let Some(hub) = self.printers.as_ref().and_then(|p| p.get()) {
+            hub.bridge_report(station.as_str(), report);
         }
     }
 

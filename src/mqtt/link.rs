@@ -112,6 +112,7 @@ fn subscriptions(site: &Site) -> Vec<SubscribeFilter> {
         TopicKind::PdaScan,
         TopicKind::DeviceStatus,
         TopicKind::ScaleWeight,
+        TopicKind::PrinterStatus,
         TopicKind::GateState,
         TopicKind::GateScan,
     ]

@@ -43,8 +43,8 @@ use std::future::Future;
 use std::pin::Pin;
 
 use bondgate_protocol::{
-    DeviceId, DeviceStatus, GateId, GateResultMsg, GateState, PromptMsg, ScanMsg, Site, StationId,
-    WeightMsg,
+    DeviceId, DeviceStatus, GateId, GateResultMsg, GateState, PrinterReport, PromptMsg, ScanMsg,
+    Site, StationId, WeightMsg,
 };
 
 /// The broker URL and the reconnect delays live in `bondgate-protocol`, shared
@@ -99,6 +99,11 @@ pub trait DeviceHandler: Send + Sync + 'static {
     /// A gate bridge's state report (`gate/{gate}/state`). Called inline by
     /// the dispatcher, in arrival order: keep it quick and free of I/O.
     fn on_gate_state(&self, _site: &Site, _gate: &GateId, _state: GateState) {}
+
+    /// A printer bridge's report (`printer/{station}/status`): a job
+    /// printed or failed, or the printer's status. Called inline by the
+    /// dispatcher, in arrival order: keep it quick and free of I/O.
+    fn on_printer_report(&self, _site: &Site, _station: &StationId, _report: PrinterReport) {}
 
     /// A parcel scanned by a gate's scanner (`gate/{gate}/scan`); the answer
     /// is published on `gate/{gate}/result`. `None`: nothing to answer (no

@@ -34,11 +34,12 @@ use std::collections::{HashSet, VecDeque};
 use std::future::Future;
 use std::time::Duration;
 
-use bondgate_edge::{BridgeError, Health, Session, SessionEvent};
+use bondgate_edge::{Health, Session, SessionEvent};
 use bondgate_protocol::escpos::PrinterStatus;
 use bondgate_protocol::{PrintJob, PrinterReport, Topic};
 use tokio::sync::mpsc;
 
+pub use bondgate_edge::{BridgeError, EdgeConfig};
 pub use config::{Config, PrinterPort};
 
 /// Printed job ids remembered for the at-most-once rule: a station prints
