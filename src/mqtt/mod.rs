@@ -63,7 +63,8 @@ pub use link::{
 
 /// Largest MQTT packet the broker accepts and the link sends or receives.
 ///
-/// 256 KiB because label jobs travel as raw ESC/POS on `printer/{station}/job`:
+/// 256 KiB because label jobs travel as ESC/POS (behind a one-line header,
+/// `bondgate_protocol::PrintJob`) on `printer/{station}/job`:
 /// a 100 × 150 mm label rasterised at 203 dpi is 800 × 1200 dots, 120 KB at
 /// one bit per dot, and twice that leaves room for a second image or text
 /// commands. rumqttc's default (10 KiB) would drop the connection on the first
