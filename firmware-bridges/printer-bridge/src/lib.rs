@@ -13,7 +13,10 @@
 //!   [`REMEMBERED_IDS_MAX`] printed ids are remembered, and a job whose id
 //!   was printed (the server's re-send after a lost report, a QoS 1
 //!   redelivery) is answered `printed` again without printing; one still
-//!   queued is ignored (its report will come).
+//!   queued is ignored (its report will come). An id is remembered with a
+//!   digest of its bytes: the same id with other bytes (a server whose
+//!   database was reset and counts from 1 again) is a new label and
+//!   prints.
 //!
 //! Reports are published only while connected and otherwise dropped: the
 //! server re-sends a job it has no answer for, with the same id, and gets
@@ -30,8 +33,9 @@
 pub mod config;
 pub mod printer;
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
+use std::hash::{Hash as _, Hasher as _};
 use std::time::Duration;
 
 use bondgate_edge::{Health, Session, SessionEvent};
@@ -50,24 +54,34 @@ pub const REMEMBERED_IDS_MAX: usize = 4096;
 /// sees paper out or a printer switched off before a label waits.
 pub const STATUS_PROBE: Duration = Duration::from_secs(5);
 
-/// Ids printed recently, oldest forgotten first.
+/// Ids printed recently, each with a digest of its bytes, oldest
+/// forgotten first.
 #[derive(Debug, Default)]
 struct RecentIds {
-    set: HashSet<u64>,
+    digests: HashMap<u64, u64>,
     order: VecDeque<u64>,
 }
 
+/// A digest of a job's bytes (SipHash with fixed keys: the same in every
+/// run of the same build, which is all the memory needs).
+fn digest(bytes: &[u8]) -> u64 {
+    let mut h = std::hash::DefaultHasher::new();
+    bytes.hash(&mut h);
+    h.finish()
+}
+
 impl RecentIds {
-    fn contains(&self, id: u64) -> bool {
-        self.set.contains(&id)
+    /// Whether this very job (id and bytes) was printed.
+    fn contains(&self, job: &PrintJob) -> bool {
+        self.digests.get(&job.job) == Some(&digest(&job.bytes))
     }
 
-    fn insert(&mut self, id: u64) {
-        if self.set.insert(id) {
+    fn insert(&mut self, id: u64, digest: u64) {
+        if self.digests.insert(id, digest).is_none() {
             self.order.push_back(id);
             if self.order.len() > REMEMBERED_IDS_MAX {
                 if let Some(old) = self.order.pop_front() {
-                    self.set.remove(&old);
+                    self.digests.remove(&old);
                 }
             }
         }
@@ -77,7 +91,7 @@ impl RecentIds {
 /// What the printer worker tells the bridge.
 #[derive(Debug)]
 enum News {
-    Printed(u64),
+    Printed(u64, u64),
     Status(PrinterStatus),
     Unreachable(String),
 }
@@ -127,7 +141,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                             tracing::warn!(%error, "print job refused");
                             health.bad_input(&error.to_string());
                         }
-                        Ok(job) if printed.contains(job.job) => {
+                        Ok(job) if printed.contains(&job) => {
                             tracing::info!(job = job.job, "job printed before; answered, not printed again");
                             report(&session, &status_topic, PrinterReport::Printed { job: job.job }).await;
                         }
@@ -156,9 +170,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             },
             Some(item) = news.recv() => {
                 match item {
-                    News::Printed(job) => {
+                    News::Printed(job, digest) => {
                         queued.remove(&job);
-                        printed.insert(job);
+                        printed.insert(job, digest);
                         tracing::info!(job, "label printed");
                         report(&session, &status_topic, PrinterReport::Printed { job }).await;
                     }
@@ -229,7 +243,7 @@ async fn work(
             let _ = news.send(tell(&result)).await;
             match result {
                 Ok(_) => {
-                    let _ = news.send(News::Printed(job.job)).await;
+                    let _ = news.send(News::Printed(job.job, digest(&job.bytes))).await;
                     break;
                 }
                 Err(e) => {

@@ -160,6 +160,11 @@ async fn each_job_prints_once_and_a_redelivery_is_answered_not_reprinted() {
     rig.send(12, label("JOB-12")).await;
     rig.printed(12).await;
     assert_eq!(texts(&rig.printer), ["JOB-11", "JOB-12"]);
+    // The same id with other bytes (a server whose database started over)
+    // is another label: printed.
+    rig.send(11, label("NEW-11")).await;
+    rig.printed(11).await;
+    assert_eq!(texts(&rig.printer), ["JOB-11", "JOB-12", "NEW-11"]);
     assert!(rig.printer.labels().iter().all(|l| l.errors.is_empty()));
 }
 
