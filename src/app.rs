@@ -98,6 +98,7 @@ impl Server {
             service: std::sync::OnceLock::new(),
         });
         let device_health = crate::device_health::DeviceHealthBook::new();
+        let printer_slot = Arc::new(std::sync::OnceLock::new());
         let link = MqttLink::start(
             LinkOptions::new(site, client_id, broker_addr),
             Arc::new(
@@ -105,7 +106,8 @@ impl Server {
                     .with_scales(scales.clone())
                     .with_gates(gate_link.clone())
                     .with_health(device_health.clone())
-                    .with_events(events.clone()),
+                    .with_events(events.clone())
+                    .with_printers(printer_slot.clone()),
             ),
         );
         let publisher = link.publisher();
@@ -134,6 +136,7 @@ impl Server {
             background_rx.clone(),
         );
         background.extend(print_tasks);
+        let _ = printer_slot.set(printers.clone());
         let packing =
             crate::packing::Packing::new(store.clone(), config.packing.clone(), scales, printers)
                 .with_events(events.clone());

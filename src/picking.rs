@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bondgate_protocol::{
     DeviceHealth, DeviceId, DeviceStatus, GateId, GateResultMsg, GateState, Next, PayloadError,
-    PromptMsg, PromptText, ScanMsg, Site, StationId, Tone, WeightMsg,
+    PrinterReport, PromptMsg, PromptText, ScanMsg, Site, StationId, Tone, WeightMsg,
 };
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -27,6 +27,8 @@ pub struct PdaHandler {
     gates: Option<Arc<crate::gate::GateLink>>,
     health: Option<crate::device_health::DeviceHealthBook>,
     events: Option<crate::events::EventHub>,
+    /// Set once the printers are started (they need the link's publisher).
+    printers: Option<Arc<std::sync::OnceLock<crate::packing::PrinterHub>>>,
 }
 
 impl PdaHandler {
@@ -38,6 +40,7 @@ impl PdaHandler {
             gates: None,
             health: None,
             events: None,
+            printers: None,
         }
     }
 
@@ -54,6 +57,17 @@ impl PdaHandler {
     pub fn with_events(self, events: crate::events::EventHub) -> PdaHandler {
         PdaHandler {
             events: Some(events),
+            ..self
+        }
+    }
+
+    /// Printer bridges' reports go to these printers.
+    pub fn with_printers(
+        self,
+        printers: Arc<std::sync::OnceLock<crate::packing::PrinterHub>>,
+    ) -> PdaHandler {
+        PdaHandler {
+            printers: Some(printers),
             ..self
         }
     }
@@ -164,6 +178,12 @@ impl DeviceHandler for PdaHandler {
     fn on_health_refused(&self, site: &Site, device: &DeviceId, error: &PayloadError) {
         if let Some(book) = &self.health {
             book.refuse(site.as_str(), device.as_str(), &error.to_string());
+        }
+    }
+
+    fn on_printer_report(&self, _site: &Site, station: &StationId, report: PrinterReport) {
+        if let Some(hub) = self.printers.as_ref().and_then(|p| p.get()) {
+            hub.bridge_report(station.as_str(), report);
         }
     }
 

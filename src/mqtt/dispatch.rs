@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use bondgate_protocol::{
     DeviceHealth, DeviceId, DeviceStatus, GateId, GateOutcome, GateResultMsg, GateState, Next,
-    PayloadError, PromptMsg, PromptText, ScanMsg, Site, Tone, Topic, WeightMsg,
+    PayloadError, PrinterReport, PromptMsg, PromptText, ScanMsg, Site, Tone, Topic, WeightMsg,
 };
 use rumqttc::{AsyncClient, Publish};
 use tokio::sync::oneshot::error::TryRecvError;
@@ -206,6 +206,20 @@ impl Dispatcher {
                         metrics::counter!("bondgate_mqtt_malformed_total", "kind" => "weight")
                             .increment(1);
                         tracing::warn!(station = %station.as_str(), %error, "scale reading refused");
+                    }
+                }
+                None
+            }
+            Topic::PrinterStatus { station } => {
+                match PrinterReport::decode(&publish.payload) {
+                    Ok(report) => self
+                        .shared
+                        .handler
+                        .on_printer_report(&site, &station, report),
+                    Err(error) => {
+                        metrics::counter!("bondgate_mqtt_malformed_total", "kind" => "printer_report")
+                            .increment(1);
+                        tracing::warn!(station = %station.as_str(), %error, "printer report refused");
                     }
                 }
                 None

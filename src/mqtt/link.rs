@@ -113,6 +113,7 @@ fn subscriptions(site: &Site) -> Vec<SubscribeFilter> {
         TopicKind::DeviceStatus,
         TopicKind::DeviceHealth,
         TopicKind::ScaleWeight,
+        TopicKind::PrinterStatus,
         TopicKind::GateState,
         TopicKind::GateScan,
     ]

@@ -44,7 +44,7 @@ use std::pin::Pin;
 
 use bondgate_protocol::{
     DeviceHealth, DeviceId, DeviceStatus, GateId, GateResultMsg, GateState, PayloadError,
-    PromptMsg, ScanMsg, Site, StationId, WeightMsg,
+    PrinterReport, PromptMsg, ScanMsg, Site, StationId, WeightMsg,
 };
 
 /// The broker URL and the reconnect delays live in `bondgate-protocol`, shared
@@ -63,7 +63,8 @@ pub use link::{
 
 /// Largest MQTT packet the broker accepts and the link sends or receives.
 ///
-/// 256 KiB because label jobs travel as raw ESC/POS on `printer/{station}/job`:
+/// 256 KiB because label jobs travel as ESC/POS (behind a one-line header,
+/// `bondgate_protocol::PrintJob`) on `printer/{station}/job`:
 /// a 100 × 150 mm label rasterised at 203 dpi is 800 × 1200 dots, 120 KB at
 /// one bit per dot, and twice that leaves room for a second image or text
 /// commands. rumqttc's default (10 KiB) would drop the connection on the first
@@ -108,6 +109,11 @@ pub trait DeviceHandler: Send + Sync + 'static {
     /// A gate bridge's state report (`gate/{gate}/state`). Called inline by
     /// the dispatcher, in arrival order: keep it quick and free of I/O.
     fn on_gate_state(&self, _site: &Site, _gate: &GateId, _state: GateState) {}
+
+    /// A printer bridge's report (`printer/{station}/status`): a job
+    /// printed or failed, or the printer's status. Called inline by the
+    /// dispatcher, in arrival order: keep it quick and free of I/O.
+    fn on_printer_report(&self, _site: &Site, _station: &StationId, _report: PrinterReport) {}
 
     /// A parcel scanned by a gate's scanner (`gate/{gate}/scan`); the answer
     /// is published on `gate/{gate}/result`. `None`: nothing to answer (no

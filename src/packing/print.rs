@@ -9,6 +9,19 @@
 //! The one window left: the server dying after the printer answered and
 //! before the row is marked printed reprints that label at restart. It is a
 //! few milliseconds wide and inherent to printers that keep no job ids.
+//!
+//! A printer behind a printer bridge (`PrinterTarget::Mqtt`) does keep job
+//! ids: the job goes out as a `bondgate_protocol::PrintJob` envelope
+//! carrying its `print_jobs` id on `printer/{station}/job`, and counts as
+//! printed only when the bridge reports `printed` for that id on
+//! `printer/{station}/status` (the bridge's own confirmation is the
+//! printer's status after the last byte). No report within
+//! [`MQTT_CONFIRM_TIMEOUT`] (bridge down, link down, printer out of paper)
+//! leaves the job queued, and it is sent again with the **same** id: the
+//! bridge prints an id at most once and answers a repeat from memory, so a
+//! label is neither lost nor doubled. A `failed` report cancels the job
+//! with the bridge's reason. The bridge's status reports are the printer's
+//! status on screens.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -16,7 +29,7 @@ use std::time::Duration;
 
 use bondgate_label::{EscPos, EscPosOptions, LabelBackend};
 use bondgate_protocol::escpos::{decode_reply, PrinterStatus, StatusRequest};
-use bondgate_protocol::{Backoff, Topic};
+use bondgate_protocol::{Backoff, PrintJob, PrinterReport, Topic};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -40,6 +53,15 @@ pub const IDLE_POLL: Duration = Duration::from_secs(2);
 /// How often an idle worker asks a TCP or serial printer how it is, so
 /// screens show a printer that is off or out of paper before a label waits.
 pub const STATUS_PROBE: Duration = Duration::from_secs(15);
+
+/// How long a printer bridge has to report a job printed before it is sent
+/// again (same id). A label prints in a second or two; the bridge answers
+/// a repeat of a printed id at once.
+pub const MQTT_CONFIRM_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Bridge reports about jobs remembered per station, for a report that
+/// comes after its wait timed out.
+const BRIDGE_OUTCOMES_MAX: usize = 1024;
 
 /// Asks an idle printer for its status; None for MQTT printers, whose
 /// bridge reports by itself.
@@ -102,6 +124,35 @@ struct StationPrinter {
     target: PrinterTarget,
     view: Mutex<PrinterView>,
     wake: Notify,
+    /// What a printer bridge said about job ids (MQTT only).
+    bridge: Mutex<BridgeOutcomes>,
+    /// Bumped on every bridge report about a job, for the waiting worker.
+    reports: watch::Sender<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum BridgeOutcome {
+    Printed,
+    Failed(String),
+}
+
+#[derive(Default)]
+struct BridgeOutcomes {
+    by_job: std::collections::HashMap<u64, BridgeOutcome>,
+    order: std::collections::VecDeque<u64>,
+}
+
+impl BridgeOutcomes {
+    fn record(&mut self, job: u64, outcome: BridgeOutcome) {
+        if self.by_job.insert(job, outcome).is_none() {
+            self.order.push_back(job);
+            if self.order.len() > BRIDGE_OUTCOMES_MAX {
+                if let Some(old) = self.order.pop_front() {
+                    self.by_job.remove(&old);
+                }
+            }
+        }
+    }
 }
 
 /// Every station's printer and its worker.
@@ -142,6 +193,8 @@ impl PrinterHub {
                     last_printed_at: None,
                 }),
                 wake: Notify::new(),
+                bridge: Mutex::new(BridgeOutcomes::default()),
+                reports: watch::channel(0).0,
             });
             tasks.push(tokio::spawn(run_worker(
                 p.clone(),
@@ -163,6 +216,32 @@ impl PrinterHub {
     pub fn wake(&self, station: &str) {
         if let Some(p) = self.stations.get(station) {
             p.wake.notify_one();
+        }
+    }
+
+    /// A printer bridge's report on `printer/{station}/status`.
+    pub fn bridge_report(&self, station: &str, report: PrinterReport) {
+        let Some(p) = self.stations.get(station) else {
+            tracing::debug!(station, "printer report for a station without a printer");
+            return;
+        };
+        if p.target != PrinterTarget::Mqtt {
+            tracing::warn!(
+                station,
+                "printer report for a printer that is not behind a bridge"
+            );
+            return;
+        }
+        match report {
+            PrinterReport::Printed { job } => {
+                lock(&p.bridge).record(job, BridgeOutcome::Printed);
+                p.reports.send_modify(|n| *n += 1);
+            }
+            PrinterReport::Failed { job, reason } => {
+                lock(&p.bridge).record(job, BridgeOutcome::Failed(reason.as_str().to_owned()));
+                p.reports.send_modify(|n| *n += 1);
+            }
+            PrinterReport::Status(s) => record_status(p, Ok(s)),
         }
     }
 
@@ -233,7 +312,7 @@ async fn run_worker(
             }
             Ok(bytes) => {
                 let sent = tokio::select! {
-                    r = send(&p.target, &p.station, publisher.as_ref(), &bytes) => r,
+                    r = send(&p, publisher.as_ref(), job.id, &bytes) => r,
                     _ = stop.changed() => return,
                 };
                 let mut v = lock(&p.view);
@@ -246,14 +325,22 @@ async fn run_worker(
                         v.last_printed_at = Some(Utc::now());
                         PrintOutcome::Printed
                     }
-                    Err(SendError { error, status }) => {
+                    Err(SendError {
+                        error,
+                        status,
+                        fatal,
+                    }) => {
                         v.online = Some(status.is_some_and(|s| s.online));
                         if let Some(s) = status {
                             v.paper_out = s.paper_out;
                             v.cover_open = s.cover_open;
                         }
                         v.last_error = Some(error.clone());
-                        PrintOutcome::Retry(error)
+                        if fatal {
+                            PrintOutcome::Failed(error)
+                        } else {
+                            PrintOutcome::Retry(error)
+                        }
                     }
                 }
             }
@@ -266,7 +353,9 @@ async fn run_worker(
                 backoff.reset();
                 tracing::info!(station = %p.station, job = job.id, waybill = %job.label.waybill_no, "label printed");
             }
-            PrintOutcome::Failed(_) => {}
+            PrintOutcome::Failed(e) => {
+                tracing::error!(station = %p.station, job = job.id, error = %e, "label will not print");
+            }
             PrintOutcome::Retry(e) => {
                 tracing::warn!(station = %p.station, job = job.id, error = %e, "label not printed; will retry");
                 let delay = backoff.next_delay_with(rand::random());
@@ -283,6 +372,8 @@ struct SendError {
     error: String,
     /// What the printer said about itself, if it said anything.
     status: Option<PrinterStatus>,
+    /// The job will never print: cancel it rather than retry.
+    fatal: bool,
 }
 
 impl SendError {
@@ -290,17 +381,18 @@ impl SendError {
         SendError {
             error: error.into(),
             status: None,
+            fatal: false,
         }
     }
 }
 
 async fn send(
-    target: &PrinterTarget,
-    station: &str,
+    p: &StationPrinter,
     publisher: Option<&Publisher>,
+    job: i64,
     bytes: &[u8],
 ) -> Result<PrinterStatus, SendError> {
-    match target {
+    match &p.target {
         PrinterTarget::Tcp(addr) => {
             let stream =
                 tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(addr))
@@ -321,19 +413,96 @@ async fn send(
                 .map_err(|e| SendError::plain(format!("cannot open {}: {e}", path.display())))?;
             print_over(port, bytes).await
         }
-        PrinterTarget::Mqtt => {
-            let publisher =
-                publisher.ok_or_else(|| SendError::plain("no MQTT link for the printer bridge"))?;
-            let topic = Topic::new(bondgate_protocol::TopicKind::PrinterJob, station)
-                .map_err(|e| SendError::plain(e.to_string()))?;
-            publisher
-                .publish(&topic, bytes.to_vec())
-                .await
-                .map_err(|e| SendError::plain(format!("MQTT publish failed: {e}")))?;
-            // The bridge owns the printer; it reports on printer/{station}/status.
-            Ok(PrinterStatus::READY)
+        PrinterTarget::Mqtt => send_to_bridge(p, publisher, job, bytes).await,
+    }
+}
+
+/// The printer's status as the bridge last reported it.
+fn bridge_status(p: &StationPrinter) -> PrinterStatus {
+    let v = lock(&p.view);
+    PrinterStatus {
+        online: v.online.unwrap_or(false),
+        paper_out: v.paper_out,
+        cover_open: v.cover_open,
+        ..PrinterStatus::READY
+    }
+}
+
+/// What the bridge said about `job`, as the send's result.
+fn bridge_outcome(p: &StationPrinter, job: u64) -> Option<Result<PrinterStatus, SendError>> {
+    let outcome = lock(&p.bridge).by_job.get(&job).cloned()?;
+    Some(match outcome {
+        BridgeOutcome::Printed => Ok(PrinterStatus {
+            online: true,
+            ..bridge_status(p)
+        }),
+        BridgeOutcome::Failed(reason) => Err(SendError {
+            error: format!("printer bridge: {reason}"),
+            status: Some(bridge_status(p)),
+            fatal: true,
+        }),
+    })
+}
+
+/// Publishes the job's envelope (its id, the bytes) and waits for the
+/// bridge's report on that id (see the module notes).
+async fn send_to_bridge(
+    p: &StationPrinter,
+    publisher: Option<&Publisher>,
+    id: i64,
+    bytes: &[u8],
+) -> Result<PrinterStatus, SendError> {
+    let envelope = u64::try_from(id)
+        .map_err(|_| SendError::plain(format!("job id {id} cannot travel")))
+        .and_then(|job| {
+            PrintJob::new(job, bytes.to_vec()).map_err(|e| SendError {
+                error: e.to_string(),
+                status: None,
+                fatal: true,
+            })
+        })?;
+    let job = envelope.job;
+    let mut reports = p.reports.subscribe();
+    // A report that came after the last wait gave up.
+    if let Some(done) = bridge_outcome(p, job) {
+        return done;
+    }
+    let publisher =
+        publisher.ok_or_else(|| SendError::plain("no MQTT link for the printer bridge"))?;
+    let topic = Topic::new(bondgate_protocol::TopicKind::PrinterJob, &p.station)
+        .map_err(|e| SendError::plain(e.to_string()))?;
+    publisher
+        .publish(&topic, envelope.encode())
+        .await
+        .map_err(|e| SendError::plain(format!("MQTT publish failed: {e}")))?;
+    let deadline = tokio::time::Instant::now() + MQTT_CONFIRM_TIMEOUT;
+    loop {
+        if let Some(done) = bridge_outcome(p, job) {
+            return done;
+        }
+        match tokio::time::timeout_at(deadline, reports.changed()).await {
+            Ok(Ok(())) => {}
+            _ => break,
         }
     }
+    let status = bridge_status(p);
+    let why = if status.paper_out {
+        " (it reports the printer out of paper)"
+    } else if status.cover_open {
+        " (it reports the printer's cover open)"
+    } else if !status.online {
+        " (it reports the printer off-line, or has not reported)"
+    } else {
+        ""
+    };
+    Err(SendError {
+        error: format!(
+            "no report from the printer bridge within {} s{why}; the job is sent again",
+            MQTT_CONFIRM_TIMEOUT.as_secs()
+        ),
+        status: Some(status),
+        fatal: false,
+    })
 }
 
 /// Asks the printer one status byte.
@@ -385,6 +554,7 @@ async fn print_over<S: AsyncRead + AsyncWrite + Unpin>(
     let fail = |error: String, status: PrinterStatus| SendError {
         error,
         status: Some(status),
+        fatal: false,
     };
     let mut status = ask_all(&mut io).await.map_err(SendError::plain)?;
     if !status.can_print() {

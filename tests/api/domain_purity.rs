@@ -103,6 +103,11 @@ fn shared_and_edge_crates_ship_none_of_the_server_stacks() {
             &["bondgate", "axum", "sqlx", "rumqttd"][..],
         ),
         (
+            "firmware-bridges/printer-bridge",
+            "the edge box ships neither the server nor its web and database stacks",
+            &["bondgate", "axum", "sqlx", "rumqttd"][..],
+        ),
+        (
             "firmware-bridges/scanner-bridge",
             "the edge box ships neither the server nor its web and database stacks",
             &["bondgate", "axum", "sqlx", "rumqttd"][..],

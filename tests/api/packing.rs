@@ -697,13 +697,15 @@ both_backends!(
 
 /// A station whose scale and printer both hang off an edge box: the scale
 /// bridge publishes readings on `scale/{station}/weight`, the printer bridge
-/// takes raw ESC/POS from `printer/{station}/job`. A malformed reading is
-/// refused without disturbing the scale.
+/// takes job envelopes (id + ESC/POS) from `printer/{station}/job`, and the
+/// job is printed only once the bridge reports it so. A malformed reading
+/// is refused without disturbing the scale.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_station_behind_mqtt_bridges_weighs_and_prints() {
     use bondgate::mqtt::BrokerAddr;
+    use bondgate_protocol::escpos::PrinterStatus;
     use bondgate_protocol::escpos::{Decoder, EscPosCommand, Symbology};
-    use bondgate_protocol::{Site, Topic, TopicKind, WeightMsg};
+    use bondgate_protocol::{PrintJob, PrinterReport, Site, Topic, TopicKind, WeightMsg};
     use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 
     let Some(app) = spawn_app_with(Backend::Sqlite, |c| {
@@ -800,8 +802,44 @@ async fn a_station_behind_mqtt_bridges_weighs_and_prints() {
         .await
         .expect("a job on printer/P2/job")
         .unwrap();
+    let job = PrintJob::decode(&job).expect("a job envelope");
+    // Sent is not printed: the job waits for the bridge's report.
+    let (_, jobs) = app.get("/api/v1/print-jobs?station=P2").await;
+    assert_eq!(
+        (jobs[0]["state"].as_str(), jobs[0]["id"].as_u64()),
+        (Some("queued"), Some(job.job)),
+        "{jobs}"
+    );
+    let status_topic = Topic::new(TopicKind::PrinterStatus, "P2")
+        .unwrap()
+        .render(&site);
+    for report in [
+        PrinterReport::Status(PrinterStatus::READY),
+        PrinterReport::Printed { job: job.job },
+    ] {
+        client
+            .publish(
+                status_topic.clone(),
+                QoS::AtLeastOnce,
+                false,
+                report.encode(),
+            )
+            .await
+            .unwrap();
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, jobs) = app.get("/api/v1/print-jobs?station=P2").await;
+        if jobs[0]["state"] == "printed" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{jobs}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (_, stations) = app.get("/api/v1/pack-stations").await;
+    assert_eq!(stations[0]["printer"]["online"], true, "{stations}");
     let barcodes: Vec<String> = Decoder::new()
-        .feed(&job)
+        .feed(&job.bytes)
         .into_iter()
         .filter_map(|c| match c {
             Ok(EscPosCommand::Barcode(b)) if b.symbology == Symbology::Code128 => {
@@ -862,5 +900,137 @@ async fn a_serial_label_printer_prints_and_survives_being_unplugged() {
         "{}",
         labels[0].render()
     );
+    st.finish().await;
+}
+
+/// The station's printer behind the real printer bridge (the library, run
+/// in-process as the demo runs it), with the printer simulator on TCP.
+fn spawn_printer_bridge(
+    app: &TestApp,
+    printer: &PrinterSim,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<(), bondgate_printer_bridge::BridgeError>>,
+) {
+    use bondgate_printer_bridge::{Config as BridgeConfig, EdgeConfig, PrinterPort};
+    let edge = EdgeConfig {
+        broker: bondgate::mqtt::BrokerAddr::parse(&app.server.mqtt_url).unwrap(),
+        site: bondgate_protocol::Site::new("SH01").unwrap(),
+        device: bondgate_protocol::DeviceId::new("printer-bridge-P1").unwrap(),
+    };
+    let mut config = BridgeConfig::new(
+        edge,
+        bondgate_protocol::StationId::new("P1").unwrap(),
+        PrinterPort::Tcp(printer.local_addr().to_string()),
+    );
+    config.retry = Duration::from_millis(200);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(bondgate_printer_bridge::run(config, async move {
+        let _ = stopped.await;
+    }));
+    (stop, task)
+}
+
+/// Waits until the station's only print job is printed.
+async fn job_printed(app: &TestApp) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(12);
+    loop {
+        let (_, jobs) = app.get("/api/v1/print-jobs?station=P1").await;
+        if jobs[0]["state"] == "printed" {
+            return jobs;
+        }
+        assert!(std::time::Instant::now() < deadline, "{jobs}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The real printer bridge between the server and the printer: the label
+/// comes out once, the job is printed on the bridge's report, and the
+/// station shows the printer as the bridge sees it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_printer_bridge_prints_the_label_once_on_the_bridges_word() {
+    let Some(st) = station_with(
+        Backend::Sqlite,
+        ScaleProtocol::YaohuaA9,
+        Duration::from_millis(200),
+        false,
+        |c| c.packing.stations[0].printer = Some(PrinterTarget::Mqtt),
+    )
+    .await
+    else {
+        return;
+    };
+    let (stop, bridge) = spawn_printer_bridge(&st.app, &st.printer);
+    st.picked_order("ORD-11", 1).await;
+    let packer = st.app.user("pat", "packer").await;
+    st.place(215).await;
+    let (s, p) = st.pack(&packer, 1).await;
+    assert_eq!(s, StatusCode::CREATED, "{p}");
+    let labels = st
+        .printer
+        .wait_for_labels(1, Duration::from_secs(10))
+        .await
+        .expect("printed through the bridge");
+    assert_eq!(labels[0].barcodes[0].1, p["waybill_no"].as_str().unwrap());
+    let jobs = job_printed(&st.app).await;
+    assert_eq!(jobs[0]["attempts"], 1, "{jobs}");
+    let (_, stations) = st.app.get("/api/v1/pack-stations").await;
+    let printer = &stations[0]["printer"];
+    assert_eq!(
+        (printer["target"].as_str(), printer["online"].as_bool()),
+        (Some("mqtt"), Some(true)),
+        "{stations}"
+    );
+    assert_eq!(st.printer.labels().len(), 1);
+    let _ = stop.send(());
+    bridge.await.unwrap().unwrap();
+    st.finish().await;
+}
+
+/// The bridge is down when the label is queued: the server sends the job,
+/// hears nothing, keeps it queued and sends it again with the same id;
+/// once the bridge is up the label prints exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_label_queued_while_the_bridge_is_down_prints_once_when_it_comes_up() {
+    let Some(st) = station_with(
+        Backend::Sqlite,
+        ScaleProtocol::YaohuaA9,
+        Duration::from_millis(200),
+        false,
+        |c| c.packing.stations[0].printer = Some(PrinterTarget::Mqtt),
+    )
+    .await
+    else {
+        return;
+    };
+    st.picked_order("ORD-12", 1).await;
+    let packer = st.app.user("pat", "packer").await;
+    st.place(215).await;
+    let (s, p) = st.pack(&packer, 1).await;
+    assert_eq!(s, StatusCode::CREATED, "{p}");
+    // No bridge: the attempt times out and the job stays queued, with why.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, jobs) = st.app.get("/api/v1/print-jobs?station=P1").await;
+        if jobs[0]["last_error"].is_string() {
+            assert_eq!(jobs[0]["state"], "queued", "{jobs}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{jobs}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(st.printer.labels().is_empty());
+
+    let (stop, bridge) = spawn_printer_bridge(&st.app, &st.printer);
+    let labels = st
+        .printer
+        .wait_for_labels(1, Duration::from_secs(12))
+        .await
+        .expect("printed once the bridge is up");
+    assert_eq!(labels[0].barcodes[0].1, p["waybill_no"].as_str().unwrap());
+    job_printed(&st.app).await;
+    assert_eq!(st.printer.labels().len(), 1);
+    let _ = stop.send(());
+    bridge.await.unwrap().unwrap();
     st.finish().await;
 }

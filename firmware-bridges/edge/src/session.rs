@@ -39,6 +39,12 @@ const REQUEST_CAPACITY: usize = 64;
 /// which would miss keep-alives.
 const INCOMING_CAPACITY: usize = 256;
 
+/// Largest MQTT packet sent or received: a printer bridge's label jobs
+/// (`bondgate_protocol::JOB_BYTES_MAX`, 128 KiB, plus header and topic)
+/// must fit, as in the server's link; rumqttc's default of 10 KiB would
+/// drop the connection on the first label with a QR code.
+pub const PACKET_BYTES_MAX: usize = 256 * 1024;
+
 /// MQTT keep-alive: a dead link is noticed within about one and a half of
 /// these.
 const KEEP_ALIVE: Duration = Duration::from_secs(10);
@@ -80,6 +86,7 @@ impl Session {
             config.broker.port(),
         );
         mqtt.set_keep_alive(KEEP_ALIVE)
+            .set_max_packet_size(PACKET_BYTES_MAX, PACKET_BYTES_MAX)
             .set_clean_session(true)
             .set_last_will(LastWill::new(
                 &status_topic,

@@ -29,7 +29,9 @@
 //!   subscription filters ([`TopicKind::filter`]).
 //! - [`payload`]: versioned (`"v": 1`) JSON payloads with strict decoding and
 //!   errors fit to show on a PDA screen, plus the plain-text [`DeviceStatus`]
-//!   and a bridge's [`DeviceHealth`].
+//!   and a bridge's [`DeviceHealth`]; the printer job envelope
+//!   ([`PrintJob`]: a JSON header line, then the raw ESC/POS bytes) and the
+//!   printer bridge's [`PrinterReport`].
 //!
 //! Connecting, shared by every MQTT client (server link, bridges,
 //! simulators) so they agree on the URL and on how politely they retry:
@@ -110,8 +112,9 @@ pub use broker::{BrokerAddr, BrokerAddrError};
 pub use id::{DeviceId, GateId, IdError, Site, StationId, ID_CHARS_MAX};
 pub use payload::{
     Barcode, CommandId, DeviceHealth, DeviceStatus, FieldError, GateCmd, GateCommand, GateOutcome,
-    GateResultMsg, GateState, GateStateKind, Heartbeat, Next, PayloadError, PromptMsg, PromptText,
-    PulseMs, ScanMsg, Tone, WeightMsg, BARCODE_CHARS_MAX, PAYLOAD_BYTES_MAX, PROMPT_TEXT_CHARS_MAX,
-    PULSE_MS_MAX, VERSION,
+    GateResultMsg, GateState, GateStateKind, Heartbeat, Next, PayloadError, PrintJob,
+    PrintJobError, PrinterReport, PromptMsg, PromptText, PulseMs, ScanMsg, Tone, WeightMsg,
+    BARCODE_CHARS_MAX, JOB_BYTES_MAX, JOB_HEADER_BYTES_MAX, PAYLOAD_BYTES_MAX,
+    PROMPT_TEXT_CHARS_MAX, PULSE_MS_MAX, VERSION,
 };
 pub use topic::{Topic, TopicError, TopicKind, ROOT};

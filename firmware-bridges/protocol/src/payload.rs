@@ -21,6 +21,7 @@
 mod device;
 mod gate;
 mod pda;
+mod printer;
 
 pub use device::{DeviceHealth, DeviceStatus, WeightMsg};
 pub use gate::{
@@ -30,6 +31,7 @@ pub use gate::{
 pub use pda::{
     Barcode, Next, PromptMsg, PromptText, ScanMsg, Tone, BARCODE_CHARS_MAX, PROMPT_TEXT_CHARS_MAX,
 };
+pub use printer::{PrintJob, PrintJobError, PrinterReport, JOB_BYTES_MAX, JOB_HEADER_BYTES_MAX};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -44,8 +46,9 @@ use crate::id::IdError;
 /// (160 characters × at most 4 bytes each in UTF-8 or JSON escaping, plus
 /// ~100 bytes of keys and numbers; a test builds the worst cases). Anything
 /// bigger is a bug or an attack, and refusing it before parsing bounds the
-/// work a PDA or an edge box does per message. Raw printer jobs are not JSON
-/// payloads and are not subject to this limit.
+/// work a PDA or an edge box does per message. Printer jobs are a JSON
+/// header line (under this limit) followed by raw bytes bounded by
+/// [`JOB_BYTES_MAX`] ([`PrintJob`]).
 pub const PAYLOAD_BYTES_MAX: usize = 1024;
 
 /// The only payload version this crate speaks; the value of `"v"`.

@@ -12,8 +12,8 @@
 //! | `pda/{device}/scan`          | PDA → server        | [`crate::ScanMsg`]              |
 //! | `pda/{device}/prompt`        | server → PDA        | [`crate::PromptMsg`]            |
 //! | `scale/{station}/weight`     | scale bridge → srv  | [`crate::WeightMsg`]            |
-//! | `printer/{station}/job`      | server → bridge     | raw ESC/POS bytes (not JSON)    |
-//! | `printer/{station}/status`   | bridge → server     | (defined with the printer layer)|
+//! | `printer/{station}/job`      | server → bridge     | [`crate::PrintJob`]: JSON header line + raw ESC/POS |
+//! | `printer/{station}/status`   | bridge → server     | [`crate::PrinterReport`]: printed / failed / status |
 //! | `gate/{gate}/command`        | server → bridge     | [`crate::GateCommand`]          |
 //! | `gate/{gate}/state`          | bridge → server     | [`crate::GateState`]            |
 //! | `gate/{gate}/heartbeat`      | server → bridge     | [`crate::Heartbeat`]            |
@@ -46,12 +46,12 @@ pub enum Topic {
         /// The station the scale belongs to.
         station: StationId,
     },
-    /// `printer/{station}/job`: raw ESC/POS bytes for a label printer.
+    /// `printer/{station}/job`: a [`crate::PrintJob`] (id + ESC/POS bytes).
     PrinterJob {
         /// The station the printer belongs to.
         station: StationId,
     },
-    /// `printer/{station}/status`: a printer bridge reports its state.
+    /// `printer/{station}/status`: a printer bridge's [`crate::PrinterReport`].
     PrinterStatus {
         /// The station the printer belongs to.
         station: StationId,

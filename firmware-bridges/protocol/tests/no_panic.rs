@@ -5,8 +5,8 @@
 //! must not panic either, nor repeat a password in its refusal.
 
 use bondgate_protocol::{
-    BrokerAddr, DeviceStatus, GateCommand, GateState, Heartbeat, PayloadError, PromptMsg,
-    PromptText, ScanMsg, Topic, WeightMsg, PROMPT_TEXT_CHARS_MAX,
+    BrokerAddr, DeviceStatus, GateCommand, GateState, Heartbeat, PayloadError, PrintJob,
+    PrinterReport, PromptMsg, PromptText, ScanMsg, Topic, WeightMsg, PROMPT_TEXT_CHARS_MAX,
 };
 use proptest::prelude::*;
 
@@ -20,6 +20,11 @@ fn decode_all(bytes: &[u8]) -> Vec<PayloadError> {
         GateState::decode(bytes).err(),
         Heartbeat::decode(bytes).err(),
         DeviceStatus::decode(bytes).err(),
+        PrinterReport::decode(bytes).err(),
+        PrintJob::decode(bytes).err().and_then(|e| match e {
+            bondgate_protocol::PrintJobError::Header(h) => Some(h),
+            _ => None,
+        }),
     ]
     .into_iter()
     .flatten()
@@ -83,7 +88,7 @@ fn json_value() -> impl Strategy<Value = String> {
     })
 }
 
-const KEYS: [&str; 16] = [
+const KEYS: [&str; 21] = [
     "v",
     "seq",
     "barcode",
@@ -100,6 +105,11 @@ const KEYS: [&str; 16] = [
     "expires_at",
     "state",
     "extra",
+    "report",
+    "job",
+    "reason",
+    "online",
+    "paper_out",
 ];
 
 proptest! {

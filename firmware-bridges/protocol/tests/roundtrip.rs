@@ -241,3 +241,57 @@ proptest! {
         prop_assert!(CommandId::new(&s).is_err());
     }
 }
+
+mod printer {
+    //! The printer bridge's envelope and reports: whatever is encoded
+    //! decodes back, any byte of the body included, and a cut or padded
+    //! envelope is refused rather than printed short.
+    use bondgate_protocol::escpos::PrinterStatus;
+    use bondgate_protocol::{PrintJob, PrintJobError, PrinterReport, PromptText};
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn job_round_trips(job in 1u64.., bytes in prop::collection::vec(any::<u8>(), 0..4096)) {
+            let j = PrintJob::new(job, bytes).unwrap();
+            prop_assert_eq!(PrintJob::decode(&j.encode()), Ok(j));
+        }
+
+        #[test]
+        fn a_cut_or_padded_job_is_refused(
+            job in 1u64..,
+            bytes in prop::collection::vec(any::<u8>(), 1..512),
+            cut in any::<prop::sample::Index>(),
+            pad in prop::collection::vec(any::<u8>(), 1..16),
+        ) {
+            let full = PrintJob::new(job, bytes).unwrap().encode();
+            let short = &full[..cut.index(full.len())];
+            prop_assert!(PrintJob::decode(short).is_err());
+            let mut long = full.clone();
+            long.extend(pad);
+            let padded_refused = matches!(PrintJob::decode(&long), Err(PrintJobError::LengthMismatch { .. }));
+            prop_assert!(padded_refused);
+        }
+
+        #[test]
+        fn report_round_trips(
+            job in 1u64..,
+            reason in any::<String>(),
+            bits in any::<[bool; 5]>(),
+            which in 0..3u8,
+        ) {
+            let r = match which {
+                0 => PrinterReport::Printed { job },
+                1 => PrinterReport::Failed { job, reason: PromptText::clamp(&reason) },
+                _ => PrinterReport::Status(PrinterStatus {
+                    online: bits[0],
+                    cover_open: bits[1],
+                    paper_out: bits[2],
+                    paper_near_end: bits[3],
+                    error: bits[4],
+                }),
+            };
+            prop_assert_eq!(PrinterReport::decode(&r.encode()), Ok(r));
+        }
+    }
+}
