@@ -9,7 +9,7 @@
 //! | station / gate | device | how the server reaches it |
 //! |---|---|---|
 //! | P1 | MT-SICS scale on a pty; network label printer | serial port; raw TCP |
-//! | P2 | Yaohua A9 scale on a pty; serial label printer | `scale-bridge` → MQTT; serial port |
+//! | P2 | Yaohua A9 scale on a pty; serial label printer | `scale-bridge` → MQTT; `printer-bridge` ← MQTT |
 //! | G1 | LCUS relay on a pty; serial barcode scanner on a pty | `gate-bridge` ← MQTT; `scanner-bridge` → MQTT |
 //! | G2 | Modbus TCP relay board; MQTT scanner | Modbus TCP; MQTT |
 
@@ -146,7 +146,8 @@ impl Devices {
                     })
                 };
                 let printer = match s.printer.path() {
-                    Some(path) => PrinterTarget::Serial { path, baud: 9600 },
+                    // P2's serial printer is behind printer-bridge.
+                    Some(_) => PrinterTarget::Mqtt,
                     None => PrinterTarget::Tcp(s.printer.local_addr().to_string()),
                 };
                 Ok(StationConfig {
@@ -211,6 +212,10 @@ impl Devices {
             self.edge_dir.join("scanner-bridge-G1.seq").display(),
             self.scanner_path.display()
         );
+        let printer = format!(
+            "{head}station = \"{BRIDGED_SCALE}\"\n\n[serial]\npath = \"{}\"\nbaud = 9600\n",
+            dev(&format!("printer-{BRIDGED_SCALE}"))
+        );
         let write = |name: &str, text: &str| -> anyhow::Result<PathBuf> {
             let path = self.edge_dir.join(name);
             std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
@@ -228,7 +233,16 @@ impl Devices {
             let _ = rx.wait_for(|s| *s).await;
         };
         let rx = || self.bridges_stop.subscribe();
-        let (b, c) = (stop(rx()), stop(rx()));
+        let printer = bondgate_printer_bridge::Config::load(&write(
+            &format!("printer-bridge-{BRIDGED_SCALE}.toml"),
+            &printer,
+        )?)?;
+        let (b, c, d) = (stop(rx()), stop(rx()), stop(rx()));
+        self.bridges.push(tokio::spawn(async move {
+            if let Err(e) = bondgate_printer_bridge::run(printer, d).await {
+                tracing::error!(error = %e, "printer-bridge P2 stopped");
+            }
+        }));
         self.bridges
             .push(tokio::spawn(gate_bridge_with_chaos(gate, chaos, rx())));
         self.bridges.push(tokio::spawn(async move {
@@ -294,7 +308,8 @@ async fn gate_bridge_with_chaos(
     }
 }
 
-/// The station whose scale reaches the server through `scale-bridge`.
+/// The station whose scale and printer reach the server through
+/// `scale-bridge` and `printer-bridge`.
 const BRIDGED_SCALE: &str = "P2";
 
 fn loopback() -> SocketAddr {

@@ -254,13 +254,14 @@ fn banner(base: &str, mqtt: &str, dir: &std::path::Path) {
         .collect();
     eprintln!(
         "\n  bondgate demo — the whole floor, simulated\n\n  \
-         web and API   {base}   (API described at {base}/api/v1/openapi.json)\n  \
+         screens       {base}/   (gate guard {base}/gate, PDA picker {base}/pda)\n  \
+         API           {base}/api/v1   (described at {base}/api/v1/openapi.json)\n  \
          MQTT broker   {mqtt}\n  \
          data          {}\n\n  \
          log in as (user, password, role):\n    admin     {ADMIN_PASSWORD:<14} admin\n{}\n\n  \
          On the floor: 2 pickers on PDAs (MQTT); pack station P1 (MT-SICS scale on a pty, \
          TCP label printer) and P2 (Yaohua scale on a pty behind scale-bridge, serial \
-         printer); gate G1 (LCUS relay on a pty behind gate-bridge, serial scanner behind \
+         printer behind printer-bridge); gate G1 (LCUS relay on a pty behind gate-bridge, serial scanner behind \
          scanner-bridge) and G2 (Modbus TCP relay, MQTT scanner); the customs gateway \
          signing receipts. The bridges' configuration files are in {}/edge.\n  \
          Ctrl-C stops it.\n",

@@ -75,10 +75,10 @@ impl Demo {
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
             let found = self.log.lock().unwrap().iter().find_map(|l| {
-                l.contains("web and API")
+                l.contains("screens")
                     .then(|| l.split_whitespace().find(|w| w.starts_with("http://")))
                     .flatten()
-                    .map(str::to_string)
+                    .map(|w| w.trim_end_matches('/').to_string())
             });
             if let Some(base) = found {
                 return base;
@@ -277,7 +277,11 @@ async fn the_demo_runs_the_whole_floor_and_leaves_books_that_hold() {
     demo.base().await;
     let lines = demo.finish(Duration::from_secs(300)).await;
     // The whole path ran through the edge bridges, not only direct drivers.
-    for bridge in ["bondgate_gate_bridge", "bondgate_scanner_bridge"] {
+    for bridge in [
+        "bondgate_gate_bridge",
+        "bondgate_scanner_bridge",
+        "bondgate_printer_bridge",
+    ] {
         assert!(
             lines.iter().any(|l| l.contains(bridge)),
             "{bridge} took part"
