@@ -27,25 +27,20 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bondgate_edge::printer::{self, PrinterPort};
+use bondgate_edge::SerialSettings;
 use bondgate_label::{EscPos, EscPosOptions, LabelBackend};
-use bondgate_protocol::escpos::{decode_reply, PrinterStatus, StatusRequest};
+use bondgate_protocol::escpos::PrinterStatus;
 use bondgate_protocol::{Backoff, PrintJob, PrinterReport, Topic};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
-use tokio_serial::SerialPortBuilderExt;
 
 use crate::config::{PrinterTarget, StationConfig};
 use crate::mqtt::Publisher;
 use crate::store::{PrintOutcome, Store};
 
-/// How long connecting to a network printer may take.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-/// How long a printer may take to answer a status request. After a whole
-/// label it may still be printing: the answer comes when it is done.
-pub const STATUS_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often an idle worker looks at the queue even without being woken
 /// (a job written by another server instance).
 pub const IDLE_POLL: Duration = Duration::from_secs(2);
@@ -63,31 +58,24 @@ pub const MQTT_CONFIRM_TIMEOUT: Duration = Duration::from_secs(5);
 /// comes after its wait timed out.
 const BRIDGE_OUTCOMES_MAX: usize = 1024;
 
+/// Where a TCP or serial printer is, for `bondgate_edge::printer`; None
+/// for a printer behind a bridge.
+fn port(target: &PrinterTarget) -> Option<PrinterPort> {
+    match target {
+        PrinterTarget::Tcp(addr) => Some(PrinterPort::Tcp(addr.clone())),
+        PrinterTarget::Serial { path, baud } => Some(PrinterPort::Serial(SerialSettings {
+            baud: *baud,
+            ..SerialSettings::new(path.clone())
+        })),
+        PrinterTarget::Mqtt => None,
+    }
+}
+
 /// Asks an idle printer for its status; None for MQTT printers, whose
 /// bridge reports by itself.
 async fn probe(target: &PrinterTarget) -> Option<Result<PrinterStatus, String>> {
-    async fn over<S: AsyncRead + AsyncWrite + Unpin>(mut io: S) -> Result<PrinterStatus, String> {
-        let status = ask_all(&mut io).await?;
-        let _ = io.shutdown().await;
-        Ok(status)
-    }
-    match target {
-        PrinterTarget::Tcp(addr) => Some(
-            match tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(addr)).await
-            {
-                Err(_) => Err(format!("printer {addr} did not answer")),
-                Ok(Err(e)) => Err(format!("printer {addr} unreachable: {e}")),
-                Ok(Ok(stream)) => over(stream).await,
-            },
-        ),
-        PrinterTarget::Serial { path, baud } => Some(
-            match tokio_serial::new(path.to_string_lossy(), *baud).open_native_async() {
-                Err(e) => Err(format!("cannot open {}: {e}", path.display())),
-                Ok(port) => over(port).await,
-            },
-        ),
-        PrinterTarget::Mqtt => None,
-    }
+    let port = port(target)?;
+    Some(printer::probe(&port).await.map_err(|e| e.error))
 }
 
 fn record_status(p: &StationPrinter, result: Result<PrinterStatus, String>) {
@@ -392,29 +380,14 @@ async fn send(
     job: i64,
     bytes: &[u8],
 ) -> Result<PrinterStatus, SendError> {
-    match &p.target {
-        PrinterTarget::Tcp(addr) => {
-            let stream =
-                tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(addr))
-                    .await
-                    .map_err(|_| {
-                        SendError::plain(format!(
-                            "printer {addr} did not answer within {} s",
-                            CONNECT_TIMEOUT.as_secs()
-                        ))
-                    })?
-                    .map_err(|e| SendError::plain(format!("printer {addr} unreachable: {e}")))?;
-            let _ = stream.set_nodelay(true);
-            print_over(stream, bytes).await
-        }
-        PrinterTarget::Serial { path, baud } => {
-            let port = tokio_serial::new(path.to_string_lossy(), *baud)
-                .open_native_async()
-                .map_err(|e| SendError::plain(format!("cannot open {}: {e}", path.display())))?;
-            print_over(port, bytes).await
-        }
-        PrinterTarget::Mqtt => send_to_bridge(p, publisher, job, bytes).await,
-    }
+    let Some(port) = port(&p.target) else {
+        return send_to_bridge(p, publisher, job, bytes).await;
+    };
+    printer::print(&port, bytes).await.map_err(|e| SendError {
+        error: e.error,
+        status: e.status,
+        fatal: false,
+    })
 }
 
 /// The printer's status as the bridge last reported it.
@@ -503,81 +476,4 @@ async fn send_to_bridge(
         status: Some(status),
         fatal: false,
     })
-}
-
-/// Asks the printer one status byte.
-async fn ask<S: AsyncRead + AsyncWrite + Unpin>(
-    io: &mut S,
-    request: StatusRequest,
-    status: &mut PrinterStatus,
-) -> Result<(), String> {
-    io.write_all(&request.encode())
-        .await
-        .map_err(|e| format!("printer connection lost: {e}"))?;
-    let mut byte = [0u8; 1];
-    match tokio::time::timeout(STATUS_TIMEOUT, io.read(&mut byte)).await {
-        Err(_) => Err(format!(
-            "printer did not answer a {request} request within {} s",
-            STATUS_TIMEOUT.as_secs()
-        )),
-        Ok(Ok(0)) => Err("printer closed the connection".into()),
-        Ok(Err(e)) => Err(format!("printer connection lost: {e}")),
-        Ok(Ok(_)) => {
-            let reply = decode_reply(request, byte[0])
-                .map_err(|e| format!("printer sent a bad status byte: {e}"))?;
-            reply.apply(status);
-            Ok(())
-        }
-    }
-}
-
-/// Asks everything that decides whether the printer can print: online,
-/// off-line cause (cover, paper end), paper roll.
-async fn ask_all<S: AsyncRead + AsyncWrite + Unpin>(io: &mut S) -> Result<PrinterStatus, String> {
-    let mut status = PrinterStatus::READY;
-    for request in [
-        StatusRequest::Printer,
-        StatusRequest::Offline,
-        StatusRequest::PaperRoll,
-    ] {
-        ask(io, request, &mut status).await?;
-    }
-    Ok(status)
-}
-
-/// Checks the printer can print, sends the job, and waits for the printer
-/// to answer after its last byte.
-async fn print_over<S: AsyncRead + AsyncWrite + Unpin>(
-    mut io: S,
-    bytes: &[u8],
-) -> Result<PrinterStatus, SendError> {
-    let fail = |error: String, status: PrinterStatus| SendError {
-        error,
-        status: Some(status),
-        fatal: false,
-    };
-    let mut status = ask_all(&mut io).await.map_err(SendError::plain)?;
-    if !status.can_print() {
-        let why = if status.paper_out {
-            "out of paper"
-        } else if status.cover_open {
-            "cover open"
-        } else if status.error {
-            "in error"
-        } else {
-            "offline"
-        };
-        return Err(fail(format!("printer is {why}"), status));
-    }
-    io.write_all(bytes).await.map_err(|e| {
-        fail(
-            format!("printer connection lost while printing: {e}"),
-            status,
-        )
-    })?;
-    ask(&mut io, StatusRequest::Printer, &mut status)
-        .await
-        .map_err(|e| fail(e, status))?;
-    let _ = io.shutdown().await;
-    Ok(status)
 }

@@ -36,6 +36,7 @@
 
 pub mod config;
 pub mod health;
+pub mod printer;
 pub mod queue;
 pub mod runtime;
 pub mod scale;

@@ -15,24 +15,7 @@ pub const QUEUE_DEFAULT: usize = 32;
 /// Time between attempts while the printer cannot print, by default.
 pub const RETRY_DEFAULT: Duration = Duration::from_secs(1);
 
-/// Where the printer is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PrinterPort {
-    /// Raw TCP, `host:port` (port 9100 on nearly every label printer).
-    Tcp(String),
-    /// A serial port.
-    Serial(SerialSettings),
-}
-
-impl PrinterPort {
-    /// `tcp 10.0.0.9:9100`, `serial /dev/ttyUSB0`, for logs.
-    pub fn describe(&self) -> String {
-        match self {
-            PrinterPort::Tcp(addr) => format!("tcp {addr}"),
-            PrinterPort::Serial(s) => format!("serial {}", s.path.display()),
-        }
-    }
-}
+pub use bondgate_edge::printer::PrinterPort;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -5,7 +5,7 @@
 //! `printer/{station}/status` with a [`PrinterReport`]:
 //!
 //! - `printed {job}` only once the printer answered on-line to a
-//!   `DLE EOT 1` sent after the job's last byte ([`printer::print`]);
+//!   `DLE EOT 1` sent after the job's last byte ([`bondgate_edge::printer::print`]);
 //! - the printer's status (on connect, on every change): a printer out of
 //!   paper, open or off is asked again every `retry` and its jobs are held
 //!   in order in a bounded queue until they print;
@@ -31,13 +31,12 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
-pub mod printer;
-
-use std::collections::{HashMap, HashSet, VecDeque};
+pub use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::hash::{Hash as _, Hasher as _};
 use std::time::Duration;
 
+use bondgate_edge::printer;
 use bondgate_edge::{Health, Session, SessionEvent};
 use bondgate_protocol::escpos::PrinterStatus;
 use bondgate_protocol::{PrintJob, PrinterReport, Topic};

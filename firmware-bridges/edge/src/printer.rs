@@ -1,5 +1,6 @@
-//! The printer's side: one connection (TCP) or one opening of the port
-//! (serial) per attempt, as the server does for its own printers.
+//! A label printer on raw TCP or a serial port: one connection (TCP) or
+//! one opening of the port (serial) per attempt. The one copy of this I/O,
+//! used by the server for its own printers and by the printer bridge.
 //!
 //! An attempt asks `DLE EOT 1/2/4` first and sends nothing to a printer
 //! that cannot print (out of paper, cover open, off-line, in error), so a
@@ -13,7 +14,26 @@ use std::time::Duration;
 use bondgate_protocol::escpos::{decode_reply, PrinterStatus, StatusRequest};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::config::PrinterPort;
+use crate::serial::SerialSettings;
+
+/// Where the printer is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PrinterPort {
+    /// Raw TCP, `host:port` (port 9100 on nearly every label printer).
+    Tcp(String),
+    /// A serial port.
+    Serial(SerialSettings),
+}
+
+impl PrinterPort {
+    /// `tcp 10.0.0.9:9100`, `serial /dev/ttyUSB0`, for logs.
+    pub fn describe(&self) -> String {
+        match self {
+            PrinterPort::Tcp(addr) => format!("tcp {addr}"),
+            PrinterPort::Serial(s) => format!("serial {}", s.path.display()),
+        }
+    }
+}
 
 /// How long connecting to a network printer may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -31,7 +51,8 @@ pub struct AttemptError {
 }
 
 impl AttemptError {
-    fn plain(error: impl Into<String>) -> AttemptError {
+    /// A failure before the printer said anything about itself.
+    pub fn plain(error: impl Into<String>) -> AttemptError {
         AttemptError {
             error: error.into(),
             status: None,
