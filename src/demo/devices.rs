@@ -213,7 +213,10 @@ impl Devices {
             self.scanner_path.display()
         );
         let printer = format!(
-            "{head}station = \"{BRIDGED_SCALE}\"\n\n[serial]\npath = \"{}\"\nbaud = 9600\n",
+            "{head}station = \"{BRIDGED_SCALE}\"\nprinted_file = \"{}\"\n\n[serial]\npath = \"{}\"\nbaud = 9600\n",
+            self.edge_dir
+                .join(format!("printer-bridge-{BRIDGED_SCALE}.printed"))
+                .display(),
             dev(&format!("printer-{BRIDGED_SCALE}"))
         );
         let write = |name: &str, text: &str| -> anyhow::Result<PathBuf> {
@@ -237,14 +240,20 @@ impl Devices {
             &format!("printer-bridge-{BRIDGED_SCALE}.toml"),
             &printer,
         )?)?;
-        let (b, c, d) = (stop(rx()), stop(rx()), stop(rx()));
-        self.bridges.push(tokio::spawn(async move {
-            if let Err(e) = bondgate_printer_bridge::run(printer, d).await {
-                tracing::error!(error = %e, "printer-bridge P2 stopped");
-            }
-        }));
-        self.bridges
-            .push(tokio::spawn(gate_bridge_with_chaos(gate, chaos, rx())));
+        let (b, c) = (stop(rx()), stop(rx()));
+        self.bridges.push(tokio::spawn(run_with_chaos(
+            "gate-bridge G1",
+            move |rx| bondgate_gate_bridge::run(gate.clone(), until_stopped(rx)),
+            chaos,
+            rx(),
+        )));
+        // Killed out of step with the gate bridge.
+        self.bridges.push(tokio::spawn(run_with_chaos(
+            "printer-bridge P2",
+            move |rx| bondgate_printer_bridge::run(printer.clone(), until_stopped(rx)),
+            chaos.map(|c| c + c / 2),
+            rx(),
+        )));
         self.bridges.push(tokio::spawn(async move {
             if let Err(e) = bondgate_scale_bridge::run(scale, b).await {
                 tracing::error!(error = %e, "scale-bridge P2 stopped");
@@ -253,6 +262,47 @@ impl Devices {
         self.bridges.push(tokio::spawn(async move {
             if let Err(e) = bondgate_scanner_bridge::run(scanner, c).await {
                 tracing::error!(error = %e, "scanner-bridge G1 stopped");
+            }
+        }));
+        Ok(())
+    }
+
+    /// Appends every pulse the simulated relay boards see to `path`, one
+    /// line `{gate} {unix ms}` each, synced (within 100 ms of the pulse): the
+    /// fault suite matches them with the gates' grants after a SIGKILL —
+    /// the relays' own word that no gate opened without one.
+    pub fn log_relay_pulses(&mut self, path: &Path) -> anyhow::Result<()> {
+        use std::io::Write as _;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        let boards = [
+            (GATES[0], self.lcus_relay.control()),
+            (GATES[1], self.modbus_relay.control()),
+        ];
+        let mut stop = self.bridges_stop.subscribe();
+        self.bridges.push(tokio::spawn(async move {
+            let mut seen: [Option<std::time::Instant>; 2] = [None; 2];
+            loop {
+                for (i, (gate, control)) in boards.iter().enumerate() {
+                    for pulse in control.pulses() {
+                        if seen[i].is_none_or(|t| pulse.on_at > t) {
+                            seen[i] = Some(pulse.on_at);
+                            let ms = chrono::Utc::now().timestamp_millis();
+                            let written =
+                                writeln!(file, "{gate} {ms}").and_then(|()| file.sync_data());
+                            if let Err(e) = written {
+                                tracing::error!(error = %e, "relay pulse not logged");
+                            }
+                        }
+                    }
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                    _ = stop.wait_for(|s| *s) => return,
+                }
             }
         }));
         Ok(())
@@ -273,33 +323,40 @@ impl Devices {
     }
 }
 
-/// Runs gate-bridge G1 until the demo stops; with `chaos`, kills it every
-/// `chaos` and starts it again, as a fault drill: the bridge drives the
-/// relay off when it starts, the broker publishes its `offline` will, and a
-/// scan meanwhile is refused as an output fault — never an open.
-async fn gate_bridge_with_chaos(
-    config: bondgate_gate_bridge::Config,
+/// Resolves once the demo stops.
+async fn until_stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// Runs a bridge until the demo stops; with `chaos`, kills it that often
+/// and starts it again two seconds later, as a fault drill. The kill is
+/// dropping its future: no clean disconnect, no relay off, no last report
+/// — as a power cut of the edge box. A gate bridge drives its relay off
+/// when it starts and a scan meanwhile is refused as an output fault; a
+/// printer bridge answers a re-sent job from its printed-ids file.
+async fn run_with_chaos<Fut, E>(
+    name: &'static str,
+    make: impl Fn(watch::Receiver<bool>) -> Fut,
     chaos: Option<Duration>,
     mut stop: watch::Receiver<bool>,
-) {
+) where
+    Fut: std::future::Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
     loop {
-        let mut rx = stop.clone();
-        let mut run = Box::pin(bondgate_gate_bridge::run(config.clone(), async move {
-            let _ = rx.wait_for(|s| *s).await;
-        }));
+        let mut run = Box::pin(make(stop.clone()));
         let lifetime = tokio::time::sleep(chaos.unwrap_or(Duration::from_secs(60 * 60 * 24 * 365)));
         tokio::select! {
             r = &mut run => {
                 if let Err(e) = r {
-                    tracing::error!(error = %e, "gate-bridge G1 stopped");
+                    tracing::error!(error = %e, "{name} stopped");
                 }
                 return;
             }
             _ = lifetime => {
-                tracing::warn!("chaos: gate-bridge G1 killed; back in 2 s");
+                tracing::warn!("chaos: {name} killed; back in 2 s");
             }
         }
-        // Dropping the future is the kill: no clean disconnect, no relay off.
         drop(run);
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(2)) => {}

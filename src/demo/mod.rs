@@ -31,6 +31,8 @@ use floor::Stats;
 /// Marks a directory the demo made, so it only ever wipes its own.
 const MARKER: &str = ".bondgate-demo";
 const ADMIN_PASSWORD: &str = "demo-admin";
+/// Every pulse the simulated relays saw, `{gate} {unix ms}` a line.
+const RELAY_PULSES: &str = "relay-pulses";
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct DemoArgs {
@@ -57,7 +59,8 @@ pub struct DemoArgs {
     /// instead of the server's embedded one.
     #[arg(long)]
     pub mqtt_url: Option<String>,
-    /// Fault drill: kill gate G1's bridge this often and start it again.
+    /// Fault drill: kill gate G1's bridge this often (and P2's printer
+    /// bridge, out of step) and start them again.
     #[arg(long)]
     pub chaos_bridge_secs: Option<u64>,
     /// Seconds between two new orders from the platform.
@@ -76,6 +79,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         fresh_dir(&args.data_dir)?
     };
     let mut devices = Devices::plug(&dir).await?;
+    devices.log_relay_pulses(&dir.join(RELAY_PULSES))?;
     let key = floor::gateway_key(&dir)?;
 
     let mut config = Config::for_data_dir(&dir);

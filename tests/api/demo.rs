@@ -8,7 +8,8 @@
 //! once.
 //!
 //! The fault matrix runs the same floor on an external Mosquitto with gate
-//! G1's bridge killed every few seconds, restarts the broker mid-flow, kills
+//! G1's and printer P2's bridges killed every few seconds, restarts the
+//! broker mid-flow, kills
 //! the whole demo with SIGKILL mid-flow, resumes it on the same data, and
 //! checks the same books — on SQLite and on PostgreSQL.
 
@@ -218,9 +219,24 @@ async fn check_books(data: &Path, database_url: Option<&str>, shipped_min: usize
 
     // Every confirmed exit: its order shipped, its own 清单 released, the
     // release receipt named; a refusal or a fault drove nothing out.
+    // The relays' own record: each pulse they saw (the demo logs them as
+    // they happen) had a grant on that gate — never more pulses than opens
+    // decided, across the crash.
+    let pulses = std::fs::read_to_string(data.join("relay-pulses")).unwrap_or_default();
     let mut exits: HashMap<String, usize> = HashMap::new();
+    let mut pulsed_total = 0;
     for gate in ["G1", "G2"] {
         let decisions = list(&get(format!("/api/v1/gates/{gate}/decisions?limit=500")).await);
+        let granted = decisions.iter().filter(|d| d["decision"] == "open").count();
+        let pulsed = pulses
+            .lines()
+            .filter(|l| l.split_whitespace().next() == Some(gate))
+            .count();
+        assert!(
+            pulsed <= granted,
+            "{gate}: {pulsed} relay pulses for {granted} grants"
+        );
+        pulsed_total += pulsed;
         for d in &decisions {
             if d["output"] != "confirmed" {
                 if d["decision"] != "open" {
@@ -239,6 +255,7 @@ async fn check_books(data: &Path, database_url: Option<&str>, shipped_min: usize
         }
     }
     assert!(exits.len() >= shipped_min, "{exits:?}");
+    assert!(pulsed_total >= 1, "the relays logged their pulses");
     assert!(
         exits.values().all(|n| *n == 1),
         "one exit per order: {exits:?}"

@@ -57,4 +57,7 @@ pub enum BridgeError {
     /// The MQTT poll task ended: the bridge can no longer reach anyone.
     #[error("the MQTT session ended")]
     SessionEnded,
+    /// Something the bridge needs before it may run is not there.
+    #[error("the bridge cannot start: {0}")]
+    Start(String),
 }

@@ -3,7 +3,7 @@
 //! `tcp = "host:port"` or a `[serial]` table (see
 //! `examples/printer-bridge.toml`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bondgate_edge::{ConfigError, EdgeConfig, SerialSettings};
@@ -25,6 +25,7 @@ struct File {
     serial: Option<SerialSettings>,
     queue: Option<usize>,
     retry_ms: Option<u64>,
+    printed_file: Option<PathBuf>,
 }
 
 /// A validated configuration; constructible from code (the demo runs the
@@ -43,6 +44,10 @@ pub struct Config {
     pub queue: usize,
     /// Time between attempts while the printer cannot print.
     pub retry: Duration,
+    /// Where printed job ids are kept across restarts (`printed_file`);
+    /// without it they live in memory only, and a bridge restarted between
+    /// printing a label and reporting it prints that label again.
+    pub printed_file: Option<PathBuf>,
 }
 
 impl Config {
@@ -54,6 +59,7 @@ impl Config {
             printer,
             queue: QUEUE_DEFAULT,
             retry: RETRY_DEFAULT,
+            printed_file: None,
         }
     }
 
@@ -103,6 +109,7 @@ impl Config {
             printer,
             queue,
             retry: Duration::from_millis(retry_ms),
+            printed_file: f.printed_file,
         })
     }
 }

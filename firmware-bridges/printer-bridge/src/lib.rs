@@ -33,7 +33,7 @@
 pub mod config;
 pub use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
-use std::hash::{Hash as _, Hasher as _};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bondgate_edge::printer;
@@ -61,12 +61,89 @@ struct RecentIds {
     order: VecDeque<u64>,
 }
 
-/// A digest of a job's bytes (SipHash with fixed keys: the same in every
-/// run of the same build, which is all the memory needs).
+/// A digest of a job's bytes: 64-bit FNV-1a, stable across builds and
+/// runs, since the printed-ids file outlives both. It tells a re-sent job
+/// from another label that reuses its id; it is no defence against
+/// forgery (the broker's ACL is).
 fn digest(bytes: &[u8]) -> u64 {
-    let mut h = std::hash::DefaultHasher::new();
-    bytes.hash(&mut h);
-    h.finish()
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// The printed ids on disk (`printed_file`): one `id digest` line per
+/// printed job, synced before the `printed` report, so a bridge restarted
+/// (or killed) after printing still answers a re-sent job from memory
+/// instead of printing the label twice. Rewritten compactly at start and
+/// whenever it holds twice [`REMEMBERED_IDS_MAX`] lines.
+struct PrintedLog {
+    path: PathBuf,
+    file: std::fs::File,
+    lines: usize,
+}
+
+impl PrintedLog {
+    /// Reads what an earlier run printed into `ids` (a torn last line, from
+    /// a crash mid-write, is skipped), then rewrites the file compactly.
+    fn open(path: &Path, ids: &mut RecentIds) -> std::io::Result<PrintedLog> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => {
+                for line in text.lines() {
+                    let mut words = line.split_whitespace();
+                    let id = words.next().and_then(|w| w.parse::<u64>().ok());
+                    let d = words
+                        .next()
+                        .filter(|w| w.len() == 16)
+                        .and_then(|w| u64::from_str_radix(w, 16).ok());
+                    if let (Some(id), Some(d), None) = (id, d, words.next()) {
+                        ids.insert(id, d);
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        let mut log = PrintedLog {
+            path: path.to_path_buf(),
+            file,
+            lines: 0,
+        };
+        log.compact(ids)?;
+        Ok(log)
+    }
+
+    /// Writes the remembered ids to a new file and puts it in place.
+    fn compact(&mut self, ids: &RecentIds) -> std::io::Result<()> {
+        use std::io::Write as _;
+        let tmp = self.path.with_extension("compacting");
+        let mut f = std::fs::File::create(&tmp)?;
+        for id in &ids.order {
+            if let Some(d) = ids.digests.get(id) {
+                writeln!(f, "{id} {d:016x}")?;
+            }
+        }
+        f.sync_all()?;
+        std::fs::rename(&tmp, &self.path)?;
+        self.file = std::fs::OpenOptions::new().append(true).open(&self.path)?;
+        self.lines = ids.order.len();
+        Ok(())
+    }
+
+    /// Records a printed job, synced.
+    fn record(&mut self, ids: &RecentIds, id: u64, digest: u64) -> std::io::Result<()> {
+        use std::io::Write as _;
+        writeln!(self.file, "{id} {digest:016x}")?;
+        self.file.sync_data()?;
+        self.lines += 1;
+        if self.lines > 2 * REMEMBERED_IDS_MAX {
+            self.compact(ids)?;
+        }
+        Ok(())
+    }
 }
 
 impl RecentIds {
@@ -115,6 +192,24 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     tracing::info!(printer = %config.printer.describe(), station = %config.station, "printer bridge starting");
 
     let mut printed = RecentIds::default();
+    let mut log = match &config.printed_file {
+        Some(path) => match PrintedLog::open(path, &mut printed) {
+            Ok(log) => {
+                tracing::info!(file = %path.display(), remembered = printed.order.len(), "printed ids loaded");
+                Some(log)
+            }
+            Err(e) => {
+                return Err(BridgeError::Start(format!(
+                    "printed ids file {}: {e} (the bridge does not start rather than print labels twice)",
+                    path.display()
+                )))
+            }
+        },
+        None => {
+            tracing::warn!("no printed_file: printed ids are kept in memory only, so a restart between printing and reporting prints that label again");
+            None
+        }
+    };
     let mut queued: HashSet<u64> = HashSet::new();
     let mut last_status: Option<PrinterStatus> = None;
     let mut dropped = 0_u64;
@@ -172,6 +267,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                     News::Printed(job, digest) => {
                         queued.remove(&job);
                         printed.insert(job, digest);
+                        if let Some(log) = &mut log {
+                            if let Err(e) = log.record(&printed, job, digest) {
+                                tracing::error!(job, error = %e, "printed id not recorded on disk");
+                                health.note(&format!("printed ids file: {e}"));
+                            }
+                        }
                         tracing::info!(job, "label printed");
                         report(&session, &status_topic, PrinterReport::Printed { job }).await;
                     }

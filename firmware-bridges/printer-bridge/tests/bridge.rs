@@ -35,9 +35,10 @@ fn label(text: &str) -> Vec<u8> {
 
 struct Rig {
     _serial: tokio::sync::MutexGuard<'static, ()>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     printer: PrinterSim,
-    _bridge: Process,
+    bridge: Process,
+    config: String,
     server: Watcher,
 }
 
@@ -78,29 +79,44 @@ impl Rig {
         )
         .await;
         // The printer settings come last: `[serial]` is a table.
-        let bridge = start_bin(
-            env!("CARGO_BIN_EXE_printer-bridge"),
-            dir.path(),
-            &format!(
-                "broker = \"mqtt://{broker}\"\nsite = \"{SITE}\"\nstation = \"{STATION}\"\n\
-                 retry_ms = 200\n{printer_conf}"
-            ),
+        let config = format!(
+            "broker = \"mqtt://{broker}\"\nsite = \"{SITE}\"\nstation = \"{STATION}\"\n\
+             retry_ms = 200\nprinted_file = \"{}\"\n{printer_conf}",
+            dir.path().join("printed").display()
         );
+        let bridge = start_bin(env!("CARGO_BIN_EXE_printer-bridge"), dir.path(), &config);
         let mut rig = Rig {
             _serial: serial,
-            _dir: dir,
+            dir,
             printer,
-            _bridge: bridge,
+            bridge,
+            config,
             server,
         };
-        rig.server
+        rig.online().await;
+        rig
+    }
+
+    async fn online(&mut self) {
+        self.server
             .until(WAIT, "the bridge online", |t, p| {
                 (t == topic(TopicKind::DeviceStatus, DEVICE)
                     && DeviceStatus::decode(p) == Ok(DeviceStatus::Online))
                 .then_some(())
             })
             .await;
-        rig
+    }
+
+    /// SIGKILL, as a power cut of the edge box, then the same bridge again.
+    async fn restart(&mut self) {
+        let _ = self.bridge.0.kill();
+        let _ = self.bridge.0.wait();
+        self.bridge = start_bin(
+            env!("CARGO_BIN_EXE_printer-bridge"),
+            self.dir.path(),
+            &self.config,
+        );
+        self.online().await;
     }
 
     async fn send(&self, job: u64, bytes: Vec<u8>) {
@@ -166,6 +182,30 @@ async fn each_job_prints_once_and_a_redelivery_is_answered_not_reprinted() {
     rig.printed(11).await;
     assert_eq!(texts(&rig.printer), ["JOB-11", "JOB-12", "NEW-11"]);
     assert!(rig.printer.labels().iter().all(|l| l.errors.is_empty()));
+}
+
+/// Killed after printing, before the server heard: the re-sent job is
+/// answered from the printed-ids file, not printed a second time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bridge_killed_after_printing_does_not_print_the_label_again() {
+    let mut rig = Rig::start(Transport::Tcp).await;
+    rig.send(21, label("JOB-21")).await;
+    rig.printed(21).await;
+    rig.restart().await;
+    rig.send(21, label("JOB-21")).await;
+    rig.printed(21).await;
+    rig.send(22, label("JOB-22")).await;
+    rig.printed(22).await;
+    assert_eq!(texts(&rig.printer), ["JOB-21", "JOB-22"]);
+    // A torn line at the end (a crash mid-write) is skipped, not fatal.
+    let printed = rig.dir.path().join("printed");
+    let mut text = std::fs::read_to_string(&printed).unwrap();
+    text.push_str("23 00ab");
+    std::fs::write(&printed, text).unwrap();
+    rig.restart().await;
+    rig.send(22, label("JOB-22")).await;
+    rig.printed(22).await;
+    assert_eq!(texts(&rig.printer), ["JOB-21", "JOB-22"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
