@@ -861,33 +861,12 @@ async fn a_station_behind_mqtt_bridges_weighs_and_prints() {
 /// vanishes) the job waits and prints once when it is back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_serial_label_printer_prints_and_survives_being_unplugged() {
-    let Some(st) = station_with(
-        Backend::Sqlite,
-        ScaleProtocol::YaohuaA9,
-        Duration::from_millis(200),
-        true,
-        |_| {},
-    )
-    .await
-    else {
+    let Some(st) = sqlite_station(true, |_| {}).await else {
         return;
     };
-    st.picked_order("ORD-9", 1).await;
-    let packer = st.app.user("pat", "packer").await;
     st.printer.go_offline().await;
-    st.place(215).await;
-    let (s, p) = st.pack(&packer, 1).await;
-    assert_eq!(s, StatusCode::CREATED, "{p}");
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let (_, jobs) = st.app.get("/api/v1/print-jobs?station=P1").await;
-        if jobs[0]["last_error"].is_string() {
-            assert_eq!(jobs[0]["state"], "queued", "{jobs}");
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "{jobs}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let p = st.packed("ORD-9").await;
+    job_waiting(&st.app).await;
     st.printer.come_online().await.unwrap();
     let labels = st
         .printer
@@ -901,6 +880,47 @@ async fn a_serial_label_printer_prints_and_survives_being_unplugged() {
         labels[0].render()
     );
     st.finish().await;
+}
+
+/// A SQLite station whose Yaohua scale settles in 200 ms (serial or TCP
+/// printer), with `adjust` applied to its configuration.
+async fn sqlite_station(serial_printer: bool, adjust: impl FnOnce(&mut Config)) -> Option<Station> {
+    station_with(
+        Backend::Sqlite,
+        ScaleProtocol::YaohuaA9,
+        Duration::from_millis(200),
+        serial_printer,
+        adjust,
+    )
+    .await
+}
+
+impl Station {
+    /// `order_no` (one unit) picked, placed on the scale and packed: the
+    /// package.
+    async fn packed(&self, order_no: &str) -> Value {
+        self.picked_order(order_no, 1).await;
+        let packer = self.app.user("pat", "packer").await;
+        self.place(215).await;
+        let (s, p) = self.pack(&packer, 1).await;
+        assert_eq!(s, StatusCode::CREATED, "{p}");
+        p
+    }
+}
+
+/// Waits until the station's only print job failed an attempt and stays
+/// queued, with why.
+async fn job_waiting(app: &TestApp) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, jobs) = app.get("/api/v1/print-jobs?station=P1").await;
+        if jobs[0]["last_error"].is_string() {
+            assert_eq!(jobs[0]["state"], "queued", "{jobs}");
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{jobs}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// The station's printer behind the real printer bridge (the library, run
@@ -949,23 +969,15 @@ async fn job_printed(app: &TestApp) -> Value {
 /// station shows the printer as the bridge sees it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_printer_bridge_prints_the_label_once_on_the_bridges_word() {
-    let Some(st) = station_with(
-        Backend::Sqlite,
-        ScaleProtocol::YaohuaA9,
-        Duration::from_millis(200),
-        false,
-        |c| c.packing.stations[0].printer = Some(PrinterTarget::Mqtt),
-    )
+    let Some(st) = sqlite_station(false, |c| {
+        c.packing.stations[0].printer = Some(PrinterTarget::Mqtt)
+    })
     .await
     else {
         return;
     };
     let (stop, bridge) = spawn_printer_bridge(&st.app, &st.printer);
-    st.picked_order("ORD-11", 1).await;
-    let packer = st.app.user("pat", "packer").await;
-    st.place(215).await;
-    let (s, p) = st.pack(&packer, 1).await;
-    assert_eq!(s, StatusCode::CREATED, "{p}");
+    let p = st.packed("ORD-11").await;
     let labels = st
         .printer
         .wait_for_labels(1, Duration::from_secs(10))
@@ -992,33 +1004,16 @@ async fn a_printer_bridge_prints_the_label_once_on_the_bridges_word() {
 /// once the bridge is up the label prints exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_label_queued_while_the_bridge_is_down_prints_once_when_it_comes_up() {
-    let Some(st) = station_with(
-        Backend::Sqlite,
-        ScaleProtocol::YaohuaA9,
-        Duration::from_millis(200),
-        false,
-        |c| c.packing.stations[0].printer = Some(PrinterTarget::Mqtt),
-    )
+    let Some(st) = sqlite_station(false, |c| {
+        c.packing.stations[0].printer = Some(PrinterTarget::Mqtt)
+    })
     .await
     else {
         return;
     };
-    st.picked_order("ORD-12", 1).await;
-    let packer = st.app.user("pat", "packer").await;
-    st.place(215).await;
-    let (s, p) = st.pack(&packer, 1).await;
-    assert_eq!(s, StatusCode::CREATED, "{p}");
+    let p = st.packed("ORD-12").await;
     // No bridge: the attempt times out and the job stays queued, with why.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let (_, jobs) = st.app.get("/api/v1/print-jobs?station=P1").await;
-        if jobs[0]["last_error"].is_string() {
-            assert_eq!(jobs[0]["state"], "queued", "{jobs}");
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "{jobs}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    job_waiting(&st.app).await;
     assert!(st.printer.labels().is_empty());
 
     let (stop, bridge) = spawn_printer_bridge(&st.app, &st.printer);
