@@ -6,14 +6,12 @@
 
 #![allow(dead_code)]
 
-use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
-use rumqttd::{Config, ConnectionSettings, RouterConfig, ServerSettings};
 use tokio::sync::mpsc;
 
 /// Longest wait for anything that should happen at once.
@@ -30,49 +28,15 @@ pub fn free_addr() -> SocketAddr {
         .expect("a free port")
 }
 
+/// The simulators' test broker (one definition of the embedded rumqttd a
+/// test runs: listener limits, `dynamic_filters`, the bind check).
+#[path = "../../hardware-sim/tests/support/broker.rs"]
+mod sim_broker;
+
 /// rumqttd on a free port, once it accepts connections.
 pub async fn embedded_broker() -> SocketAddr {
-    let addr = free_addr();
-    let connections = ConnectionSettings {
-        connection_timeout_ms: 5_000,
-        max_payload_size: 64 * 1024,
-        max_inflight_count: 100,
-        auth: None,
-        external_auth: None,
-        dynamic_filters: true,
-    };
-    let server = ServerSettings {
-        name: format!("v4-{}", addr.port()),
-        listen: addr,
-        tls: None,
-        next_connection_delay_ms: 1,
-        connections,
-    };
-    let config = Config {
-        id: 0,
-        router: RouterConfig {
-            max_connections: 100,
-            max_outgoing_packet_count: 200,
-            max_segment_size: 1024 * 1024,
-            max_segment_count: 2,
-            ..RouterConfig::default()
-        },
-        v4: Some(HashMap::from([("1".to_owned(), server)])),
-        ..Config::default()
-    };
-    let mut broker = rumqttd::Broker::new(config);
-    let thread = std::thread::spawn(move || {
-        let _ = broker.start();
-    });
-    let started = Instant::now();
-    loop {
-        assert!(!thread.is_finished(), "rumqttd on {addr} stopped");
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            return addr;
-        }
-        assert!(started.elapsed() < WAIT, "rumqttd on {addr} not listening");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let addr = sim_broker::embedded().await;
+    SocketAddr::from(([127, 0, 0, 1], addr.port()))
 }
 
 /// A bridge process; killed on drop.
