@@ -5,6 +5,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt as _;
+use tokio::sync::{Mutex, Notify};
 use tokio_serial::{SerialPortBuilderExt as _, SerialStream};
 
 use crate::{Confirmation, OutputFault, Pulse, RelayState};
@@ -26,22 +27,58 @@ pub(crate) async fn detached<T: Send + 'static>(
     }
 }
 
-/// A relay driver's device side: its connection behind one lock, pulsed and
-/// probed through the methods [`device_output!`] gives it.
+/// A relay driver's device side: its connection behind one lock (which
+/// also keeps pulses and probes from interleaving on the wire), the steps
+/// of one pulse and one read-back. The lock, the expiry check and dropping
+/// a connection after a fault are done once, by [`pulse`] and [`probe`].
 pub(crate) trait Device: Send + Sync + 'static {
+    /// An open port or connection.
+    type Conn: Send;
+
+    /// `None` until first used or after a failure.
+    fn conn(&self) -> &Mutex<Option<Self::Conn>>;
+
+    /// Wakes a pulse waiting out its length.
+    fn cut(&self) -> &Notify;
+
     /// One pulse, confirmed by read-back (see [`crate::RelayOutput::pulse`]);
-    /// `opened` is told when the relay read back on.
-    fn pulse(
+    /// `opened` is told when the relay read back on. Opens the connection
+    /// if need be.
+    fn pulse_on(
         &self,
+        slot: &mut Option<Self::Conn>,
         pulse: &Pulse,
         opened: Option<crate::Opened>,
     ) -> impl Future<Output = Result<Confirmation, OutputFault>> + Send;
 
-    /// Wakes a pulse waiting out its length (see [`crate::RelayOutput::cut_short`]).
-    fn cut_short(&self);
+    /// The relay state read back, opening the connection if need be.
+    fn read(
+        &self,
+        slot: &mut Option<Self::Conn>,
+    ) -> impl Future<Output = Result<RelayState, OutputFault>> + Send;
+}
 
-    /// The relay state read back (see [`crate::RelayOutput::probe`]).
-    fn probe(&self) -> impl Future<Output = Result<RelayState, OutputFault>> + Send;
+/// One pulse under the device's lock; not started once expired (waiting
+/// behind another pulse takes time); the connection dropped after a fault.
+pub(crate) async fn pulse<D: Device>(
+    device: &D,
+    pulse: &Pulse,
+    opened: Option<crate::Opened>,
+) -> Result<Confirmation, OutputFault> {
+    let mut slot = device.conn().lock().await;
+    if crate::now_millis() >= pulse.expires_at {
+        return Err(OutputFault::Expired);
+    }
+    let result = device.pulse_on(&mut slot, pulse, opened).await;
+    drop_on_fault(&mut slot, result)
+}
+
+/// The relay read back under the device's lock; the connection dropped
+/// after a fault.
+pub(crate) async fn probe<D: Device>(device: &D) -> Result<RelayState, OutputFault> {
+    let mut slot = device.conn().lock().await;
+    let result = device.read(&mut slot).await;
+    drop_on_fault(&mut slot, result)
 }
 
 /// Implements [`RelayOutput`](crate::RelayOutput) for a driver `$output`
@@ -64,7 +101,7 @@ macro_rules! device_output {
                 let device = ::std::sync::Arc::clone(&self.inner);
                 let pulse = pulse.clone();
                 $crate::device::detached(async move {
-                    $crate::device::Device::pulse(&*device, &pulse, None).await
+                    $crate::device::pulse(&*device, &pulse, None).await
                 })
             }
 
@@ -78,12 +115,12 @@ macro_rules! device_output {
                 let device = ::std::sync::Arc::clone(&self.inner);
                 let pulse = pulse.clone();
                 $crate::device::detached(async move {
-                    $crate::device::Device::pulse(&*device, &pulse, Some(opened)).await
+                    $crate::device::pulse(&*device, &pulse, Some(opened)).await
                 })
             }
 
             fn cut_short(&self) {
-                $crate::device::Device::cut_short(&*self.inner)
+                $crate::device::Device::cut(&*self.inner).notify_waiters()
             }
 
             fn probe(
@@ -92,7 +129,7 @@ macro_rules! device_output {
                    + Send {
                 let device = ::std::sync::Arc::clone(&self.inner);
                 $crate::device::detached(async move {
-                    $crate::device::Device::probe(&*device).await
+                    $crate::device::probe(&*device).await
                 })
             }
         }

@@ -21,10 +21,9 @@ use tokio::time::Instant;
 use tokio_serial::{SerialPort as _, SerialStream};
 
 use crate::device::{
-    device_output, drop_on_fault, open_serial, tell, timeout_fault, wait_out, write_timed, Device,
-    IO_TIMEOUT,
+    device_output, open_serial, tell, timeout_fault, wait_out, write_timed, Device, IO_TIMEOUT,
 };
-use crate::{now_millis, Confirmation, OutputFault, Pulse, RelayState};
+use crate::{Confirmation, OutputFault, Pulse, RelayState};
 
 /// Most answer bytes read for one status query: 8 relays of `CHn:OFF\r\n`
 /// are 72; anything much longer is a babbling board, not an answer.
@@ -66,31 +65,28 @@ impl LcusOutput {
 device_output!(LcusOutput, "lcus");
 
 impl Device for Inner {
-    async fn pulse(
+    type Conn = SerialStream;
+
+    fn conn(&self) -> &Mutex<Option<SerialStream>> {
+        &self.port
+    }
+
+    fn cut(&self) -> &tokio::sync::Notify {
+        &self.cut
+    }
+
+    async fn pulse_on(
         &self,
+        slot: &mut Option<SerialStream>,
         pulse: &Pulse,
         opened: Option<crate::Opened>,
     ) -> Result<Confirmation, OutputFault> {
-        let mut slot = self.port.lock().await;
-        // Checked after the lock: waiting behind another pulse takes time.
-        if now_millis() >= pulse.expires_at {
-            return Err(OutputFault::Expired);
-        }
-        let result = self.pulse_on(&mut slot, pulse, opened).await;
-        drop_on_fault(&mut slot, result)
+        self.pulse_steps(slot, pulse, opened).await
     }
 
-    fn cut_short(&self) {
-        self.cut.notify_waiters();
-    }
-
-    async fn probe(&self) -> Result<RelayState, OutputFault> {
-        let mut slot = self.port.lock().await;
-        let result = match self.open(&mut slot).await {
-            Ok(port) => self.read_state(port).await,
-            Err(e) => Err(e),
-        };
-        drop_on_fault(&mut slot, result)
+    async fn read(&self, slot: &mut Option<SerialStream>) -> Result<RelayState, OutputFault> {
+        let port = self.open(slot).await?;
+        self.read_state(port).await
     }
 }
 
@@ -116,7 +112,7 @@ impl Inner {
             .ok_or_else(|| OutputFault::Offline(self.path.display().to_string()))
     }
 
-    async fn pulse_on(
+    async fn pulse_steps(
         &self,
         slot: &mut Option<SerialStream>,
         pulse: &Pulse,

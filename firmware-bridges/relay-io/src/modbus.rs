@@ -38,10 +38,9 @@ use tokio::time::Instant;
 use tokio_serial::{SerialPort as _, SerialStream};
 
 use crate::device::{
-    device_output, drop_on_fault, open_serial, tell, timeout_fault, wait_out, write_timed, Device,
-    IO_TIMEOUT,
+    device_output, open_serial, tell, timeout_fault, wait_out, write_timed, Device, IO_TIMEOUT,
 };
-use crate::{now_millis, Confirmation, ModbusCoil, OutputFault, Pulse, RelayState};
+use crate::{Confirmation, ModbusCoil, OutputFault, Pulse, RelayState};
 
 /// How often a flash pulse's coil is read after its length, until it reads
 /// off. Boards time flashes in 100 ms steps.
@@ -114,31 +113,31 @@ impl ModbusOutput {
 device_output!(ModbusOutput, "modbus");
 
 impl Device for Inner {
-    async fn pulse(
+    type Conn = Conn;
+
+    fn conn(&self) -> &Mutex<Option<Conn>> {
+        &self.conn
+    }
+
+    fn cut(&self) -> &tokio::sync::Notify {
+        &self.cut
+    }
+
+    async fn pulse_on(
         &self,
+        slot: &mut Option<Conn>,
         pulse: &Pulse,
         opened: Option<crate::Opened>,
     ) -> Result<Confirmation, OutputFault> {
-        let mut slot = self.conn.lock().await;
-        if now_millis() >= pulse.expires_at {
-            return Err(OutputFault::Expired);
-        }
-        let result = if self.coil.flash {
-            self.flash(&mut slot, pulse, opened).await
+        if self.coil.flash {
+            self.flash(slot, pulse, opened).await
         } else {
-            self.on_off(&mut slot, pulse, opened).await
-        };
-        drop_on_fault(&mut slot, result)
+            self.on_off(slot, pulse, opened).await
+        }
     }
 
-    fn cut_short(&self) {
-        self.cut.notify_waiters();
-    }
-
-    async fn probe(&self) -> Result<RelayState, OutputFault> {
-        let mut slot = self.conn.lock().await;
-        let result = self.read_coil(&mut slot).await;
-        drop_on_fault(&mut slot, result)
+    async fn read(&self, slot: &mut Option<Conn>) -> Result<RelayState, OutputFault> {
+        self.read_coil(slot).await
     }
 }
 
