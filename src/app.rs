@@ -145,11 +145,13 @@ impl Server {
                 store.clone(),
                 policy,
                 config.picking.wave_check,
+                events.clone(),
                 background_rx.clone(),
             ));
         }
 
-        let customs = crate::customs::Customs::new(store.clone(), &config.customs)?;
+        let customs = crate::customs::Customs::new(store.clone(), &config.customs)?
+            .with_events(events.clone());
         if let Some(dir) = &config.customs.inbox {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("creating the customs inbox {}", dir.display()))?;

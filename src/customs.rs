@@ -64,6 +64,8 @@ pub struct IngestView {
 pub struct Customs {
     store: Store,
     keyring: Arc<Keyring>,
+    /// Managers' screens hear of each stored delivery (the inbox's too).
+    events: Option<crate::events::EventHub>,
 }
 
 impl Customs {
@@ -93,7 +95,16 @@ impl Customs {
         Ok(Customs {
             store,
             keyring: Arc::new(keyring),
+            events: None,
         })
+    }
+
+    /// Announces every stored delivery on the screens' live feed.
+    pub fn with_events(self, events: crate::events::EventHub) -> Customs {
+        Customs {
+            events: Some(events),
+            ..self
+        }
     }
 
     /// Authenticates, parses and stores one delivery from the gateway, then
@@ -204,6 +215,12 @@ impl Customs {
                     Err(e) => return Err(e.into()),
                 }
             }
+        }
+        if let Some(events) = &self.events {
+            events.publish(crate::events::Event::Changed {
+                what: "customs".into(),
+                at: chrono::Utc::now(),
+            });
         }
         Ok(IngestView {
             receipts: stored,

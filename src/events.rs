@@ -92,6 +92,11 @@ pub enum Event {
         #[serde(flatten)]
         answer: ScanAnswer,
     },
+    /// Something a manager's screen shows changed: a write went through the
+    /// API (`what` is its resource: `orders`, `receipts`, `inventory`,
+    /// `waves`, `customs`, …), or the customs inbox or the automatic waves
+    /// did one. Carries no data: the screen refetches what it shows.
+    Changed { what: String, at: DateTime<Utc> },
     /// Sent to one listener that fell behind: events were lost, refetch.
     Resync { missed: u64 },
 }
@@ -106,6 +111,7 @@ impl Event {
             Event::Scale { .. } => "scale",
             Event::Pack { .. } => "pack",
             Event::PickScan { .. } => "pick_scan",
+            Event::Changed { .. } => "changed",
             Event::Resync { .. } => "resync",
         }
     }
@@ -116,7 +122,7 @@ impl Event {
         let any = |allowed: &[Role]| roles.iter().any(|r| allowed.contains(r));
         match self {
             Event::GateDecision { .. } | Event::GateState { .. } => any(GUARDS),
-            Event::Device { .. } => any(MANAGERS),
+            Event::Device { .. } | Event::Changed { .. } => any(MANAGERS),
             Event::Scale { .. } | Event::Pack { .. } => any(PACKERS),
             // A picker hears their own scans; managers hear every PDA.
             Event::PickScan { user, .. } => {

@@ -252,6 +252,7 @@ pub fn spawn_auto_waves(
     store: Store,
     policy: WavePolicy,
     every: Duration,
+    events: crate::events::EventHub,
     mut stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
@@ -264,7 +265,11 @@ pub fn spawn_auto_waves(
             }
             match store.auto_wave(policy).await {
                 Ok(Some(w)) => {
-                    tracing::info!(wave = %w.wave_no, orders = w.order_nos.len(), tasks = w.tasks.len(), "wave cut by policy")
+                    tracing::info!(wave = %w.wave_no, orders = w.order_nos.len(), tasks = w.tasks.len(), "wave cut by policy");
+                    events.publish(crate::events::Event::Changed {
+                        what: "waves".into(),
+                        at: chrono::Utc::now(),
+                    });
                 }
                 Ok(None) => {}
                 Err(e) => tracing::warn!(error = %e, "automatic wave failed; will retry"),

@@ -4,6 +4,7 @@
 
 pub mod auth;
 mod customs;
+mod dashboard;
 pub mod error;
 mod events;
 mod gate;
@@ -153,9 +154,12 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(manifest::close))
         .routes(routes!(manifest::export))
         .routes(routes!(events::events))
+        .routes(routes!(dashboard::summary))
+        .routes(routes!(dashboard::exceptions))
         .split_for_parts();
     let doc = Arc::new(doc);
     let timeout = state.config.request_timeout;
+    let hub = state.events.clone();
     let body_limit = state.config.body_limit_bytes;
     api.route(
         "/api/v1/openapi.json",
@@ -179,6 +183,7 @@ pub fn router(state: AppState) -> Router {
             }))
             .layer(PropagateRequestIdLayer::new(REQUEST_ID))
             .layer(middleware::from_fn(observe))
+            .layer(middleware::from_fn_with_state(hub, announce_writes))
             .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "timeout", "the request took too long and was abandoned")
             }))
@@ -209,6 +214,38 @@ async fn observe(req: Request, next: Next) -> Response {
         tracing::warn!(route = %route, elapsed_ms = elapsed.as_millis() as u64, "slow request");
     }
     res.into_response()
+}
+
+/// Tells the managers' screens that something changed: after every write
+/// to the API that succeeded, an [`Event::Changed`](crate::events::Event)
+/// naming its resource (`/api/v1/orders/…` → `orders`). Logins and logouts
+/// change nothing a screen shows.
+async fn announce_writes(
+    axum::extract::State(hub): axum::extract::State<crate::events::EventHub>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let write = !matches!(
+        req.method(),
+        &axum::http::Method::GET | &axum::http::Method::HEAD
+    );
+    let what = req
+        .uri()
+        .path()
+        .strip_prefix("/api/v1/")
+        .and_then(|p| p.split('/').next())
+        .filter(|w| !w.is_empty() && *w != "auth")
+        .map(str::to_string);
+    let res = next.run(req).await;
+    if let (true, Some(what)) = (write, what) {
+        if res.status().is_success() {
+            hub.publish(crate::events::Event::Changed {
+                what,
+                at: chrono::Utc::now(),
+            });
+        }
+    }
+    res
 }
 
 /// Requests slower than this are logged: the targets are milliseconds.

@@ -171,6 +171,10 @@ delegate! {
     pub async fn movements(&self, q: &MovementQuery) -> StoreResult<MovementPage>;
     pub async fn reconciliation(&self, sku: Option<&str>) -> StoreResult<Vec<ReconciliationRow>>;
     pub async fn integrity(&self) -> StoreResult<IntegrityReport>;
+    /// The manager's dashboard: pipeline with ages, hourly throughput, customs states, exception counts.
+    pub async fn dashboard(&self, now: chrono::DateTime<chrono::Utc>) -> StoreResult<DashboardView>;
+    /// What waits for a person on the floor, with its actions.
+    pub async fn exceptions(&self, now: chrono::DateTime<chrono::Utc>) -> StoreResult<Vec<ExceptionItem>>;
     pub async fn user_count(&self) -> StoreResult<i64>;
     pub async fn create_user(&self, actor: &Actor, username: &str, password_hash: &str, roles: &[Role]) -> StoreResult<User>;
     pub async fn update_user(&self, actor: &Actor, username: &str, roles: Option<&[Role]>, active: Option<bool>, password_hash: Option<&str>) -> StoreResult<User>;

@@ -15,6 +15,17 @@ macro_rules! skip_locked {
     };
 }
 
+/// A timestamp column's clock hour in UTC, as text: `YYYY-MM-DDTHH`.
+macro_rules! hour_of {
+    ($col:literal) => {
+        concat!(
+            "to_char(",
+            $col,
+            " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24')"
+        )
+    };
+}
+
 macro_rules! for_update {
     () => {
         " FOR UPDATE"
@@ -44,3 +55,4 @@ include!("sql_packing.rs");
 include!("sql_customs.rs");
 include!("sql_gate.rs");
 include!("sql_manifest.rs");
+include!("sql_dashboard.rs");

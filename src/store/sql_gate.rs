@@ -106,7 +106,8 @@ async fn ship_order_in(
     for lock_id in locks {
         close_lock_in(tx, actor, at, lock_id, Some(&order_no), None).await?;
     }
-    sqlx::query("UPDATE orders SET state = 'shipped' WHERE id = $1")
+    sqlx::query("UPDATE orders SET state = 'shipped', state_at = $1 WHERE id = $2")
+        .bind(at)
         .bind(order_id)
         .execute(&mut **tx)
         .await?;

@@ -33,7 +33,17 @@ struct OrderRow {
 /// line_no, lock id, bin, batch, expiry, qty, lock state
 type AllocationRow = (i64, i64, String, String, Option<NaiveDate>, i64, String);
 /// id, order_no, state, paid (fen), lines, units, created
-type OrderSummaryRow = (i64, String, String, i64, i64, i64, DateTime<Utc>);
+type OrderSummaryRow = (
+    i64,
+    String,
+    String,
+    i64,
+    i64,
+    i64,
+    DateTime<Utc>,
+    DateTime<Utc>,
+    Option<String>,
+);
 
 fn money(fen: i64) -> StoreResult<crate::domain::Money> {
     crate::domain::Money::from_fen(fen).map_err(|e| StoreError::Corrupt(format!("amount: {e}")))
@@ -239,9 +249,9 @@ impl SqlStore {
                 "INSERT INTO orders (order_no, state, trade_mode, ebp_code, ebc_code, cop_no, buyer_name, buyer_id_sealed,
                      buyer_id_masked, buyer_ref, buyer_phone_sealed, buyer_phone_masked, consignee_name,
                      consignee_phone_sealed, consignee_phone_masked, consignee_address, goods_value_fen, freight_fen,
-                     discount_fen, tax_fen, actual_paid_fen, warnings, created_by, created_at)
+                     discount_fen, tax_fen, actual_paid_fen, warnings, created_by, created_at, state_at)
                  VALUES ($1, 'locked', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
-                     $20, $21, $22, $23) RETURNING id",
+                     $20, $21, $22, $23, $23) RETURNING id",
             )
             .bind(input.order_no.as_str())
             .bind(input.trade_mode.code())
@@ -372,10 +382,12 @@ impl SqlStore {
     pub async fn list_orders(&self, q: &OrderQuery) -> StoreResult<Vec<OrderSummary>> {
         let rows: Vec<OrderSummaryRow> = sqlx::query_as(
             "SELECT o.id, o.order_no, o.state, o.actual_paid_fen, COUNT(ol.line_no), CAST(COALESCE(SUM(ol.qty), 0) AS BIGINT),
-                    o.created_at
+                    o.created_at, COALESCE(o.state_at, o.created_at),
+                    CASE o.state WHEN 'cancelled' THEN o.cancel_reason WHEN 'exception' THEN o.exception_reason END
              FROM orders o LEFT JOIN order_lines ol ON ol.order_id = o.id
              WHERE ($1 IS NULL OR o.state = $1) AND ($2 IS NULL OR o.id < $2)
-             GROUP BY o.id, o.order_no, o.state, o.actual_paid_fen, o.created_at
+             GROUP BY o.id, o.order_no, o.state, o.actual_paid_fen, o.created_at, o.state_at, o.exception_reason,
+                      o.cancel_reason
              ORDER BY o.id DESC LIMIT $3",
         )
         .bind(&q.state)
@@ -384,18 +396,22 @@ impl SqlStore {
         .fetch_all(&self.read)
         .await?;
         rows.into_iter()
-            .map(|(id, order_no, state, paid, lines, units, created_at)| {
-                Ok(OrderSummary {
-                    id,
-                    order_no,
-                    state: crate::domain::OrderState::parse(&state)
-                        .ok_or_else(|| StoreError::Corrupt(format!("order state {state}")))?,
-                    actual_paid: money(paid)?,
-                    lines,
-                    units,
-                    created_at,
-                })
-            })
+            .map(
+                |(id, order_no, state, paid, lines, units, created_at, state_at, reason)| {
+                    Ok(OrderSummary {
+                        id,
+                        order_no,
+                        state: crate::domain::OrderState::parse(&state)
+                            .ok_or_else(|| StoreError::Corrupt(format!("order state {state}")))?,
+                        actual_paid: money(paid)?,
+                        lines,
+                        units,
+                        created_at,
+                        state_at,
+                        reason,
+                    })
+                },
+            )
             .collect()
     }
 
@@ -442,7 +458,7 @@ pub(crate) async fn cancel_order_in(
     .await?;
     // A cancelled parcel gets no label, and its weight exception is closed.
     cancel_packing(tx, actor, at, id).await?;
-    sqlx::query("UPDATE orders SET state = 'cancelled', cancelled_at = $1, cancel_reason = $2 WHERE id = $3")
+    sqlx::query("UPDATE orders SET state = 'cancelled', cancelled_at = $1, state_at = $1, cancel_reason = $2 WHERE id = $3")
         .bind(at)
         .bind(reason)
         .bind(id)

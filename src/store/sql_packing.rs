@@ -403,7 +403,8 @@ async fn finish_pack(
         }
         other => other,
     })?;
-    sqlx::query("UPDATE orders SET state = 'packed' WHERE id = $1")
+    sqlx::query("UPDATE orders SET state = 'packed', state_at = $1 WHERE id = $2")
+        .bind(at)
         .bind(order.0)
         .execute(&mut **tx)
         .await?;

@@ -393,12 +393,13 @@ async fn pick_into_tote(
 
 /// An order whose tasks are all done is picked (an order on the exception
 /// list stays there).
-async fn order_progress(tx: &mut Tx, order_id: i64) -> StoreResult<()> {
+async fn order_progress(tx: &mut Tx, order_id: i64, at: DateTime<Utc>) -> StoreResult<()> {
     sqlx::query(
-        "UPDATE orders SET state = 'picked' WHERE id = $1 AND state = 'picking' AND NOT EXISTS (
+        "UPDATE orders SET state = 'picked', state_at = $2 WHERE id = $1 AND state = 'picking' AND NOT EXISTS (
              SELECT 1 FROM pick_tasks t WHERE t.order_id = $1 AND t.state IN ('open', 'assigned', 'in_progress'))",
     )
     .bind(order_id)
+    .bind(at)
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -569,10 +570,13 @@ async fn short_pick(
                 w.line_no, w.sku, w.bin, s.usable
             );
             sqlx::query(
-                "UPDATE orders SET state = 'exception', exception_reason = $1 WHERE id = $2 AND state IN ('picking', 'exception')",
+                "UPDATE orders SET state = 'exception', exception_reason = $1,
+                     state_at = CASE WHEN state = 'exception' THEN state_at ELSE $3 END
+                 WHERE id = $2 AND state IN ('picking', 'exception')",
             )
             .bind(&text)
             .bind(w.order_id)
+            .bind(at)
             .execute(&mut **tx)
             .await?;
             format!(
@@ -581,7 +585,7 @@ async fn short_pick(
             )
         }
     };
-    order_progress(tx, w.order_id).await?;
+    order_progress(tx, w.order_id, at).await?;
     Ok(note)
 }
 
@@ -691,10 +695,11 @@ impl SqlStore {
                 .map_err(map_db)?;
                 for (order_id, order_no, _) in &orders {
                     let done = sqlx::query(
-                        "UPDATE orders SET state = 'picking', wave_id = $1 WHERE id = $2 AND state = 'locked'",
+                        "UPDATE orders SET state = 'picking', state_at = $3, wave_id = $1 WHERE id = $2 AND state = 'locked'",
                     )
                     .bind(wave_id)
                     .bind(order_id)
+                    .bind(at)
                     .execute(&mut *tx)
                     .await?;
                     if done.rows_affected() != 1 {
@@ -1148,7 +1153,7 @@ async fn scan_in(
                 .bind(id)
                 .execute(&mut **tx)
                 .await?;
-                order_progress(tx, w.order_id).await?;
+                order_progress(tx, w.order_id, at).await?;
                 note = format!("Picked {qty} × {} into {tote}", w.sku);
                 (step, new_task) = find_work(tx, who.user_id, at).await?;
             }

@@ -18,6 +18,13 @@ macro_rules! skip_locked {
     };
 }
 
+/// A timestamp column's clock hour in UTC, as text: `YYYY-MM-DDTHH`.
+macro_rules! hour_of {
+    ($col:literal) => {
+        concat!("substr(", $col, ", 1, 13)")
+    };
+}
+
 macro_rules! for_update {
     () => {
         ""
@@ -72,3 +79,4 @@ include!("sql_packing.rs");
 include!("sql_customs.rs");
 include!("sql_gate.rs");
 include!("sql_manifest.rs");
+include!("sql_dashboard.rs");

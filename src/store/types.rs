@@ -770,6 +770,10 @@ pub struct OrderSummary {
     pub lines: i64,
     pub units: i64,
     pub created_at: DateTime<Utc>,
+    /// When it entered its current state.
+    pub state_at: DateTime<Utc>,
+    /// Why it is on the exception list, or why it was cancelled.
+    pub reason: Option<String>,
 }
 
 // ------------------------------------------------------------------ picking
@@ -1353,4 +1357,92 @@ pub struct GateEventInput {
     /// `mqtt`, `lcus`, `modbus`.
     pub source: String,
     pub detail: String,
+}
+
+// ---------------------------------------------------------------- dashboard
+
+/// One stage of the order pipeline: how many orders are in it and how long
+/// the one that has waited longest has been there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PipelineStage {
+    /// `locked`, `picking`, `picked`, `awaiting_release` (packed, customs
+    /// has not released it), `released` (packed and released: ready for
+    /// the gate), `exception`, and over the last 24 hours `shipped` and
+    /// `cancelled`.
+    pub stage: String,
+    pub count: i64,
+    /// When the longest-waiting order entered this stage (for `shipped`
+    /// and `cancelled`: the earliest in the window).
+    pub oldest_at: Option<DateTime<Utc>>,
+    pub oldest_order_no: Option<String>,
+}
+
+/// Work done in one clock hour (UTC; China Standard Time is a whole eight
+/// hours ahead, so the hours are the same).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct HourThroughput {
+    /// The hour's start.
+    pub hour: DateTime<Utc>,
+    /// Pick lines finished (picked or short) and the units picked in them.
+    pub pick_lines: i64,
+    pub units_picked: i64,
+    /// Parcels weighed and labelled.
+    pub parcels: i64,
+    /// Parcels out through a gate (confirmed openings).
+    pub exits: i64,
+}
+
+/// How many open orders are in each customs state (their 清单's receipts
+/// folded, as the gate folds them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CustomsCount {
+    /// `no_receipt`, `pending`, `released`, `held`, `rejected`, …
+    pub state: String,
+    pub count: i64,
+}
+
+/// Everything the manager's dashboard shows at the top, in one read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DashboardView {
+    pub generated_at: DateTime<Utc>,
+    pub pipeline: Vec<PipelineStage>,
+    /// The last 24 hours, oldest first, every hour present.
+    pub throughput: Vec<HourThroughput>,
+    /// Open orders (not shipped, not cancelled) by customs state.
+    pub customs: Vec<CustomsCount>,
+    /// How many exceptions wait for someone, by kind (as `GET /exceptions`).
+    pub exceptions: Vec<ExceptionCount>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ExceptionCount {
+    pub kind: String,
+    pub count: i64,
+}
+
+/// Something on the floor that waits for a person, with what they can do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ExceptionItem {
+    /// `short_pick` (an order a short pick could not make good),
+    /// `weight_mismatch` (a parcel whose weight did not match),
+    /// `gate_refusal` (a parcel refused at a gate in the last 24 hours and
+    /// not out since), `customs_rejection` (an order customs rejected or
+    /// cancelled, last 24 hours), `customs_inspection` (a hold whose
+    /// inspection task is open), `count_request` (a bin to count after a
+    /// short pick).
+    pub kind: String,
+    /// The row's own id in its table (pack exception, gate decision,
+    /// customs task, count request), for the action's endpoint.
+    pub id: i64,
+    pub order_no: Option<String>,
+    pub package_no: Option<String>,
+    /// The SKU and bin of a count request.
+    pub sku: Option<String>,
+    pub bin: Option<String>,
+    pub at: DateTime<Utc>,
+    /// What happened, in English, with the numbers.
+    pub detail: String,
+    /// What can be done: `cancel_order`, `override_weight`,
+    /// `move_to_inspection`, `close_task`, `count_bin`, `view_customs`.
+    pub actions: Vec<String>,
 }

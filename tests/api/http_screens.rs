@@ -47,7 +47,7 @@ async fn http_screens_are_served_with_types_revalidation_and_a_strict_csp() {
             .unwrap();
         assert_eq!(again.status(), StatusCode::NOT_MODIFIED, "{path}");
     }
-    for path in ["/ui/nope.js", "/ui/js/..%2F..%2FCargo.toml", "/dashboard"] {
+    for path in ["/ui/nope.js", "/ui/js/..%2F..%2FCargo.toml", "/nope"] {
         let res = app
             .client
             .get(format!("{}{path}", app.base))
@@ -138,4 +138,47 @@ async fn http_the_live_feed_carries_gate_decisions_to_guards_only() {
         .await
         .expect("shutdown with open event streams");
     drop((g, p));
+}
+
+#[tokio::test]
+async fn http_writes_through_the_api_tell_managers_screens_what_changed() {
+    let Some(app) = spawn_app(Backend::Sqlite).await else {
+        return;
+    };
+    app.seed().await;
+    assert_eq!(app.receive("R-1", "A-01", 5).await.0, StatusCode::CREATED);
+    let manager = app.user("mia", "manager").await;
+    let guard = app.user("gus", "guard").await;
+    let open = |token: String| {
+        let req = app
+            .client
+            .get(format!("{}/api/v1/events", app.base))
+            .bearer_auth(token);
+        async move { req.send().await.unwrap() }
+    };
+    let mut m = open(manager).await;
+    let mut g = open(guard).await;
+    for s in [&mut m, &mut g] {
+        assert!(read_until(s, ": open", Duration::from_secs(5))
+            .await
+            .contains(": open"));
+    }
+    // A refused write announces nothing; an accepted one names its resource.
+    let (s, _) = app.post("/api/v1/orders", json!({"order_no": "bad"})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    let (s, v) = app
+        .post("/api/v1/orders", crate::orders::order("ORD-1", 1))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let seen = read_until(&mut m, "\n\n", Duration::from_secs(5)).await;
+    assert!(seen.starts_with("event: changed\n"), "{seen}");
+    let data = seen.lines().find_map(|l| l.strip_prefix("data: ")).unwrap();
+    let event: serde_json::Value = serde_json::from_str(data).unwrap();
+    assert_eq!(event["what"], "orders", "{event}");
+    let quiet = read_until(&mut g, "changed", Duration::from_millis(500)).await;
+    assert!(!quiet.contains("changed"), "{quiet}");
+    tokio::time::timeout(Duration::from_secs(20), app.finish())
+        .await
+        .expect("shutdown with open event streams");
+    drop((m, g));
 }

@@ -8,6 +8,7 @@ mod concurrency;
 mod conformance;
 mod customs;
 mod customs_gw;
+mod dashboard;
 mod demo;
 mod domain_purity;
 mod gate;
