@@ -3,6 +3,7 @@ import { t } from './i18n.js';
 
 /** The screens this server has, and who they are for (the API checks the same roles). */
 export const SCREENS = [
+  { path: '/dashboard', key: 'screen.dashboard', roles: ['manager', 'admin'] },
   { path: '/gate', key: 'screen.gate', roles: ['guard', 'manager', 'admin'] },
   { path: '/pda', key: 'screen.pda', roles: ['picker', 'manager', 'admin'] },
 ];
