@@ -110,7 +110,7 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!("stopped");
         }
         Command::Demo(args) => {
-            init_logging(LogFormat::Text);
+            init_logging(args.log_format);
             demo::run(args).await?;
         }
         Command::User { action, args } => {

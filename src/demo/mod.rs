@@ -70,6 +70,10 @@ pub struct DemoArgs {
     /// tests and recordings); by default run until Ctrl-C.
     #[arg(long)]
     pub stop_after_shipped: Option<u64>,
+    /// `text` for a person, `json` for a log collector (and the browser
+    /// tests, which read the address the server listens on from it).
+    #[arg(long, env = "BONDGATE_LOG_FORMAT", value_enum, default_value_t = bondgate::config::LogFormat::Text)]
+    pub log_format: bondgate::config::LogFormat,
 }
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {

@@ -40,17 +40,37 @@ printer = { mqtt = true }
 export async function startServer() {
   const dir = await mkdtemp(path.join(tmpdir(), 'bondgate-ui-'));
   await writeFile(path.join(dir, 'bondgate.toml'), CONFIG);
+  return launch(dir, ['serve', '--config', path.join(dir, 'bondgate.toml'), '--data-dir', path.join(dir, 'data')], {
+    BONDGATE_ADMIN_PASSWORD: ADMIN_PASSWORD,
+    BONDGATE_CUSTOMS_KEYS: `${CUSTOMS_KEY_ID}=hmac:${CUSTOMS_KEY_SECRET}`,
+  });
+}
+
+/** The demo's users and their passwords (`src/demo/seed.rs`). */
+export const DEMO_PASSWORDS = { admin: 'demo-admin', manager: 'demo-manager', guard: 'demo-guard', packer: 'demo-packer', picker1: 'demo-picker' };
+
+/**
+ * `bondgate demo`, the README's main command: the whole floor simulated on
+ * its real transports (pty scales, TCP and serial printers, relays, the
+ * edge bridges, PDAs) with its robots at work, in a temporary directory.
+ * Same shape as `startServer()`.
+ */
+export async function startDemo(extra = []) {
+  const dir = await mkdtemp(path.join(tmpdir(), 'bondgate-ui-demo-'));
+  return launch(dir, ['demo', '--listen', '127.0.0.1:0', '--mqtt-listen', '127.0.0.1:0', '--data-dir', path.join(dir, 'demo'), ...extra], {});
+}
+
+async function launch(dir, args, vars) {
   const env = { ...process.env };
-  for (const k of ['MQTT_URL', 'DATABASE_URL', 'BONDGATE_DATA_DIR', 'BONDGATE_CONFIG', 'BONDGATE_PII_KEY']) delete env[k];
+  for (const k of ['MQTT_URL', 'DATABASE_URL', 'BONDGATE_DATA_DIR', 'BONDGATE_CONFIG', 'BONDGATE_PII_KEY', 'BONDGATE_ADMIN_PASSWORD', 'BONDGATE_CUSTOMS_KEYS']) delete env[k];
   Object.assign(env, {
     BONDGATE_LISTEN: '127.0.0.1:0',
     BONDGATE_MQTT_LISTEN: '127.0.0.1:0',
     BONDGATE_LOG_FORMAT: 'json',
-    BONDGATE_ADMIN_PASSWORD: ADMIN_PASSWORD,
-    BONDGATE_CUSTOMS_KEYS: `${CUSTOMS_KEY_ID}=hmac:${CUSTOMS_KEY_SECRET}`,
     RUST_LOG: env.RUST_LOG || 'info,sqlx=warn,rumqttd=warn',
+    ...vars,
   });
-  const child = spawn(BIN, ['serve', '--config', path.join(dir, 'bondgate.toml'), '--data-dir', path.join(dir, 'data')], {
+  const child = spawn(BIN, args, {
     cwd: dir,
     env,
     stdio: ['ignore', 'ignore', 'pipe'],
@@ -64,7 +84,7 @@ export async function startServer() {
     });
     child.on('exit', (code) => {
       clearTimeout(timer);
-      reject(new Error(`bondgate exited with ${code}:\n${log.join('\n')}`));
+      reject(new Error(`bondgate ${args[0]} exited with ${code}:\n${log.join('\n')}`));
     });
     createInterface({ input: child.stderr }).on('line', (line) => {
       if (log.length < 2000) log.push(line);

@@ -386,8 +386,9 @@ function chart(series, hours) {
     tip.textContent = `${fmtHour(h.hour)} · ${fmtNum(v)}`;
     bar.append(tip);
     s.append(bar);
-    if (i % 6 === 0 || i === hours.length - 1) {
-      const label = svg('text', { x: pad + i * bw, y: H + 15, class: 'tick' });
+    if ((i % 6 === 0 && i < hours.length - 3) || i === hours.length - 1) {
+      const last = i === hours.length - 1;
+      const label = svg('text', { x: last ? W : pad + i * bw, y: H + 15, class: 'tick', 'text-anchor': last ? 'end' : 'start' });
       label.textContent = fmtHour(h.hour);
       s.append(label);
     }
