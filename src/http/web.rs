@@ -31,6 +31,7 @@ const PAGES: &[(&str, &str)] = &[
     ("/login", "login.html"),
     ("/gate", "gate.html"),
     ("/pda", "pda.html"),
+    ("/pack", "pack.html"),
 ];
 
 /// The screens' routes: the pages and `/ui/*` for their scripts, styles and

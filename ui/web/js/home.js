@@ -5,6 +5,7 @@ import { t } from './i18n.js';
 export const SCREENS = [
   { path: '/gate', key: 'screen.gate', roles: ['guard', 'manager', 'admin'] },
   { path: '/pda', key: 'screen.pda', roles: ['picker', 'manager', 'admin'] },
+  { path: '/pack', key: 'screen.pack', roles: ['packer', 'manager', 'admin'] },
 ];
 
 const me = await requireRoles(null);
