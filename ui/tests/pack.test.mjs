@@ -167,6 +167,21 @@ test('a packer packs a tote with the scanner alone, watching the scale and the l
     // The last parcel's label stays in view; the weights are the new order's.
     assert.equal(await page.textContent('#parcel-no'), 'PKG-ORD-1');
     await page.waitForFunction(() => document.querySelector('#weight-expected').textContent === '95 g of goods + the box');
+    // Another screen at P1, whose clock runs far ahead, starts ORD-2 over;
+    // this page is reloaded: it picks up where the station stands and its
+    // own scan numbers go on from the other screen's.
+    const pat = await login(server, 'pat');
+    const ahead = Date.now() + 86_400_000;
+    await ok(server, pat, 'POST', '/pack-stations/P1/scans', { seq: ahead, code: '#CANCEL' });
+    await ok(server, pat, 'POST', '/pack-stations/P1/scans', { seq: ahead + 1, code: 'TOTE-2' });
+    await page.reload();
+    await page.waitForSelector('#main[data-ready]');
+    assert.equal(await page.textContent('#banner-word'), 'Parcel in progress: order ORD-2');
+    assert.equal(await page.getAttribute('#banner', 'data-tone'), 'idle');
+    assert.deepEqual([await page.textContent('#step'), await page.textContent('#target')], ['Scan the next item into the box', EAN]);
+    assert.deepEqual(await checklist(page), [['SKU-1', '0 of 1', false]]);
+    assert.equal(await page.isVisible('#cancel'), true);
+    await scaleShows(page, '0 g', 'stable');
     s = await scan(page, EAN);
     assert.deepEqual([s.tone, s.target], ['ok', 'BOX-S']);
     // Far too heavy on the scale: refused, with what to do in plain words.
@@ -191,6 +206,8 @@ test('a packer packs a tote with the scanner alone, watching the scale and the l
     assert.equal(await page.isHidden('#reprint-form'), true);
     // The checklist is still the order's, complete.
     assert.deepEqual(await checklist(page), [['SKU-1', '1 of 1', true]]);
+    const [station] = await ok(server, admin, 'GET', '/pack-stations');
+    assert.ok(station.last_answer.seq > ahead + 1, `the page's scan numbers went on from the other screen's: ${station.last_answer.seq}`);
     await page.waitForFunction(() => document.querySelector('#exceptions li')?.textContent.startsWith('PKG-ORD-2'));
     const [exception] = await ok(server, admin, 'GET', '/pack-exceptions');
     assert.deepEqual([exception.package_no, exception.gross_grams], ['PKG-ORD-2', 400]);

@@ -98,6 +98,7 @@ export default {
   "pack.station": "Station",
   "pack.none": "No pack station is configured on this server.",
   "pack.start": "Scan a tote or an order number to start.",
+  "pack.resume": "Parcel in progress: order {order}",
   "pack.ok": "OK",
   "pack.warning": "Check",
   "pack.error": "Not accepted",

@@ -97,6 +97,7 @@ export default {
   "pack.station": "打包台",
   "pack.none": "本服务器未配置打包台。",
   "pack.start": "扫描周转箱或订单号开始。",
+  "pack.resume": "继续打包：订单 {order}",
   "pack.ok": "正确",
   "pack.warning": "请注意",
   "pack.error": "未接受",

@@ -41,6 +41,8 @@ let scale = null;
 let printPoll = null;
 let busy = false;
 const queue = [];
+/** The station's last scan number as the server had it when this page loaded (another browser's clock may run ahead). */
+let seqFloor = 0;
 
 function grams(n) {
   return n === null || n === undefined ? '–' : t('pack.grams', { n: n.toLocaleString(currentLang() === 'zh' ? 'zh-CN' : 'en-GB') });
@@ -53,7 +55,7 @@ function grams(n) {
  */
 function nextSeq() {
   const key = `${SEQ_KEY}.${station}`;
-  const last = Number(localStorage.getItem(key)) || 0;
+  const last = Math.max(Number(localStorage.getItem(key)) || 0, seqFloor);
   const seq = Math.max(Date.now(), last + 1);
   localStorage.setItem(key, String(seq));
   return seq;
@@ -69,7 +71,7 @@ function bracketed(text) {
 
 function bannerKind() {
   if (busy) return 'busy';
-  if (!answer) return 'idle';
+  if (!answer || answer.restored) return 'idle';
   return ICON[answer.tone] ? answer.tone : 'error';
 }
 
@@ -77,6 +79,7 @@ function bannerWord(kind) {
   if (kind === 'busy') return t(answer?.next === 'box' ? 'pack.busy.weighing' : 'pack.busy');
   if (!answer) return t('pack.start');
   if (answer.local) return t('pack.error');
+  if (answer.restored) return t('pack.resume', { order: answer.order_no });
   const p = answer.package;
   if (p && p.state === 'packed' && answer.ok) return t('pack.packed', { order: p.order_no });
   if (p && p.state === 'mismatch' && !answer.ok) return t('pack.mismatch');
@@ -291,6 +294,27 @@ function takeStationScale() {
   scale = s ? { online: s.online, grams: s.grams, stable: s.stable, error: s.last_error, age_ms: s.reading_age_ms, at: Date.now() } : null;
 }
 
+/**
+ * Where the station's parcel stands, from the answer to its last scan: a
+ * page opened (or a station chosen) mid-parcel shows the step, the order
+ * and its checklist. A finished or refused last scan starts afresh.
+ */
+function restoreSession() {
+  const last = stations.find((x) => x.id === station)?.last_answer;
+  seqFloor = last?.seq ?? 0;
+  answer = null;
+  order = { no: null, checklist: [], plan: null };
+  if (last && last.order_no && (last.next === 'item' || last.next === 'box')) {
+    answer = { ...last, restored: true };
+    takeOrder(last);
+    if (order.no !== last.order_no) {
+      // A refused box scan carries no checklist: ask the plan for the lines (all are in the box).
+      order = { no: last.order_no, checklist: [], plan: null };
+      loadPlan(last.order_no, true);
+    }
+  }
+}
+
 let stationsLoading = false;
 
 /** Asks again for the stations' scales and printers; one request at a time. */
@@ -320,10 +344,15 @@ async function loadExceptions() {
   renderExceptions();
 }
 
-async function loadPlan(orderNo) {
+async function loadPlan(orderNo, fillChecklist = false) {
   try {
     const plan = await api('GET', `/packages/plan/${encodeURIComponent(orderNo)}`);
-    if (order.no === orderNo) order.plan = plan;
+    if (order.no === orderNo) {
+      order.plan = plan;
+      if (fillChecklist && order.checklist.length === 0) {
+        order.checklist = plan.lines.map((l) => ({ sku: l.sku, name: l.name, qty: l.qty, scanned: l.qty }));
+      }
+    }
   } catch (e) {
     // The weights are a help; the scan flow goes on without them.
   }
@@ -460,12 +489,15 @@ function setLive(on) {
 async function chooseStation(id) {
   station = id;
   localStorage.setItem(STATION_KEY, id);
-  answer = null;
-  order = { no: null, checklist: [], plan: null };
   setParcel(null);
-  takeStationScale();
+  try {
+    await loadStations();
+  } catch (e) {
+    if (e.status === 401) toLogin();
+  }
+  restoreSession();
   renderAll();
-  await reloadStations();
+  loadExceptions();
 }
 
 me = await requireRoles(PACKER_ROLES);
@@ -478,6 +510,7 @@ if (me) {
   } catch (e) {
     $('busy').textContent = errorText(e);
   }
+  restoreSession();
   renderAll();
   loadExceptions();
   $('station-select').addEventListener('change', async (ev) => {
