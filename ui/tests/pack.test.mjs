@@ -97,6 +97,7 @@ test('a packer packs a tote with the scanner alone, watching the scale and the l
     assert.match(await page.textContent('#checklist li'), /Face serum 30 ml/);
     assert.equal(await page.textContent('#order-line'), 'Order ORD-1 · tote TOTE-1');
     await page.waitForFunction(() => document.querySelector('#weight-expected').textContent === '190 g of goods + the box');
+    assert.equal(await page.textContent('#weight-boxes'), 'In the box: BOX-S 310 g');
 
     s = await scan(page, EAN);
     assert.deepEqual([s.tone, s.target], ['ok', EAN]);
@@ -137,6 +138,7 @@ test('a packer packs a tote with the scanner alone, watching the scale and the l
     assert.ok(parcel.waybill_no);
     assert.equal(await page.textContent('#weight-expected'), '310 g ± 30 g');
     assert.equal(await page.textContent('#weight-actual'), '312 g');
+    assert.equal(await page.isHidden('#weight-boxes'), true);
     assert.equal(await page.textContent('#weight-word'), 'Within tolerance (2 g off)');
     assert.equal(await page.isHidden('#mismatch'), true);
     // The finished checklist stays until the next tote.

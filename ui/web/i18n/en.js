@@ -133,6 +133,7 @@ export default {
   "pack.weight.expected": "Expected",
   "pack.weight.actual": "Weighed",
   "pack.weight.items": "{items} of goods + the box",
+  "pack.weight.boxes": "In the box: {list}",
   "pack.weight.range": "{expected} ± {allowed}",
   "pack.weight.ok": "Within tolerance ({diff} off)",
   "pack.weight.heavy": "Too heavy by {diff}",

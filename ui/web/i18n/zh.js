@@ -132,6 +132,7 @@ export default {
   "pack.weight.expected": "应为",
   "pack.weight.actual": "实称",
   "pack.weight.items": "商品 {items} + 箱子",
+  "pack.weight.boxes": "装箱后：{list}",
   "pack.weight.range": "{expected} ± {allowed}",
   "pack.weight.ok": "在允许范围内（相差 {diff}）",
   "pack.weight.heavy": "超重 {diff}",

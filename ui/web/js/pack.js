@@ -183,6 +183,12 @@ function renderWeight() {
     $('weight-expected').textContent = items === null ? '–' : t('pack.weight.items', { items: grams(items) });
     $('weight-actual').textContent = '–';
   }
+  // Before weighing: what the parcel should weigh in each box in use.
+  const goods = p ? null : itemsGrams();
+  const boxes = boxTypes.filter((b) => b.active);
+  $('weight-boxes').hidden = goods === null || boxes.length === 0;
+  $('weight-boxes').textContent =
+    goods === null ? '' : t('pack.weight.boxes', { list: boxes.map((b) => `${b.code} ${grams(goods + b.tare_grams)}`).join(' · ') });
   const verdict = $('weight-verdict');
   verdict.hidden = !p;
   if (p) {
@@ -326,6 +332,8 @@ async function reloadStations() {
     stations = await api('GET', '/pack-stations');
     // A scale event that came meanwhile is newer than this answer.
     if (!scale || scale.at <= asked) takeStationScale();
+    // Another screen may have scanned here since: number above its scans.
+    seqFloor = Math.max(seqFloor, stations.find((x) => x.id === station)?.last_answer?.seq ?? 0);
     renderScale();
     renderParcel();
   } catch (e) {
@@ -451,6 +459,8 @@ async function drain() {
       }
       // Later scans were meant for the step this one failed at: drop them.
       queue.length = 0;
+      // Refused as older than the station's last scan: learn that number.
+      if (e.status === 422) reloadStations();
       busy = false;
       localError(errorText(e));
     }
