@@ -289,7 +289,7 @@ test('on a 360-wide screen the station fits, one column, thumb-sized', async () 
   assert.equal(await page.textContent('#step'), '扫描周转箱或订单号');
   // An order already packed is refused, and its parcel shown with its label.
   const s = await scan(page, 'ORD-1');
-  assert.deepEqual([s.tone, s.icon], ['error', '✖']);
+  assert.deepEqual([s.tone, s.icon, s.word], ['error', '✖', '已经打包过：订单 ORD-1']);
   assert.equal(await page.textContent('#parcel-no'), 'PKG-ORD-1');
   assert.equal(await page.isVisible('#reprint'), true);
   assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= 360), 'no horizontal scroll at 360 px');

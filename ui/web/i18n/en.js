@@ -103,6 +103,7 @@ export default {
   "pack.warning": "Check",
   "pack.error": "Not accepted",
   "pack.packed": "Packed: order {order}",
+  "pack.already": "Already packed: order {order}",
   "pack.mismatch": "Weight does not match",
   "pack.busy": "Sending…",
   "pack.busy.weighing": "Weighing… keep the parcel still on the scale",

@@ -102,6 +102,7 @@ export default {
   "pack.warning": "请注意",
   "pack.error": "未接受",
   "pack.packed": "已打包：订单 {order}",
+  "pack.already": "已经打包过：订单 {order}",
   "pack.mismatch": "重量不符",
   "pack.busy": "正在发送…",
   "pack.busy.weighing": "正在称重…请保持包裹在秤上不动",

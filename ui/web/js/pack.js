@@ -81,7 +81,7 @@ function bannerWord(kind) {
   if (answer.local) return t('pack.error');
   if (answer.restored) return t('pack.resume', { order: answer.order_no });
   const p = answer.package;
-  if (p && p.state === 'packed' && answer.ok) return t('pack.packed', { order: p.order_no });
+  if (p && p.state === 'packed') return t(answer.ok ? 'pack.packed' : 'pack.already', { order: p.order_no });
   if (p && p.state === 'mismatch' && !answer.ok) return t('pack.mismatch');
   return t(`pack.${kind}`);
 }
