@@ -386,6 +386,8 @@ function watchPrint() {
 }
 
 function setParcel(p) {
+  // A reprint's message was about the parcel shown before.
+  if (p?.package_no !== parcel?.package_no) $('reprint-message').textContent = '';
   parcel = p;
   renderWeight();
   renderParcel();
