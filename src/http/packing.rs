@@ -187,12 +187,13 @@ pub async fn put_box_type(
 }
 
 /// Every pack station with its scale (online, latest and last stable
-/// weight, last error) and its printer.
+/// weight, last error), its printer and the answer to its last scan (so a
+/// screen opened mid-parcel shows the step, the order and its checklist).
 #[utoipa::path(get, path = "/api/v1/pack-stations", tag = "packing", security(("bearer" = [])),
     responses((status = 200, body = Vec<StationView>)))]
 pub async fn stations(State(st): State<AppState>, auth: Auth) -> ApiResult<Json<Vec<StationView>>> {
     auth.require(PACKERS)?;
-    Ok(Json(st.packing.stations()))
+    Ok(Json(st.packing.stations().await?))
 }
 
 #[derive(Debug, Default, Deserialize, IntoParams, ToSchema)]

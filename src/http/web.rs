@@ -31,6 +31,7 @@ const PAGES: &[(&str, &str)] = &[
     ("/login", "login.html"),
     ("/gate", "gate.html"),
     ("/pda", "pda.html"),
+    ("/pack", "pack.html"),
     ("/dashboard", "dashboard.html"),
 ];
 

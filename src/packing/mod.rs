@@ -291,19 +291,21 @@ impl Packing {
         Ok(job)
     }
 
-    /// Every configured station with its scale and printer.
-    pub fn stations(&self) -> Vec<StationView> {
+    /// Every configured station with its scale, its printer and the answer
+    /// to its last scan.
+    pub async fn stations(&self) -> Result<Vec<StationView>, PackError> {
         let scales = self.scales.statuses();
         let printers = self.printers.views();
-        self.cfg
-            .stations
-            .iter()
-            .map(|s| StationView {
+        let mut views = Vec::with_capacity(self.cfg.stations.len());
+        for s in &self.cfg.stations {
+            views.push(StationView {
                 id: s.id.clone(),
                 scale: scales.get(&s.id).cloned(),
                 printer: printers.get(&s.id).cloned(),
-            })
-            .collect()
+                last_answer: self.last_answer(&s.id).await?,
+            });
+        }
+        Ok(views)
     }
 }
 
@@ -327,6 +329,10 @@ pub struct StationView {
     pub id: String,
     pub scale: Option<ScaleStatus>,
     pub printer: Option<PrinterView>,
+    /// The answer to the station's last scan: where its parcel stands (next
+    /// step, order, checklist) and the last `seq`, for a screen opened
+    /// mid-parcel. None before the first scan.
+    pub last_answer: Option<StationAnswer>,
 }
 
 /// How long a pack may take at most, end to end, including the wait for

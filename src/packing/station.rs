@@ -195,6 +195,16 @@ impl Packing {
         Ok(answer)
     }
 
+    /// The answer to the station's last scan, as saved with its session.
+    pub async fn last_answer(&self, station: &str) -> Result<Option<StationAnswer>, PackError> {
+        let Some((_, _, answer)) = self.store.pack_session(station).await? else {
+            return Ok(None);
+        };
+        serde_json::from_str(&answer)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt(format!("pack session answer: {e}")).into())
+    }
+
     async fn decide(
         &self,
         actor: &Actor,

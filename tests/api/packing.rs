@@ -661,6 +661,9 @@ both_backends!(
             (Some(false), Some("box")),
             "{a}"
         );
+        // A screen opened now finds where the station stands: its last answer.
+        let (_, stations) = st.app.get("/api/v1/pack-stations").await;
+        assert_eq!(stations[0]["last_answer"], a, "{stations}");
         // 2 × 95 g + 120 g.
         st.place(311).await;
         let a = scan(6, "BOX-S").await;

@@ -88,36 +88,104 @@ export async function pickAll(server, pickerToken, tote, qty) {
   assert.equal(last.next, 'done', JSON.stringify(last));
 }
 
+/** The box type BOX-S (120 g), put in place by the manager (`admin`). */
+export async function boxS(server, admin) {
+  await ok(server, admin, 'PUT', '/box-types', { code: 'BOX-S', name: 'Small carton', tare_grams: 120, active: true });
+}
+
+/**
+ * Station P1's scale bridge on the server's broker: like a real scale it
+ * sends what lies on its plate several times a second (`set(grams,
+ * stable)` changes it), so the server keeps it online. `close()` stops it.
+ */
+export async function scaleBridge(server, station = 'P1') {
+  const client = await mqttClient(server.mqtt, `ui-test-scale-${station}`);
+  let reading = { grams: 0, stable: true };
+  let running = true;
+  const topic = `bondgate/SH01/scale/${station}/weight`;
+  const send = () => client.publish(topic, JSON.stringify({ v: 1, grams: reading.grams, stable: reading.stable, ts: Date.now() }));
+  const loop = (async () => {
+    while (running) {
+      send();
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  })();
+  return {
+    set(grams, stable) {
+      reading = { grams, stable };
+      send();
+    },
+    async close() {
+      running = false;
+      await loop;
+      client.close();
+    },
+  };
+}
+
+/** Waits until the server counts station `station`'s scale online. */
+export async function scaleOnline(server, admin, station = 'P1') {
+  for (let i = 0; ; i += 1) {
+    const s = (await ok(server, admin, 'GET', '/pack-stations')).find((x) => x.id === station);
+    if (s?.scale?.online) return;
+    assert.ok(i < 100, `scale of ${station} never online: ${JSON.stringify(s)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 /**
  * Packs the picked order in `tote` at station P1, whose scale is a bridge on
  * MQTT: readings are published (motion, then a stable 216 g = 95 g + 120 g
  * box) until the pack answers. The box type is the manager's (`admin`).
  */
 export async function packAtP1(server, admin, packerToken, tote) {
-  await ok(server, admin, 'PUT', '/box-types', { code: 'BOX-S', name: 'Small carton', tare_grams: 120, active: true });
-  const scale = await mqttClient(server.mqtt, 'ui-test-scale-P1');
-  let packing = true;
-  const feed = (async () => {
-    while (packing) {
-      scale.publish('bondgate/SH01/scale/P1/weight', JSON.stringify({ v: 1, grams: 180, stable: false, ts: Date.now() }));
-      scale.publish('bondgate/SH01/scale/P1/weight', JSON.stringify({ v: 1, grams: 216, stable: true, ts: Date.now() }));
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  })();
+  await boxS(server, admin);
+  const scale = await scaleBridge(server);
+  const wobble = setInterval(() => {
+    scale.set(180, false);
+    scale.set(216, true);
+  }, 200);
   try {
     // The pack weighs at once if the scale is offline: wait for the bridge's readings to arrive.
-    for (let i = 0; ; i += 1) {
-      const [p1] = await ok(server, admin, 'GET', '/pack-stations');
-      if (p1.scale?.online) break;
-      assert.ok(i < 100, `scale of P1 never online: ${JSON.stringify(p1)}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await scaleOnline(server, admin);
     return await ok(server, packerToken, 'POST', '/packages', { station: 'P1', code: tote, items: [EAN], box: 'BOX-S' }, 201);
   } finally {
-    packing = false;
-    await feed;
-    scale.close();
+    clearInterval(wobble);
+    await scale.close();
   }
+}
+
+/**
+ * A printer bridge for `station` on the server's broker: it takes every
+ * label job and, unless `hold()` was called, reports it printed at once;
+ * `release()` prints what it held and goes back to printing at once.
+ * `jobs` lists the job ids received.
+ */
+export async function printerBridge(server, station = 'P1') {
+  const client = await mqttClient(server.mqtt, `ui-test-printer-${station}`);
+  const jobs = [];
+  const held = [];
+  let holding = false;
+  const report = (job) => client.publish(`bondgate/SH01/printer/${station}/status`, JSON.stringify({ v: 1, report: 'printed', job }));
+  client.publish(`bondgate/SH01/printer/${station}/status`, JSON.stringify({ v: 1, report: 'status', online: true, cover_open: false, paper_out: false, paper_near_end: false, error: false }));
+  await client.subscribe(`bondgate/SH01/printer/${station}/job`, (payload) => {
+    // The envelope: one JSON header line, then the label's bytes.
+    const { job } = JSON.parse(payload.slice(0, payload.indexOf('\n')));
+    if (!jobs.includes(job)) jobs.push(job);
+    if (holding) held.push(job);
+    else report(job);
+  });
+  return {
+    jobs,
+    hold() {
+      holding = true;
+    },
+    release() {
+      holding = false;
+      for (const job of held.splice(0)) report(job);
+    },
+    close: () => client.close(),
+  };
 }
 
 /**

@@ -24,6 +24,11 @@ test('pages and assets are served with types, revalidation and a strict CSP', as
     ['/login', 'text/html; charset=utf-8'],
     ['/gate', 'text/html; charset=utf-8'],
     ['/pda', 'text/html; charset=utf-8'],
+    ['/pack', 'text/html; charset=utf-8'],
+    ['/dashboard', 'text/html; charset=utf-8'],
+    ['/ui/js/dashboard.js', 'text/javascript; charset=utf-8'],
+    ['/ui/css/dashboard.css', 'text/css; charset=utf-8'],
+    ['/ui/js/pack.js', 'text/javascript; charset=utf-8'],
     ['/ui/js/gate.js', 'text/javascript; charset=utf-8'],
     ['/ui/css/app.css', 'text/css; charset=utf-8'],
     ['/ui/i18n/zh.js', 'text/javascript; charset=utf-8'],
@@ -45,7 +50,7 @@ test('pages and assets are served with types, revalidation and a strict CSP', as
       assert.doesNotMatch(body, /\sstyle=|\son[a-z]+=|https?:\/\//, `${path} has inline style, handlers or outside links`);
     }
   }
-  for (const path of ['/ui/nope.js', '/ui/../Cargo.toml', '/ui/%2e%2e/Cargo.toml', '/pack']) {
+  for (const path of ['/ui/nope.js', '/ui/../Cargo.toml', '/ui/%2e%2e/Cargo.toml', '/pack/', '/packing']) {
     assert.equal((await fetch(`${server.url}${path}`)).status, 404, path);
   }
   const api = await fetch(`${server.url}/api/v1/nope`);
@@ -78,12 +83,12 @@ test('login refuses bad input clearly and keeps the token out of URLs', async ()
   assert.ok(token && token.length > 20);
   assert.equal(await page.evaluate(() => Object.keys(localStorage).some((k) => localStorage.getItem(k).includes(sessionStorage.getItem('bondgate.token')))), false);
   assert.deepEqual(requests.filter((u) => u.includes(token)), []);
-  // The admin's home lists both screens; the language follows the switch.
+  // The admin's home lists every screen; the language follows the switch.
   await page.goto(`${server.url}/`);
   await page.waitForSelector('#screens li');
-  assert.deepEqual(await page.$$eval('#screens a', (as) => as.map((a) => a.getAttribute('href'))), ['/gate', '/pda']);
+  assert.deepEqual(await page.$$eval('#screens a', (as) => as.map((a) => a.getAttribute('href'))), ['/dashboard', '/gate', '/pda', '/pack']);
   await page.click('#lang-switch');
-  assert.equal(await page.textContent('#screens a strong'), '闸口保安');
+  assert.equal(await page.textContent('#screens a strong'), '主管看板');
   await shot(page, 'home-zh');
   await assertAccessible(page, 'home, 中文');
   assertNoProblems(page);

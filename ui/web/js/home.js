@@ -6,6 +6,7 @@ export const SCREENS = [
   { path: '/dashboard', key: 'screen.dashboard', roles: ['manager', 'admin'] },
   { path: '/gate', key: 'screen.gate', roles: ['guard', 'manager', 'admin'] },
   { path: '/pda', key: 'screen.pda', roles: ['picker', 'manager', 'admin'] },
+  { path: '/pack', key: 'screen.pack', roles: ['packer', 'manager', 'admin'] },
 ];
 
 const me = await requireRoles(null);
