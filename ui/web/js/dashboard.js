@@ -560,7 +560,8 @@ function deviceRows() {
     const bad = h && h.reported && !h.ok;
     rows.push({
       name: d.device,
-      kind: h ? t('dash.kind.bridge') : t('dash.kind.pda'),
+      // Bridges report their health; one that has not yet is still known by its name.
+      kind: h || /bridge/i.test(d.device) ? t('dash.kind.bridge') : t('dash.kind.pda'),
       status: !d.online ? 'offline' : bad ? 'fault' : 'online',
       statusText: !d.online ? t('dash.status.offline') : bad ? t('dash.status.device_fault') : t('dash.status.online'),
       at: d.changed_at,
