@@ -234,6 +234,9 @@ impl DeviceHandler for PdaHandler {
             if let Some(scales) = &self.scales {
                 scales.bridge_status(&device, online);
             }
+            if let Some(g) = &self.gates {
+                g.states.bridge_presence(&device, online);
+            }
             if let Err(e) = self.store.device_status(&site, &device, online).await {
                 tracing::warn!(%device, error = %e, "could not record device status");
             }

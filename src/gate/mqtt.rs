@@ -9,6 +9,12 @@
 //!
 //! The server also publishes `gate/{gate}/heartbeat` every second; a bridge
 //! that misses them holds its gate closed.
+//!
+//! The bridge's presence (its retained `online`, and the broker's `offline`
+//! last will) is followed under its default device id `gate-bridge-{gate}`:
+//! an online bridge that has not pulsed yet reads as closed (it released its
+//! relay before it connected), an offline one as a fault, whatever it last
+//! reported.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -35,8 +41,13 @@ const EVENT_QUEUE: usize = 1024;
 pub struct MqttGateStates {
     waiters: Mutex<HashMap<(String, u64), oneshot::Sender<GateStateKind>>>,
     last: Mutex<HashMap<String, GateState>>,
+    /// Each gate's bridge: online or not, as its presence last said.
+    presence: Mutex<HashMap<String, bool>>,
     events: mpsc::Sender<GateEventInput>,
 }
+
+/// The device id a gate bridge has unless configured otherwise.
+pub const BRIDGE_PREFIX: &str = "gate-bridge-";
 
 impl MqttGateStates {
     /// The states hub and the task recording every report in the store.
@@ -59,6 +70,7 @@ impl MqttGateStates {
         let states = Arc::new(MqttGateStates {
             waiters: Mutex::new(HashMap::new()),
             last: Mutex::new(HashMap::new()),
+            presence: Mutex::new(HashMap::new()),
             events: tx,
         });
         (states, task)
@@ -101,6 +113,27 @@ impl MqttGateStates {
     /// The last report of a gate.
     pub fn last(&self, gate: &str) -> Option<GateState> {
         self.last.lock().ok().and_then(|l| l.get(gate).copied())
+    }
+
+    /// A device came online or went offline; a gate bridge's own presence
+    /// (`gate-bridge-{gate}`) decides how its gate reads. An offline bridge
+    /// forgets its last report: what it said before it left is no read-back.
+    pub fn bridge_presence(&self, device: &str, online: bool) {
+        let Some(gate) = device.strip_prefix(BRIDGE_PREFIX) else {
+            return;
+        };
+        if let Ok(mut p) = self.presence.lock() {
+            p.insert(gate.to_string(), online);
+        }
+        if !online {
+            if let Ok(mut last) = self.last.lock() {
+                last.remove(gate);
+            }
+        }
+    }
+
+    fn bridge_online(&self, gate: &str) -> Option<bool> {
+        self.presence.lock().ok().and_then(|p| p.get(gate).copied())
     }
 
     fn wait(&self, gate: &str, seq: u64) -> oneshot::Receiver<GateStateKind> {
@@ -188,7 +221,19 @@ impl GateOutput for MqttGateOutput {
 
     fn probe(&self) -> BoxFuture<'_, Result<RelayState, OutputFault>> {
         Box::pin(async move {
-            match self.states.last(self.gate.as_str()) {
+            let gate = self.gate.as_str();
+            match self.states.bridge_online(gate) {
+                Some(false) => {
+                    return Err(OutputFault::Offline(format!(
+                        "the gate bridge {BRIDGE_PREFIX}{gate} is offline"
+                    )))
+                }
+                // Online and not heard from since: it released its relay
+                // before connecting, so the gate is closed and idle.
+                Some(true) if self.states.last(gate).is_none() => return Ok(RelayState::Off),
+                _ => {}
+            }
+            match self.states.last(gate) {
                 Some(GateState {
                     state: GateStateKind::Open,
                     ..

@@ -3,7 +3,8 @@
 //! `devices/{id}/health` — the real scale bridge (library, in-process) on a
 //! pty scale, and a hand-driven client publishing exactly what a bridge
 //! would (and what a broken one might). What counts is what
-//! `GET /api/v1/devices` and `GET /api/v1/pack-stations` say.
+//! `GET /api/v1/devices`, `GET /api/v1/pack-stations` and, for a gate
+//! bridge's presence, `GET /api/v1/gates` say.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -318,6 +319,76 @@ async fn health_reports_are_shown_and_malformed_ones_refused_and_counted() {
     for t in [status, health_topic] {
         publish(t, true, Vec::new()).await;
     }
+    poll.abort();
+    app.finish().await;
+}
+
+/// A gate bridge's presence decides how its idle gate reads: nothing heard
+/// yet is a fault the guard sees; the bridge online (it released its relay
+/// before it connected) is closed and ready; the bridge gone (its will) is a
+/// fault naming it, whatever it reported before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_gate_reads_closed_while_its_bridge_is_online_and_faulty_once_it_is_gone() {
+    let Some(app) = spawn_app_with(Backend::Sqlite, |c| {
+        c.gates = vec![crate::gate::mqtt_gate("G7")]
+    })
+    .await
+    else {
+        return;
+    };
+    let (_, gates) = app.get("/api/v1/gates").await;
+    assert_eq!(gates[0]["state"], "fault", "{gates}");
+    assert!(
+        gates[0]["fault"]
+            .as_str()
+            .is_some_and(|f| f.contains("no report from the gate bridge yet")),
+        "{gates}"
+    );
+    let addr = BrokerAddr::parse(&app.server.mqtt_url).unwrap();
+    let (client, mut eventloop) = AsyncClient::new(
+        MqttOptions::new("gate-bridge-G7", addr.host(), addr.port()),
+        16,
+    );
+    let poll = tokio::spawn(async move { while eventloop.poll().await.is_ok() {} });
+    let status = topic(TopicKind::DeviceStatus, "gate-bridge-G7");
+    let publish = |payload: Vec<u8>| {
+        let (client, status) = (client.clone(), status.clone());
+        async move {
+            client
+                .publish(status, QoS::AtLeastOnce, true, payload)
+                .await
+                .unwrap()
+        }
+    };
+    // Another gate's bridge changes nothing here.
+    client
+        .publish(
+            topic(TopicKind::DeviceStatus, "gate-bridge-G8"),
+            QoS::AtLeastOnce,
+            false,
+            DeviceStatus::Online.encode(),
+        )
+        .await
+        .unwrap();
+    publish(DeviceStatus::Online.encode()).await;
+    until(
+        &app,
+        "/api/v1/gates",
+        "closed with its bridge online",
+        |g| g[0]["state"] == "closed",
+    )
+    .await;
+    publish(DeviceStatus::Offline.encode()).await;
+    let gates = until(&app, "/api/v1/gates", "faulty with its bridge gone", |g| {
+        g[0]["state"] == "fault"
+    })
+    .await;
+    assert_eq!(
+        gates[0]["fault"],
+        "the gate output is not connected: the gate bridge gate-bridge-G7 is offline",
+        "{gates}"
+    );
+    publish(Vec::new()).await;
     poll.abort();
     app.finish().await;
 }
