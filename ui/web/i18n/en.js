@@ -337,5 +337,6 @@ export default {
   "pack.printer.none": "No printer at this station",
   "pack.exceptions": "Weight exceptions waiting",
   "pack.exceptions.none": "None at this station.",
-  "pack.exception": "{parcel} · order {order} · weighed {actual}, expected {expected} ({diff})"
+  "pack.exception": "{parcel} · order {order} · weighed {actual}, expected {expected} ({diff})",
+  "dash.last_error": "last error: {error}"
 };

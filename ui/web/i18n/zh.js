@@ -336,5 +336,6 @@ export default {
   "pack.printer.none": "本打包台没有打印机",
   "pack.exceptions": "待处理的重量异常",
   "pack.exceptions.none": "本打包台没有。",
-  "pack.exception": "{parcel} · 订单 {order} · 实称 {actual}，应为 {expected}（{diff}）"
+  "pack.exception": "{parcel} · 订单 {order} · 实称 {actual}，应为 {expected}（{diff}）",
+  "dash.last_error": "最近一次错误：{error}"
 };

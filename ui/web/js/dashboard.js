@@ -539,7 +539,7 @@ function deviceRows() {
         status: sc.online ? 'online' : 'offline',
         statusText: sc.online ? t('dash.status.online') : t('dash.status.offline'),
         at: sc.reading_age_ms == null ? null : new Date(Date.now() - sc.reading_age_ms).toISOString(),
-        detail: [sc.grams == null ? null : t('dash.scale.reading', { g: fmtNum(sc.grams), stable: t(sc.stable ? 'dash.scale.stable' : 'dash.scale.moving') }), sc.last_error].filter(Boolean).join(' · '),
+        detail: [sc.grams == null ? null : t('dash.scale.reading', { g: fmtNum(sc.grams), stable: t(sc.stable ? 'dash.scale.stable' : 'dash.scale.moving') }), lastError(sc.last_error)].filter(Boolean).join(' · '),
       });
     }
     if (s.printer) {
@@ -551,7 +551,7 @@ function deviceRows() {
         status,
         statusText: p.paper_out ? t('dash.printer.paper_out') : p.cover_open ? t('dash.printer.cover_open') : t(`dash.status.${status}`),
         at: p.last_printed_at,
-        detail: p.last_error ?? '',
+        detail: lastError(p.last_error) ?? '',
       });
     }
   }
@@ -565,10 +565,15 @@ function deviceRows() {
       status: !d.online ? 'offline' : bad ? 'fault' : 'online',
       statusText: !d.online ? t('dash.status.offline') : bad ? t('dash.status.device_fault') : t('dash.status.online'),
       at: d.changed_at,
-      detail: h ? [h.last_error, h.bad_input ? t('dash.health.bad_input', { n: h.bad_input }) : null, h.dropped ? t('dash.health.dropped', { n: h.dropped }) : null].filter(Boolean).join(' · ') : '',
+      detail: h ? [lastError(h.last_error), h.bad_input ? t('dash.health.bad_input', { n: h.bad_input }) : null, h.dropped ? t('dash.health.dropped', { n: h.dropped }) : null].filter(Boolean).join(' · ') : '',
     });
   }
   return rows;
+}
+
+/** A device's last error is kept after it recovers: say so, so it is not read as its state now. */
+function lastError(e) {
+  return e ? t('dash.last_error', { error: e }) : null;
 }
 
 const STATUS_ICON = { online: '●', offline: '✖', fault: '⚠', unknown: '?' };
