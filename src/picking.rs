@@ -237,6 +237,9 @@ impl DeviceHandler for PdaHandler {
             if let Some(g) = &self.gates {
                 g.states.bridge_presence(&device, online);
             }
+            if let Some(hub) = self.printers.as_ref().and_then(|p| p.get()) {
+                hub.bridge_presence(&device, online);
+            }
             if let Err(e) = self.store.device_status(&site, &device, online).await {
                 tracing::warn!(%device, error = %e, "could not record device status");
             }

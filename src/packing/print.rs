@@ -233,6 +233,23 @@ impl PrinterHub {
         }
     }
 
+    /// A device's presence changed. A station's printer bridge, known by
+    /// its default device id `printer-bridge-{station}`, going offline (its
+    /// last will) takes that printer offline at once, rather than when a
+    /// job next goes unanswered; back online, its next status report says
+    /// how the printer is.
+    pub fn bridge_presence(&self, device: &str, online: bool) {
+        let Some(station) = device.strip_prefix("printer-bridge-") else {
+            return;
+        };
+        match self.stations.get(station) {
+            Some(p) if p.target == PrinterTarget::Mqtt && !online => {
+                record_status(p, Err(format!("the printer bridge {device} went offline")))
+            }
+            _ => {}
+        }
+    }
+
     pub fn has(&self, station: &str) -> bool {
         self.stations.contains_key(station)
     }

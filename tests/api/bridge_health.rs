@@ -326,11 +326,17 @@ async fn health_reports_are_shown_and_malformed_ones_refused_and_counted() {
 /// A gate bridge's presence decides how its idle gate reads: nothing heard
 /// yet is a fault the guard sees; the bridge online (it released its relay
 /// before it connected) is closed and ready; the bridge gone (its will) is a
-/// fault naming it, whatever it reported before.
+/// fault naming it, whatever it reported before. A printer bridge gone takes
+/// its station's printer offline at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_gate_reads_closed_while_its_bridge_is_online_and_faulty_once_it_is_gone() {
     let Some(app) = spawn_app_with(Backend::Sqlite, |c| {
-        c.gates = vec![crate::gate::mqtt_gate("G7")]
+        c.gates = vec![crate::gate::mqtt_gate("G7")];
+        c.packing.stations = vec![StationConfig {
+            id: "P7".into(),
+            scale: None,
+            printer: Some(bondgate::config::PrinterTarget::Mqtt),
+        }];
     })
     .await
     else {
@@ -389,6 +395,29 @@ async fn an_idle_gate_reads_closed_while_its_bridge_is_online_and_faulty_once_it
         "{gates}"
     );
     publish(Vec::new()).await;
+
+    let printer = topic(TopicKind::DeviceStatus, "printer-bridge-P7");
+    client
+        .publish(
+            printer.clone(),
+            QoS::AtLeastOnce,
+            true,
+            DeviceStatus::Offline.encode(),
+        )
+        .await
+        .unwrap();
+    let stations = until(&app, "/api/v1/pack-stations", "printer offline", |s| {
+        s[0]["printer"]["online"] == false
+    })
+    .await;
+    assert_eq!(
+        stations[0]["printer"]["last_error"], "the printer bridge printer-bridge-P7 went offline",
+        "{stations}"
+    );
+    client
+        .publish(printer, QoS::AtLeastOnce, true, Vec::new())
+        .await
+        .unwrap();
     poll.abort();
     app.finish().await;
 }
