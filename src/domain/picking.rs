@@ -72,6 +72,14 @@ impl ShortReason {
     pub fn parse(s: &str) -> Option<ShortReason> {
         ShortReason::ALL.into_iter().find(|r| r.as_str() == s)
     }
+    /// The reason as a Chinese-speaking floor says it.
+    pub fn text_zh(self) -> &'static str {
+        match self {
+            ShortReason::Empty => "库位为空",
+            ShortReason::Damaged => "破损",
+            ShortReason::Wrong => "库位内是错货",
+        }
+    }
     /// Whether the units not found must be counted before the bin is used.
     pub fn needs_count(self) -> bool {
         !matches!(self, ShortReason::Damaged)

@@ -252,6 +252,7 @@ async fn throughput_in(tx: &mut Tx, now: DateTime<Utc>) -> StoreResult<Vec<HourT
     Ok(hours)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn exception(
     kind: &str,
     id: i64,
@@ -259,6 +260,7 @@ fn exception(
     package_no: Option<String>,
     at: DateTime<Utc>,
     detail: String,
+    detail_zh: String,
     actions: &[&str],
 ) -> ExceptionItem {
     ExceptionItem {
@@ -270,6 +272,7 @@ fn exception(
         bin: None,
         at,
         detail,
+        detail_zh,
         actions: actions.iter().map(|a| a.to_string()).collect(),
     }
 }
@@ -285,6 +288,27 @@ async fn exceptions_in(tx: &mut Tx, since: DateTime<Utc>) -> StoreResult<Vec<Exc
     .bind(EXCEPTIONS_MAX)
     .fetch_all(&mut **tx)
     .await?;
+    // The Chinese wording from the order's latest short pick (the stored
+    // reason is the English sentence).
+    let short_tasks: Vec<(i64, i64, String, String, i64, Option<String>)> = sqlx::query_as(
+        "SELECT t.order_id, t.line_no, s.code, l.code, t.short_qty, t.short_reason
+         FROM pick_tasks t JOIN orders o ON o.id = t.order_id JOIN skus s ON s.id = t.sku_id
+              JOIN locations l ON l.id = t.location_id
+         WHERE o.state = 'exception' AND t.state = 'short' ORDER BY t.updated_at, t.id",
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut short_zh = std::collections::HashMap::new();
+    for (order_id, line, sku, bin, qty, reason) in short_tasks {
+        let why = reason
+            .as_deref()
+            .and_then(crate::domain::picking::ShortReason::parse)
+            .map_or("短缺", |r| r.text_zh());
+        short_zh.insert(
+            order_id,
+            format!("第 {line} 行 {sku}：库位 {bin} 短缺 {qty} 件（{why}），其他库位没有可用库存"),
+        );
+    }
     for (id, order_no, at, reason) in shorts {
         items.push(exception(
             "short_pick",
@@ -293,6 +317,7 @@ async fn exceptions_in(tx: &mut Tx, since: DateTime<Utc>) -> StoreResult<Vec<Exc
             None,
             at,
             reason.unwrap_or_else(|| "short pick".into()),
+            short_zh.remove(&id).unwrap_or_else(|| "拣货短缺".into()),
             &["cancel_order", "view_customs"],
         ));
     }
@@ -326,11 +351,13 @@ async fn exceptions_in(tx: &mut Tx, since: DateTime<Utc>) -> StoreResult<Vec<Exc
             format!(
                 "weighed {gross} g, expected {expected} g ± {allowed} g (at {station}, by {packer})"
             ),
+            format!("称得 {gross} 克，应为 {expected} ± {allowed} 克（{station}，{packer}）"),
             &["override_weight", "cancel_order"],
         ));
     }
     type GateRow = (
         i64,
+        String,
         String,
         String,
         String,
@@ -343,7 +370,7 @@ async fn exceptions_in(tx: &mut Tx, since: DateTime<Utc>) -> StoreResult<Vec<Exc
         Option<String>,
     );
     let gate: Vec<GateRow> = sqlx::query_as(
-        "SELECT d.id, d.gate, d.code, d.decision, d.reason_en, d.output, d.output_detail, d.decided_at,
+        "SELECT d.id, d.gate, d.code, d.decision, d.reason_en, d.reason_zh, d.output, d.output_detail, d.decided_at,
                 o.order_no, p.package_no, o.state
          FROM gate_decisions d LEFT JOIN orders o ON o.id = d.order_id LEFT JOIN packages p ON p.id = d.package_id
          WHERE d.decided_at >= $1 AND (d.decision = 'refuse' OR d.output = 'fault')
@@ -354,7 +381,20 @@ async fn exceptions_in(tx: &mut Tx, since: DateTime<Utc>) -> StoreResult<Vec<Exc
     .fetch_all(&mut **tx)
     .await?;
     let mut seen = std::collections::HashSet::new();
-    for (id, gate, code, decision, reason, output, detail, at, order_no, package_no, state) in gate
+    for (
+        id,
+        gate,
+        code,
+        decision,
+        reason,
+        reason_zh,
+        output,
+        detail,
+        at,
+        order_no,
+        package_no,
+        state,
+    ) in gate
     {
         // Only the latest refusal of a parcel, and none for a parcel that
         // has left since or whose order is cancelled.
@@ -363,18 +403,18 @@ async fn exceptions_in(tx: &mut Tx, since: DateTime<Utc>) -> StoreResult<Vec<Exc
         {
             continue;
         }
-        let (kind, text) = if decision == "refuse" {
+        let (kind, text, text_zh) = if decision == "refuse" {
             (
                 "gate_refusal",
                 format!("gate {gate} refused {code}: {reason}"),
+                format!("闸口 {gate} 拒绝 {code}：{reason_zh}"),
             )
         } else {
+            let why = detail.or(output).unwrap_or_default();
             (
                 "gate_fault",
-                format!(
-                    "gate {gate} did not open for {code}: {}",
-                    detail.or(output).unwrap_or_default()
-                ),
+                format!("gate {gate} did not open for {code}: {why}"),
+                format!("闸口 {gate} 未能为 {code} 开闸，未出库：{why}"),
             )
         };
         let actions: &[&str] = if order_no.is_some() {
@@ -382,7 +422,9 @@ async fn exceptions_in(tx: &mut Tx, since: DateTime<Utc>) -> StoreResult<Vec<Exc
         } else {
             &[]
         };
-        items.push(exception(kind, id, order_no, package_no, at, text, actions));
+        items.push(exception(
+            kind, id, order_no, package_no, at, text, text_zh, actions,
+        ));
     }
     let rejected: Vec<(i64, String, DateTime<Utc>, Option<String>)> = sqlx::query_as(
         "SELECT id, order_no, cancelled_at, cancel_reason FROM orders
@@ -394,13 +436,24 @@ async fn exceptions_in(tx: &mut Tx, since: DateTime<Utc>) -> StoreResult<Vec<Exc
     .fetch_all(&mut **tx)
     .await?;
     for (id, order_no, at, reason) in rejected {
+        let reason = reason.unwrap_or_default();
+        // `customs: {state} ({cop_no})`, as the customs service words it.
+        let zh = match reason
+            .strip_prefix("customs: ")
+            .and_then(|r| r.split_once(' '))
+        {
+            Some(("rejected", cop)) => format!("订单已取消：海关退单 {cop}"),
+            Some(("cancelled", cop)) => format!("订单已取消：清单已撤销 {cop}"),
+            _ => format!("订单已取消：{reason}"),
+        };
         items.push(exception(
             "customs_rejection",
             id,
             Some(order_no),
             None,
             at,
-            format!("order cancelled: {}", reason.unwrap_or_default()),
+            format!("order cancelled: {reason}"),
+            zh,
             &["view_customs"],
         ));
     }
@@ -413,14 +466,21 @@ async fn exceptions_in(tx: &mut Tx, since: DateTime<Utc>) -> StoreResult<Vec<Exc
     .fetch_all(&mut **tx)
     .await?;
     for (id, order_no, kind, status, state, at) in tasks {
-        let (text, actions): (String, &[&str]) = if state == "open" {
+        let kind_zh = if kind == "quarantine" {
+            "隔离"
+        } else {
+            "查验"
+        };
+        let (text, text_zh, actions): (String, String, &[&str]) = if state == "open" {
             (
                 format!("customs {status}: {kind} — move the parcel to the {kind} bin"),
+                format!("海关 {status}：{kind_zh}——请将包裹移至{kind_zh}库位"),
                 &["move_to_inspection", "close_task", "view_customs"],
             )
         } else {
             (
                 format!("customs {status}: {kind} — in the {kind} bin, close when customs is done"),
+                format!("海关 {status}：{kind_zh}——包裹已在{kind_zh}库位，海关完成后结束"),
                 &["close_task", "view_customs"],
             )
         };
@@ -431,6 +491,7 @@ async fn exceptions_in(tx: &mut Tx, since: DateTime<Utc>) -> StoreResult<Vec<Exc
             None,
             at,
             text,
+            text_zh,
             actions,
         ));
     }
@@ -443,6 +504,13 @@ async fn exceptions_in(tx: &mut Tx, since: DateTime<Utc>) -> StoreResult<Vec<Exc
     .fetch_all(&mut **tx)
     .await?;
     for (id, sku, bin, reason, at) in counts {
+        let why_zh = match reason
+            .strip_prefix("short pick: ")
+            .and_then(crate::domain::picking::ShortReason::parse)
+        {
+            Some(r) => format!("拣货短缺（{}）", r.text_zh()),
+            None => reason.clone(),
+        };
         let mut item = exception(
             "count_request",
             id,
@@ -450,6 +518,7 @@ async fn exceptions_in(tx: &mut Tx, since: DateTime<Utc>) -> StoreResult<Vec<Exc
             None,
             at,
             format!("count {sku} in bin {bin}: {reason}"),
+            format!("盘点库位 {bin} 中的 {sku}：{why_zh}"),
             &["count_bin"],
         );
         item.sku = Some(sku);

@@ -1442,6 +1442,8 @@ pub struct ExceptionItem {
     pub at: DateTime<Utc>,
     /// What happened, in English, with the numbers.
     pub detail: String,
+    /// The same in Chinese.
+    pub detail_zh: String,
     /// What can be done: `cancel_order`, `override_weight`,
     /// `move_to_inspection`, `close_task`, `count_bin`, `view_customs`.
     pub actions: Vec<String>,

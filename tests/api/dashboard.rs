@@ -152,6 +152,14 @@ both_backends!(
             "{}",
             ex[0]
         );
+        assert!(
+            ex[0]["detail_zh"]
+                .as_str()
+                .unwrap()
+                .starts_with("称得 400 克，应为 215"),
+            "{}",
+            ex[0]
+        );
         let d = dashboard(app).await;
         assert_eq!(
             d["exceptions"],
@@ -173,6 +181,13 @@ both_backends!(
         let ex = exceptions(app).await;
         assert_eq!(kinds(&ex), vec!["gate_refusal"], "{ex:?}");
         assert_eq!(ex[0]["id"], r["id"]);
+        assert_eq!(
+            ex[0]["detail_zh"].as_str().unwrap(),
+            format!(
+                "闸口 G1 拒绝 PKG-ORD-1：{}",
+                r["reason_zh"].as_str().unwrap()
+            )
+        );
         assert_eq!(ex[0]["actions"], json!(["view_customs"]));
 
         // Customs releases it: ready for the gate.
@@ -255,6 +270,14 @@ both_backends!(
             ex[1]["detail"].as_str().unwrap().contains("A-01"),
             "{}",
             ex[1]
+        );
+        assert_eq!(
+            ex[0]["detail_zh"],
+            "第 1 行 SKU-1：库位 A-01 短缺 4 件（库位为空），其他库位没有可用库存"
+        );
+        assert_eq!(
+            ex[1]["detail_zh"],
+            "盘点库位 A-01 中的 SKU-1：拣货短缺（库位为空）"
         );
         assert_eq!(ex[1]["actions"], json!(["count_bin"]));
 

@@ -156,6 +156,8 @@ test('a lot close to its expiry is flagged, in Chinese too', async () => {
   await page.click('#lang-switch');
   await page.waitForFunction(() => document.documentElement.lang === 'zh-CN');
   assert.match(await page.textContent(row), /还剩/);
+  // What the server says about an exception is in Chinese too.
+  assert.match(await page.textContent('#exception-list li[data-kind="gate_refusal"] .exception-detail'), /^闸口 G1 拒绝 /);
   assert.equal(await page.textContent('#dash-error'), '');
   await shot(page, 'dashboard-4-zh');
   await assertAccessible(page, 'dashboard in Chinese');

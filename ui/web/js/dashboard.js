@@ -239,7 +239,7 @@ function renderException(x) {
     'li',
     { class: `exception exception-${x.kind}`, dataset: { kind: x.kind, id: String(x.id) } },
     el('p', { class: 'exception-head' }, el('span', { 'aria-hidden': 'true' }, '⚠ '), el('strong', {}, t(`dash.exc.${x.kind}`)), ` · ${fmtAge(x.at)}`),
-    el('p', { class: 'exception-detail' }, x.detail),
+    el('p', { class: 'exception-detail', lang: currentLang() === 'zh' ? 'zh-CN' : 'en' }, currentLang() === 'zh' ? x.detail_zh : x.detail),
     facts ? el('p', { class: 'muted' }, facts) : null,
   );
   const actions = el('p', { class: 'row exception-actions' });
