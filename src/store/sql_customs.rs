@@ -97,14 +97,23 @@ impl SqlStore {
     }
 }
 
+/// A stored receipt as [`CustomsReceiptTuple`] reads it (`r` the receipt,
+/// `m` its message).
+macro_rules! receipt_columns {
+    () => {
+        "r.id, r.kind, r.cop_no, r.pre_no, r.invt_no, r.guid, r.return_status, r.return_time, r.return_info,
+         m.key_id, m.received_at"
+    };
+}
+
 /// Every receipt of one 清单, in returnTime order (arrival breaks ties).
 async fn receipts_of(tx: &mut Tx, cop_no: &str) -> StoreResult<Vec<CustomsReceiptRow>> {
-    let rows: Vec<CustomsReceiptTuple> = sqlx::query_as(
-        "SELECT r.id, r.kind, r.cop_no, r.pre_no, r.invt_no, r.guid, r.return_status, r.return_time,
-                r.return_info, m.key_id, m.received_at
-         FROM customs_receipts r JOIN customs_messages m ON m.id = r.message_id
-         WHERE r.cop_no = $1 ORDER BY r.return_time, r.id",
-    )
+    let rows: Vec<CustomsReceiptTuple> = sqlx::query_as(concat!(
+        "SELECT ",
+        receipt_columns!(),
+        " FROM customs_receipts r JOIN customs_messages m ON m.id = r.message_id
+         WHERE r.cop_no = $1 ORDER BY r.return_time, r.id"
+    ))
     .bind(cop_no)
     .fetch_all(&mut **tx)
     .await?;

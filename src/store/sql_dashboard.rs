@@ -18,22 +18,6 @@ pub const DASHBOARD_WINDOW_HOURS: i64 = 24;
 /// the newest first for events); the counts are of what was listed.
 const EXCEPTIONS_MAX: i64 = 500;
 
-/// An open order's id, then one of its 清单's receipts as
-/// `CustomsReceiptTuple` has it.
-type OpenReceiptTuple = (
-    i64,
-    i64,
-    String,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    i64,
-    String,
-    Option<String>,
-    String,
-    DateTime<Utc>,
-);
 impl SqlStore {
     /// The dashboard's summary at `now`: one consistent read.
     pub async fn dashboard(&self, now: DateTime<Utc>) -> StoreResult<DashboardView> {
@@ -121,25 +105,26 @@ async fn stage_of(tx: &mut Tx, stage: &str, state: &str) -> StoreResult<Pipeline
 async fn packed_by_customs(
     tx: &mut Tx,
 ) -> StoreResult<(PipelineStage, PipelineStage, Vec<CustomsCount>)> {
-    let orders: Vec<(i64, String, String, String, DateTime<Utc>)> = sqlx::query_as(&format!(
-        "SELECT id, order_no, cop_no, state, state_at FROM orders WHERE state IN {OPEN_STATES} ORDER BY id"
+    let orders: Vec<(String, String, String, DateTime<Utc>)> = sqlx::query_as(&format!(
+        "SELECT order_no, cop_no, state, state_at FROM orders WHERE state IN {OPEN_STATES} ORDER BY id"
     ))
     .fetch_all(&mut **tx)
     .await?;
-    let rows: Vec<OpenReceiptTuple> = sqlx::query_as(&format!(
-        "SELECT o.id, r.id, r.kind, r.cop_no, r.pre_no, r.invt_no, r.guid, r.return_status, r.return_time,
-                r.return_info, m.key_id, m.received_at
-         FROM orders o JOIN customs_receipts r ON r.cop_no = o.cop_no
-              JOIN customs_messages m ON m.id = r.message_id
-         WHERE o.state IN {OPEN_STATES} ORDER BY o.id, r.return_time, r.id"
+    let rows: Vec<CustomsReceiptTuple> = sqlx::query_as(&format!(
+        "SELECT {} FROM customs_receipts r JOIN customs_messages m ON m.id = r.message_id
+         WHERE r.cop_no IN (SELECT cop_no FROM orders WHERE state IN {OPEN_STATES})
+         ORDER BY r.return_time, r.id",
+        receipt_columns!()
     ))
     .fetch_all(&mut **tx)
     .await?;
-    let mut receipts: BTreeMap<i64, Vec<CustomsReceiptRow>> = BTreeMap::new();
+    let mut receipts: BTreeMap<String, Vec<CustomsReceiptRow>> = BTreeMap::new();
     for r in rows {
-        receipts.entry(r.0).or_default().push(customs_row((
-            r.1, r.2, r.3, r.4, r.5, r.6, r.7, r.8, r.9, r.10, r.11,
-        )));
+        let row = customs_row(r);
+        receipts
+            .entry(row.cop_no.clone().unwrap_or_default())
+            .or_default()
+            .push(row);
     }
     let mut awaiting = PipelineStage {
         stage: "awaiting_release".into(),
@@ -152,8 +137,8 @@ async fn packed_by_customs(
         ..awaiting.clone()
     };
     let mut by_state: BTreeMap<&'static str, i64> = BTreeMap::new();
-    for (id, order_no, cop_no, state, at) in orders {
-        let rows = receipts.remove(&id).unwrap_or_default();
+    for (order_no, cop_no, state, at) in orders {
+        let rows = receipts.get(&cop_no).cloned().unwrap_or_default();
         let customs = crate::store::customs_state::fold(&cop_no, &rows)?;
         *by_state.entry(customs.name()).or_default() += 1;
         if state != "packed" {

@@ -59,6 +59,16 @@ async fn http_screens_are_served_with_types_revalidation_and_a_strict_csp() {
     app.finish().await;
 }
 
+/// `GET /api/v1/events` as `token`: the open stream.
+async fn feed(app: &crate::helpers::TestApp, token: &str) -> reqwest::Response {
+    app.client
+        .get(format!("{}/api/v1/events", app.base))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+}
+
 /// Reads the stream until `want` is in it or `wait` passes; the text read.
 async fn read_until(res: &mut reqwest::Response, want: &str, wait: Duration) -> String {
     let mut text = String::new();
@@ -80,15 +90,8 @@ async fn http_the_live_feed_carries_gate_decisions_to_guards_only() {
     };
     let guard = app.user("gus", "guard").await;
     let picker = app.user("pia", "picker").await;
-    let open = |token: String| {
-        let req = app
-            .client
-            .get(format!("{}/api/v1/events", app.base))
-            .bearer_auth(token);
-        async move { req.send().await.unwrap() }
-    };
-    let mut g = open(guard.clone()).await;
-    let mut p = open(picker).await;
+    let mut g = feed(&app, &guard).await;
+    let mut p = feed(&app, &picker).await;
     assert_eq!(g.status(), StatusCode::OK);
     assert!(g.headers()["content-type"]
         .to_str()
@@ -149,15 +152,8 @@ async fn http_writes_through_the_api_tell_managers_screens_what_changed() {
     assert_eq!(app.receive("R-1", "A-01", 5).await.0, StatusCode::CREATED);
     let manager = app.user("mia", "manager").await;
     let guard = app.user("gus", "guard").await;
-    let open = |token: String| {
-        let req = app
-            .client
-            .get(format!("{}/api/v1/events", app.base))
-            .bearer_auth(token);
-        async move { req.send().await.unwrap() }
-    };
-    let mut m = open(manager).await;
-    let mut g = open(guard).await;
+    let mut m = feed(&app, &manager).await;
+    let mut g = feed(&app, &guard).await;
     for s in [&mut m, &mut g] {
         assert!(read_until(s, ": open", Duration::from_secs(5))
             .await
