@@ -262,7 +262,7 @@ fn banner(base: &str, mqtt: &str, dir: &std::path::Path) {
         .collect();
     eprintln!(
         "\n  bondgate demo — the whole floor, simulated\n\n  \
-         screens       {base}/   (gate guard {base}/gate, PDA picker {base}/pda, pack station {base}/pack)\n  \
+         screens       {base}/   (manager {base}/dashboard, gate guard {base}/gate, PDA picker {base}/pda,\n                pack station {base}/pack)\n  \
          API           {base}/api/v1   (described at {base}/api/v1/openapi.json)\n  \
          MQTT broker   {mqtt}\n  \
          data          {}\n\n  \
