@@ -8,6 +8,7 @@ import { api } from './api.js';
 import { beep } from './beep.js';
 import { listen } from './events.js';
 import { currentLang, t } from './i18n.js';
+import { scanQueue } from './scans.js';
 import { errorText, requireRoles, toLogin } from './session.js';
 
 const PACKER_ROLES = ['packer', 'manager', 'admin'];
@@ -21,8 +22,6 @@ const PLACEHOLDERS = new Set(['TOTE', 'BOX']);
 const SCALE_STALE_MS = 3500;
 /** How often a queued label's state is asked for. */
 const PRINT_POLL_MS = 1500;
-/** More than this many unanswered scans means the network is gone: refuse rather than pile up. */
-const QUEUE_MAX = 20;
 
 const $ = (id) => document.getElementById(id);
 
@@ -40,7 +39,6 @@ let parcel = null;
 let scale = null;
 let printPoll = null;
 let busy = false;
-const queue = [];
 /** The station's last scan number as the server had it when this page loaded (another browser's clock may run ahead). */
 let seqFloor = 0;
 
@@ -428,50 +426,44 @@ function localError(message) {
   beep('error');
 }
 
-function send(code) {
-  if (queue.length >= QUEUE_MAX) {
-    localError(t('error.network'));
-    return;
-  }
-  queue.push(code);
-  if (!busy) drain();
-}
-
-async function drain() {
-  busy = true;
-  $('scan-form').setAttribute('aria-busy', 'true');
-  renderBanner();
-  $('busy').textContent = '';
-  while (queue.length) {
-    const code = queue.shift();
-    if (!station) break;
-    try {
-      const a = await api('POST', `/pack-stations/${encodeURIComponent(station)}/scans`, { seq: nextSeq(), code });
-      answer = a;
-      takeOrder(a);
-      if (!queue.length) busy = false;
+const scans = scanQueue({
+  busy: (on) => {
+    busy = on;
+    if (on) {
+      $('scan-form').setAttribute('aria-busy', 'true');
       renderBanner();
-      renderPrompt();
-      renderChecklist();
-      beep(a.tone === 'ok' ? 'ok' : a.tone);
-    } catch (e) {
-      if (e.status === 401) {
-        toLogin();
-        return;
-      }
-      // Later scans were meant for the step this one failed at: drop them.
-      queue.length = 0;
-      // Refused as older than the station's last scan: learn that number.
-      if (e.status === 422) reloadStations();
-      busy = false;
-      localError(errorText(e));
+      $('busy').textContent = '';
+    } else {
+      $('scan-form').removeAttribute('aria-busy');
+      renderBanner();
+      $('scan').focus();
     }
-  }
-  busy = false;
-  $('scan-form').removeAttribute('aria-busy');
-  renderBanner();
-  $('scan').focus();
-}
+  },
+  handle: async (code) => {
+    if (!station) return;
+    const a = await api('POST', `/pack-stations/${encodeURIComponent(station)}/scans`, { seq: nextSeq(), code });
+    answer = a;
+    takeOrder(a);
+    if (!scans.pending()) busy = false;
+    renderBanner();
+    renderPrompt();
+    renderChecklist();
+    beep(a.tone === 'ok' ? 'ok' : a.tone);
+  },
+  fail: (e) => {
+    if (e.status === 401) {
+      toLogin();
+      return 'stop';
+    }
+    // Refused as older than the station's last scan: learn that number.
+    if (e.status === 422) reloadStations();
+    busy = false;
+    localError(errorText(e));
+    return null;
+  },
+  full: () => localError(t('error.network')),
+});
+const send = (code) => scans.send(code);
 
 // ------------------------------------------------------------------ events
 

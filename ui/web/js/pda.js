@@ -4,6 +4,7 @@
 import { api } from './api.js';
 import { beep } from './beep.js';
 import { t } from './i18n.js';
+import { scanQueue } from './scans.js';
 import { errorText, requireRoles, toLogin } from './session.js';
 
 const PICKER_ROLES = ['picker', 'manager', 'admin'];
@@ -29,7 +30,6 @@ const device = deviceId();
 // must never repeat, even across reloads: start from the clock.
 let seq = Date.now();
 let answer = null;
-let busy = false;
 /** The tote this picker scanned for the task in hand (the task records it only once picked). */
 let scannedTote = null;
 let me = null;
@@ -77,51 +77,37 @@ function localError(message) {
   beep('error');
 }
 
-/** Codes scanned while an answer is awaited: a wedge scanner does not wait, and no scan may be lost. */
-const queue = [];
-/** More than this many unanswered scans means the network is gone: refuse rather than pile up. */
-const QUEUE_MAX = 20;
-
-function send(code) {
-  if (queue.length >= QUEUE_MAX) {
-    localError(t('error.network'));
-    return;
-  }
-  queue.push(code);
-  if (!busy) drain();
-}
-
-async function drain() {
-  busy = true;
-  $('scan-form').setAttribute('aria-busy', 'true');
-  // Scans may arrive while the task is being refetched too: go round until none is left.
-  do {
-    while (queue.length) {
-      const code = queue.shift();
-      seq += 1;
-      try {
-        const wanted = answer?.next;
-        answer = await api('POST', '/pick-tasks/scan', { device, seq, barcode: code });
-        if (wanted === 'tote' && answer.ok) scannedTote = code;
-        if (answer.next === 'tote' || answer.next === 'done') scannedTote = null;
-        render();
-        beep(answer.tone === 'ok' ? 'ok' : answer.tone);
-      } catch (e) {
-        if (e.status === 401) {
-          toLogin();
-          return;
-        }
-        // Later scans were meant for the step this one failed at: drop them.
-        queue.length = 0;
-        localError(errorText(e));
-      }
+const scans = scanQueue({
+  busy: (on) => {
+    if (on) {
+      $('scan-form').setAttribute('aria-busy', 'true');
+    } else {
+      $('scan-form').removeAttribute('aria-busy');
+      $('scan').focus();
     }
-    await renderTask();
-  } while (queue.length);
-  busy = false;
-  $('scan-form').removeAttribute('aria-busy');
-  $('scan').focus();
-}
+  },
+  handle: async (code) => {
+    seq += 1;
+    const wanted = answer?.next;
+    answer = await api('POST', '/pick-tasks/scan', { device, seq, barcode: code });
+    if (wanted === 'tote' && answer.ok) scannedTote = code;
+    if (answer.next === 'tote' || answer.next === 'done') scannedTote = null;
+    render();
+    beep(answer.tone === 'ok' ? 'ok' : answer.tone);
+  },
+  fail: (e) => {
+    if (e.status === 401) {
+      toLogin();
+      return 'stop';
+    }
+    localError(errorText(e));
+    return null;
+  },
+  full: () => localError(t('error.network')),
+  // Scans may arrive while the task is being refetched too: they are sent after it.
+  settle: () => renderTask(),
+});
+const send = (code) => scans.send(code);
 
 me = await requireRoles(PICKER_ROLES);
 if (me) {
