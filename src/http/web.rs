@@ -60,10 +60,14 @@ fn serve(path: &str, req: &HeaderMap) -> Response {
     let Some(file) = Assets::get(path) else {
         return not_found();
     };
+    let body = if path.ends_with(".html") {
+        with_partials(&file.data)
+    } else {
+        file.data.into_owned()
+    };
     let etag = format!(
         "\"{}\"",
-        file.metadata
-            .sha256_hash()
+        <sha2::Sha256 as sha2::Digest>::digest(&body)
             .iter()
             .take(16)
             .map(|b| format!("{b:02x}"))
@@ -88,7 +92,34 @@ fn serve(path: &str, req: &HeaderMap) -> Response {
         header::CONTENT_TYPE,
         HeaderValue::from_static(content_type(path)),
     );
-    (headers, file.data.into_owned()).into_response()
+    (headers, body).into_response()
+}
+
+/// A page with its shared parts put in: each line `<!--#include NAME-->`
+/// becomes `partials/NAME.html` (the header bar, the "not for your role"
+/// panel), so what every page has is written once. One level only; an
+/// unknown name is left as the comment it is.
+fn with_partials(page: &[u8]) -> Vec<u8> {
+    const OPEN: &str = "<!--#include ";
+    let text = String::from_utf8_lossy(page);
+    let mut out = String::with_capacity(text.len() + 2048);
+    let mut rest: &str = &text;
+    while let Some(at) = rest.find(OPEN) {
+        let Some(len) = rest[at..].find("-->") else {
+            break;
+        };
+        let name = rest[at + OPEN.len()..at + len].trim();
+        out.push_str(&rest[..at]);
+        match Assets::get(&format!("partials/{name}.html")) {
+            Some(part) if !name.contains('/') => {
+                out.push_str(String::from_utf8_lossy(&part.data).trim_end())
+            }
+            _ => out.push_str(&rest[at..at + len + 3]),
+        }
+        rest = &rest[at + len + 3..];
+    }
+    out.push_str(rest);
+    out.into_bytes()
 }
 
 fn security_headers() -> HeaderMap {
@@ -138,6 +169,22 @@ fn content_type(path: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pages_get_their_shared_parts_once() {
+        for (_, file) in PAGES {
+            let page = String::from_utf8(with_partials(&Assets::get(file).unwrap().data)).unwrap();
+            assert!(!page.contains("<!--#include"), "{file}");
+            assert_eq!(page.matches("id=\"lang-switch\"").count(), 1, "{file}");
+        }
+        let denied =
+            String::from_utf8(with_partials(&Assets::get("dashboard.html").unwrap().data)).unwrap();
+        assert_eq!(denied.matches("id=\"denied\"").count(), 1);
+        assert_eq!(
+            with_partials(b"a <!--#include nope--> b <!--#include ../x--> c"),
+            b"a <!--#include nope--> b <!--#include ../x--> c"
+        );
+    }
 
     #[test]
     fn every_page_exists_and_types_are_right() {

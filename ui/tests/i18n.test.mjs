@@ -21,9 +21,11 @@ test('both catalogues have the same non-empty messages with the same placeholder
 
 test('every key the pages and scripts use is in the catalogues', async () => {
   const used = new Set();
-  for (const f of await readdir(WEB)) {
+  const pages = (await readdir(WEB)).map((f) => path.join(WEB, f));
+  const partials = (await readdir(path.join(WEB, 'partials'))).map((f) => path.join(WEB, 'partials', f));
+  for (const f of [...pages, ...partials]) {
     if (!f.endsWith('.html')) continue;
-    const html = await readFile(path.join(WEB, f), 'utf8');
+    const html = await readFile(f, 'utf8');
     for (const m of html.matchAll(/data-(?:i18n(?:-placeholder|-label|-title)?|title-key)="([^"]+)"/g)) used.add(m[1]);
   }
   for (const f of await readdir(path.join(WEB, 'js'))) {
