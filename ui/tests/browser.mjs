@@ -75,6 +75,22 @@ export async function assertVisibleFocus(page, selector) {
   assert.ok((style.outline !== 'none' && style.width >= 2) || style.shadow !== 'none', `${selector} has no visible focus: ${JSON.stringify(style)}`);
 }
 
+/**
+ * Types `code` into the focused scan box as a keyboard-wedge scanner does
+ * (the box must have the focus: the scanner types wherever it is), ends
+ * it with Enter, and waits for the page's answer sound and for the focus
+ * to be back in the box. The page's last sound (`window.bondgateSounds`).
+ */
+export async function wedgeScan(page, code, timeout = 30_000) {
+  const before = await page.evaluate(() => (window.bondgateSounds || []).length);
+  assert.equal(await page.evaluate(() => document.activeElement.id), 'scan', `focus before ${code}`);
+  await page.keyboard.type(code);
+  await page.keyboard.press('Enter');
+  await page.waitForFunction((n) => (window.bondgateSounds || []).length > n, before, { timeout });
+  await page.waitForFunction(() => document.activeElement.id === 'scan');
+  return page.evaluate(() => window.bondgateSounds.at(-1));
+}
+
 export function assertNoProblems(page) {
   assert.deepEqual(page.problems, [], 'console errors or CSP violations on the page');
 }

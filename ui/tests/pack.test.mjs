@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { startServer } from './server.mjs';
 import { adminToken, addUser, boxS, call, EAN, login, ok, orderAndWave, orderInWave, PASSWORD, pickAll, printerBridge, scaleBridge } from './seed.mjs';
-import { assertAccessible, assertNoProblems, assertVisibleFocus, launch, logInVia, newPage, shot } from './browser.mjs';
+import { assertAccessible, assertNoProblems, assertVisibleFocus, launch, logInVia, newPage, shot, wedgeScan } from './browser.mjs';
 
 let server;
 let browser;
@@ -37,15 +37,10 @@ after(async () => {
 
 /** Types `code` into the focused scan box as the wedge scanner does, and waits for the answer's tone. */
 async function scan(page, code) {
-  const before = await page.evaluate(() => (window.bondgateSounds || []).length);
-  assert.equal(await page.evaluate(() => document.activeElement.id), 'scan', `focus before ${code}`);
-  await page.keyboard.type(code);
-  await page.keyboard.press('Enter');
-  await page.waitForFunction((n) => (window.bondgateSounds || []).length > n, before, { timeout: 20_000 });
-  await page.waitForFunction(() => document.activeElement.id === 'scan');
+  const sound = await wedgeScan(page, code);
   return {
     tone: await page.getAttribute('#banner', 'data-tone'),
-    sound: await page.evaluate(() => window.bondgateSounds.at(-1)),
+    sound,
     icon: await page.textContent('#banner-icon'),
     word: await page.textContent('#banner-word'),
     step: await page.textContent('#step'),

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { startServer } from './server.mjs';
 import { adminToken, addUser, EAN, ok, orderInWave, PASSWORD } from './seed.mjs';
-import { assertAccessible, assertNoProblems, assertVisibleFocus, launch, logInVia, newPage, shot } from './browser.mjs';
+import { assertAccessible, assertNoProblems, assertVisibleFocus, launch, logInVia, newPage, shot, wedgeScan } from './browser.mjs';
 
 let server;
 let browser;
@@ -26,16 +26,10 @@ after(async () => {
 });
 
 async function scan(page, code) {
-  const before = await page.evaluate(() => (window.bondgateSounds || []).length);
-  // A wedge scanner types into whatever has the focus: it must be the box.
-  assert.equal(await page.evaluate(() => document.activeElement.id), 'scan', `focus before ${code}`);
-  await page.keyboard.type(code);
-  await page.keyboard.press('Enter');
-  await page.waitForFunction((n) => (window.bondgateSounds || []).length > n, before);
-  await page.waitForFunction(() => document.activeElement.id === 'scan');
+  const sound = await wedgeScan(page, code);
   return {
     tone: await page.getAttribute('#banner', 'data-tone'),
-    sound: await page.evaluate(() => window.bondgateSounds.at(-1)),
+    sound,
     step: await page.textContent('#step'),
     target: await page.textContent('#target'),
   };

@@ -8,7 +8,7 @@ import { api } from './api.js';
 import { beep } from './beep.js';
 import { listen } from './events.js';
 import { currentLang, t } from './i18n.js';
-import { scanQueue } from './scans.js';
+import { mountScanBox, scanQueue } from './scans.js';
 import { errorText, requireRoles, toLogin } from './session.js';
 
 const PACKER_ROLES = ['packer', 'manager', 'admin'];
@@ -522,17 +522,7 @@ if (me) {
     $('scan').focus();
   });
   const input = $('scan');
-  $('scan-form').addEventListener('submit', (ev) => {
-    ev.preventDefault();
-    const code = input.value.trim();
-    input.value = '';
-    if (!code) {
-      localError(t('pack.scan.empty'));
-      input.focus();
-      return;
-    }
-    send(code);
-  });
+  mountScanBox($('scan-form'), input, { onCode: send, onEmpty: () => localError(t('pack.scan.empty')) });
   $('cancel').addEventListener('click', () => send('#CANCEL'));
   $('reprint-form').addEventListener('submit', async (ev) => {
     ev.preventDefault();
@@ -555,14 +545,6 @@ if (me) {
       button.disabled = false;
       input.focus();
     }
-  });
-  // The scanner types into whatever has the focus: keep it on the input,
-  // except while another control (station, reprint, header) is in use.
-  input.addEventListener('blur', () => {
-    setTimeout(() => {
-      const active = document.activeElement;
-      if (!active || active === document.body) input.focus();
-    }, 150);
   });
   document.addEventListener('langchange', () => {
     renderAll();

@@ -4,7 +4,7 @@
 import { api } from './api.js';
 import { beep } from './beep.js';
 import { t } from './i18n.js';
-import { scanQueue } from './scans.js';
+import { mountScanBox, scanQueue } from './scans.js';
 import { errorText, requireRoles, toLogin } from './session.js';
 
 const PICKER_ROLES = ['picker', 'manager', 'admin'];
@@ -115,28 +115,10 @@ if (me) {
   render();
   await renderTask();
   const input = $('scan');
-  $('scan-form').addEventListener('submit', (ev) => {
-    ev.preventDefault();
-    const code = input.value.trim();
-    input.value = '';
-    if (!code) {
-      localError(t('pda.scan.empty'));
-      input.focus();
-      return;
-    }
-    send(code);
-  });
+  mountScanBox($('scan-form'), input, { onCode: send, onEmpty: () => localError(t('pda.scan.empty')) });
   for (const b of document.querySelectorAll('button[data-code]')) {
     b.addEventListener('click', () => send(b.dataset.code));
   }
-  // The scanner types into whatever has the focus: keep it on the input,
-  // except while a button or the header is being used.
-  input.addEventListener('blur', () => {
-    setTimeout(() => {
-      const active = document.activeElement;
-      if (!active || active === document.body) input.focus();
-    }, 150);
-  });
   document.addEventListener('langchange', () => {
     render();
     renderTask();

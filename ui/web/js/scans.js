@@ -48,3 +48,29 @@ export function scanQueue({ handle, fail, full, settle = async () => {}, busy = 
     pending: () => queue.length,
   };
 }
+
+/**
+ * The scan box: Enter sends what was typed to `onCode(code)` (an empty box
+ * calls `onEmpty()` and keeps the focus), and the focus is taken back
+ * whenever it falls to the page itself, so a wedge scanner's codes always
+ * land here.
+ */
+export function mountScanBox(form, input, { onCode, onEmpty }) {
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const code = input.value.trim();
+    input.value = '';
+    if (!code) {
+      onEmpty();
+      input.focus();
+      return;
+    }
+    onCode(code);
+  });
+  input.addEventListener('blur', () => {
+    setTimeout(() => {
+      const active = document.activeElement;
+      if (!active || active === document.body) input.focus();
+    }, 150);
+  });
+}
