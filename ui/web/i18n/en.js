@@ -338,5 +338,7 @@ export default {
   "pack.exceptions": "Weight exceptions waiting",
   "pack.exceptions.none": "None at this station.",
   "pack.exception": "{parcel} · order {order} · weighed {actual}, expected {expected} ({diff})",
-  "dash.last_error": "last error: {error}"
+  "dash.last_error": "last error: {error}",
+  "dash.ledger.at": "checked {time}; again every minute",
+  "dash.ledger.check": "Check now"
 };

@@ -337,5 +337,7 @@ export default {
   "pack.exceptions": "待处理的重量异常",
   "pack.exceptions.none": "本打包台没有。",
   "pack.exception": "{parcel} · 订单 {order} · 实称 {actual}，应为 {expected}（{diff}）",
-  "dash.last_error": "最近一次错误：{error}"
+  "dash.last_error": "最近一次错误：{error}",
+  "dash.ledger.at": "核对于 {time}；每分钟重新核对",
+  "dash.ledger.check": "立即核对"
 };
