@@ -49,9 +49,10 @@ pub async fn get_receipt(
 pub async fn stock(
     State(st): State<AppState>,
     auth: Auth,
-    Query(q): Query<StockQuery>,
+    Query(mut q): Query<StockQuery>,
 ) -> ApiResult<Json<StockReport>> {
     auth.require(EVERYONE)?;
+    q.today = Some(crate::orders::business_dates(chrono::Utc::now()).0);
     Ok(Json(st.store.stock(&q).await?))
 }
 

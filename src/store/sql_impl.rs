@@ -1437,10 +1437,31 @@ impl SqlStore {
     // ------------------------------------------------------------------ reads
 
     pub async fn stock(&self, q: &StockQuery) -> StoreResult<StockReport> {
-        const FILTER: &str = "FROM holdings h JOIN skus s ON s.id = h.sku_id JOIN locations l ON l.id = h.location_id
-             JOIN lots lot ON lot.id = h.lot_id
-             WHERE ($1 IS NULL OR s.code = $1) AND ($2 IS NULL OR l.code = $2) AND ($3 IS NULL OR lot.batch = $3)
-               AND ($4 IS NULL OR l.zone = $4) AND ($5 OR h.available + h.locked + h.defective > 0)";
+        // Only the filters given are in the SQL: `($1 IS NULL OR …)` would
+        // keep the planner from walking the SKUs in code order and
+        // stopping at the limit (see BENCHMARKS.md, `dashboard`).
+        let mut filter = String::from(
+            "FROM holdings h JOIN skus s ON s.id = h.sku_id JOIN locations l ON l.id = h.location_id
+             JOIN lots lot ON lot.id = h.lot_id WHERE 1 = 1",
+        );
+        let mut binds: Vec<&str> = Vec::new();
+        for (column, value) in [
+            ("s.code", &q.sku),
+            ("l.code", &q.bin),
+            ("lot.batch", &q.batch),
+            ("l.zone", &q.zone),
+        ] {
+            if let Some(v) = value {
+                binds.push(v);
+                filter.push_str(&format!(" AND {column} = ${}", binds.len()));
+            }
+        }
+        if !q.include_empty {
+            filter.push_str(" AND h.available + h.locked + h.defective > 0");
+        }
+        let limit = q
+            .limit
+            .map_or(STOCK_ROWS_MAX, |n| n.clamp(1, STOCK_ROWS_MAX as i64) as usize);
         type Row = (
             String,
             String,
@@ -1453,33 +1474,39 @@ impl SqlStore {
             i64,
             i64,
         );
-        let rows: Vec<Row> = sqlx::query_as(&format!(
-            "SELECT s.code, s.name, l.code, l.zone, l.kind, lot.batch, lot.expiry, h.available, h.locked, h.defective {FILTER}
+        let sql = format!(
+            "SELECT s.code, s.name, l.code, l.zone, l.kind, lot.batch, lot.expiry, h.available, h.locked, h.defective {filter}
              ORDER BY s.code, l.walk_seq, l.code, lot.expiry NULLS LAST, lot.batch LIMIT {}",
-            STOCK_ROWS_MAX + 1
-        ))
-        .bind(&q.sku)
-        .bind(&q.bin)
-        .bind(&q.batch)
-        .bind(&q.zone)
-        .bind(q.include_empty)
-        .fetch_all(&self.read)
-        .await?;
-        let (available, locked, defective): (i64, i64, i64) = sqlx::query_as(&format!(
+            limit + 1
+        );
+        let mut rows_q = sqlx::query_as::<_, Row>(&sql);
+        for v in &binds {
+            rows_q = rows_q.bind(*v);
+        }
+        let rows = rows_q.fetch_all(&self.read).await?;
+        // The totals, and with a warning window the lots (with stock) past
+        // or near their expiry, over every matching row, not only the page.
+        let today = q.today.unwrap_or_else(|| now().date_naive());
+        let soon = today + chrono::Days::new(q.expiring_within_days.unwrap_or(0).clamp(0, 3650) as u64);
+        let sql = format!(
             "SELECT CAST(COALESCE(SUM(h.available), 0) AS BIGINT), CAST(COALESCE(SUM(h.locked), 0) AS BIGINT),
-                    CAST(COALESCE(SUM(h.defective), 0) AS BIGINT) {FILTER}"
-        ))
-        .bind(&q.sku)
-        .bind(&q.bin)
-        .bind(&q.batch)
-        .bind(&q.zone)
-        .bind(q.include_empty)
-        .fetch_one(&self.read)
-        .await?;
-        let truncated = rows.len() > STOCK_ROWS_MAX;
+                    CAST(COALESCE(SUM(h.defective), 0) AS BIGINT),
+                    CAST(COALESCE(SUM(CASE WHEN lot.expiry < ${0} AND h.available + h.locked + h.defective > 0 THEN 1 ELSE 0 END), 0) AS BIGINT),
+                    CAST(COALESCE(SUM(CASE WHEN lot.expiry >= ${0} AND lot.expiry <= ${1} AND h.available + h.locked + h.defective > 0 THEN 1 ELSE 0 END), 0) AS BIGINT)
+             {filter}",
+            binds.len() + 1,
+            binds.len() + 2
+        );
+        let mut totals_q = sqlx::query_as::<_, (i64, i64, i64, i64, i64)>(&sql);
+        for v in &binds {
+            totals_q = totals_q.bind(*v);
+        }
+        let (available, locked, defective, expired, expiring) =
+            totals_q.bind(today).bind(soon).fetch_one(&self.read).await?;
+        let truncated = rows.len() > limit;
         let rows = rows
             .into_iter()
-            .take(STOCK_ROWS_MAX)
+            .take(limit)
             .map(|r| {
                 Ok(StockRow {
                     sku: r.0,
@@ -1505,6 +1532,12 @@ impl SqlStore {
                 defective,
                 total: available + locked + defective,
             },
+            expiry: q.expiring_within_days.map(|days| ExpirySummary {
+                today,
+                within_days: days.clamp(0, 3650),
+                expired,
+                expiring,
+            }),
         })
     }
 

@@ -439,6 +439,17 @@ pub struct StockQuery {
     /// Include holdings whose total is zero.
     #[serde(default)]
     pub include_empty: bool,
+    /// At most this many rows (1 to 10,000, the default); `truncated` says
+    /// when more matched.
+    pub limit: Option<i64>,
+    /// Count the lots with stock that expire within this many days, and
+    /// those already expired, over every matching row (`expiry`).
+    pub expiring_within_days: Option<i64>,
+    /// The business date the expiry counts are taken on (the API sets it
+    /// to today in China Standard Time).
+    #[serde(skip)]
+    #[param(ignore)]
+    pub today: Option<NaiveDate>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -470,6 +481,20 @@ pub struct StockReport {
     /// More rows matched than one answer carries; narrow the filter.
     pub truncated: bool,
     pub totals: StockTotals,
+    /// With `expiring_within_days`: the lots past or near their expiry.
+    #[serde(default)]
+    pub expiry: Option<ExpirySummary>,
+}
+
+/// Holdings with stock whose lot has expired, or expires within the window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ExpirySummary {
+    pub today: NaiveDate,
+    pub within_days: i64,
+    /// Expiry before today.
+    pub expired: i64,
+    /// Expiry from today to today + `within_days`.
+    pub expiring: i64,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, IntoParams, ToSchema)]

@@ -725,3 +725,54 @@ both_backends!(movements_page_newest_first, |b: Backend| async move {
     assert_eq!(only.movements.len(), 1);
     t.finish().await;
 });
+
+both_backends!(
+    a_stock_page_is_cut_at_its_limit_and_counts_expiries_over_every_match,
+    |b: Backend| async move {
+        let Some(t) = TestStore::new(b).await else {
+            return;
+        };
+        let s = &t.store;
+        seed(s).await;
+        s.receive(&actor("m"), &receipt("R-1", "A-01", 10, 0))
+            .await
+            .unwrap();
+        s.receive(&actor("m"), &receipt("R-2", "A-02", 5, 0))
+            .await
+            .unwrap();
+        let day = |d: &str| d.parse::<chrono::NaiveDate>().ok();
+        let page = s
+            .stock(&StockQuery {
+                limit: Some(1),
+                expiring_within_days: Some(30),
+                today: day("2027-12-01"),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(page.rows.len(), 1);
+        assert_eq!(page.rows[0].bin, "A-01", "walk order");
+        assert!(page.truncated);
+        assert_eq!(page.totals.total, 15, "the totals are of every match");
+        let e = page.expiry.unwrap();
+        assert_eq!((e.expired, e.expiring, e.within_days), (0, 2, 30));
+        // A month later both lots are past their expiry; one bin has one.
+        let later = s
+            .stock(&StockQuery {
+                bin: Some("A-02".into()),
+                expiring_within_days: Some(30),
+                today: day("2028-01-01"),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!((later.rows.len(), later.truncated), (1, false));
+        assert_eq!(later.totals.total, 5);
+        let e = later.expiry.unwrap();
+        assert_eq!((e.expired, e.expiring), (1, 0));
+        // Without a window there is no expiry summary; without a limit all rows.
+        let all = s.stock(&StockQuery::default()).await.unwrap();
+        assert_eq!((all.rows.len(), all.expiry), (2, None));
+        t.finish().await;
+    }
+);

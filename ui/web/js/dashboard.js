@@ -92,17 +92,23 @@ export function fmtAge(iso, now = Date.now()) {
   return t('dash.age.day', { d: Math.floor(h / 24), h: h % 24 });
 }
 
-/** Days from today to an expiry date (YYYY-MM-DD): negative once expired. */
-export function daysLeft(expiry, today = new Date()) {
-  const [y, m, d] = expiry.split('-').map(Number);
-  const end = Date.UTC(y, m - 1, d);
-  const start = Date.UTC(today.getFullYear(), today.getMonth(), today.getDate());
-  return Math.round((end - start) / 86400000);
+/** Days from `today` to an expiry date (both YYYY-MM-DD): negative once expired. */
+export function daysLeft(expiry, today) {
+  const utc = (s) => {
+    const [y, m, d] = s.split('-').map(Number);
+    return Date.UTC(y, m - 1, d);
+  };
+  return Math.round((utc(expiry) - utc(today)) / 86400000);
+}
+
+/** The warehouse's business date, as the server counted expiries on (China Standard Time). */
+function businessToday() {
+  return view.stock?.expiry?.today ?? new Date(Date.now() + 8 * 3600000).toISOString().slice(0, 10);
 }
 
 function expiryState(expiry) {
   if (!expiry) return { kind: 'none', text: t('dash.expiry.none') };
-  const days = daysLeft(expiry);
+  const days = daysLeft(expiry, businessToday());
   if (days < 0) return { kind: 'expired', text: t('dash.expiry.expired', { date: expiry }) };
   if (days <= EXPIRY_WARN_DAYS) return { kind: 'soon', text: t('dash.expiry.soon', { date: expiry, days }) };
   return { kind: 'ok', text: expiry };
@@ -605,13 +611,12 @@ function renderDevices() {
 function renderStock() {
   const report = view.stock;
   if (!report) return;
-  let expired = 0;
-  let soon = 0;
+  // Counted by the server over every matching lot, not only the rows shown.
+  const expired = report.expiry?.expired ?? 0;
+  const soon = report.expiry?.expiring ?? 0;
   $('stock-rows').replaceChildren(
     ...report.rows.map((r) => {
       const e = expiryState(r.expiry);
-      if (e.kind === 'expired') expired += 1;
-      if (e.kind === 'soon') soon += 1;
       const expiry = e.kind === 'expired' ? badge('err', '✖', e.text) : e.kind === 'soon' ? badge('warn', '⚠', e.text) : e.text;
       return el(
         'tr',
@@ -634,14 +639,16 @@ function renderStock() {
   );
 }
 
+/** Rows the stock table shows at most; the filters narrow it down. */
+const STOCK_ROWS_SHOWN = 500;
+
 function stockQuery() {
-  const q = new URLSearchParams();
+  const q = new URLSearchParams({ limit: String(STOCK_ROWS_SHOWN), expiring_within_days: String(EXPIRY_WARN_DAYS) });
   for (const k of ['sku', 'bin', 'batch']) {
     const v = $(`stock-${k}`).value.trim();
     if (v) q.set(k, v);
   }
-  const s = q.toString();
-  return s ? `/inventory?${s}` : '/inventory';
+  return `/inventory?${q}`;
 }
 
 // ------------------------------------------------------------ ledger
