@@ -156,6 +156,7 @@ test('a lot close to its expiry is flagged, in Chinese too', async () => {
   await page.click('#lang-switch');
   await page.waitForFunction(() => document.documentElement.lang === 'zh-CN');
   assert.match(await page.textContent(row), /还剩/);
+  assert.match(await page.textContent('#updated'), /^更新于 /);
   // What the server says about an exception is in Chinese too.
   assert.match(await page.textContent('#exception-list li[data-kind="gate_refusal"] .exception-detail'), /^闸口 G1 拒绝 /);
   assert.equal(await page.textContent('#dash-error'), '');

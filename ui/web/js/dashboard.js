@@ -690,7 +690,6 @@ async function loadSummary() {
   const [summary, exceptions] = await Promise.all([api('GET', '/dashboard'), api('GET', '/exceptions')]);
   view.summary = summary;
   view.exceptions = exceptions;
-  $('updated').textContent = t('dash.updated', { time: fmtTime(summary.generated_at) });
 }
 
 async function loadGates() {
@@ -724,6 +723,7 @@ async function loadLocations() {
 }
 
 function renderAll() {
+  $('updated').textContent = view.summary ? t('dash.updated', { time: fmtTime(view.summary.generated_at) }) : '';
   renderPipeline();
   renderExceptions();
   renderThroughput();
