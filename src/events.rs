@@ -273,6 +273,7 @@ mod tests {
                 ok: true,
                 tone: bondgate_protocol::Tone::Ok,
                 text: "Go to [A-01]".into(),
+                text_zh: Some("请去 [A-01]".into()),
                 next: bondgate_protocol::Next::Bin,
             },
         };

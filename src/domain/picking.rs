@@ -142,7 +142,28 @@ pub enum Action {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     Act(Action),
-    Refuse(String),
+    Refuse(Said),
+}
+
+/// Words for the picker, in English and in Chinese; the code to scan is in
+/// square brackets in both.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Said {
+    pub en: String,
+    pub zh: String,
+}
+
+impl Said {
+    pub fn new(en: impl Into<String>, zh: impl Into<String>) -> Said {
+        Said {
+            en: en.into(),
+            zh: zh.into(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.en.is_empty() && self.zh.is_empty()
+    }
 }
 
 /// How the PDA should sound.
@@ -170,6 +191,8 @@ pub enum Next {
 pub struct Prompt {
     pub tone: Tone,
     pub text: String,
+    /// The same in Chinese.
+    pub text_zh: String,
     pub next: Next,
 }
 
@@ -195,7 +218,7 @@ pub fn on_scan(step: Step, task: Option<&TaskView>, code: &str, tote_prefix: &st
     match (step, task) {
         (Step::Login, _) => {
             if code.starts_with('#') {
-                Decision::Refuse("Log in first: scan your badge".into())
+                Decision::Refuse(Said::new("Log in first: scan your badge", "请先扫描工牌登录"))
             } else {
                 Decision::Act(Action::Login { badge: code.into() })
             }
@@ -207,9 +230,12 @@ pub fn on_scan(step: Step, task: Option<&TaskView>, code: &str, tote_prefix: &st
                     tote: code.to_ascii_uppercase(),
                 })
             } else {
-                Decision::Refuse(format!(
-                    "{} is not a tote. Scan a tote label ({tote_prefix}…)",
-                    shown(code)
+                Decision::Refuse(Said::new(
+                    format!(
+                        "{} is not a tote. Scan a tote label ({tote_prefix}…)",
+                        shown(code)
+                    ),
+                    format!("{} 不是周转箱。请扫描周转箱标签（{tote_prefix}…）", shown(code)),
                 ))
             }
         }
@@ -219,7 +245,10 @@ pub fn on_scan(step: Step, task: Option<&TaskView>, code: &str, tote_prefix: &st
             } else if code.eq_ignore_ascii_case(&t.bin) {
                 Decision::Act(Action::Advance(Step::Item))
             } else {
-                Decision::Refuse(format!("Wrong bin {}. Go to [{}]", shown(code), t.bin))
+                Decision::Refuse(Said::new(
+                    format!("Wrong bin {}. Go to [{}]", shown(code), t.bin),
+                    format!("库位错误 {}。请去 [{}]", shown(code), t.bin),
+                ))
             }
         }
         (Step::Item, Some(t)) => {
@@ -228,19 +257,26 @@ pub fn on_scan(step: Step, task: Option<&TaskView>, code: &str, tote_prefix: &st
             }
             let scan = ItemScan::parse(code);
             if !scan.matches_any(&t.barcodes) {
-                return Decision::Refuse(format!(
-                    "Wrong item {}. Pick {} [{}]",
-                    shown(code),
-                    t.sku,
-                    t.barcodes.first().map_or(t.sku.as_str(), String::as_str)
+                let barcode = t.barcodes.first().map_or(t.sku.as_str(), String::as_str);
+                return Decision::Refuse(Said::new(
+                    format!("Wrong item {}. Pick {} [{barcode}]", shown(code), t.sku),
+                    format!("商品错误 {}。请拣 {} [{barcode}]", shown(code), t.sku),
                 ));
             }
             match scan.batch {
-                Some(b) if b != t.batch => Decision::Refuse(format!(
-                    "Wrong lot {}: this task is lot {}. Scan an item of lot {}",
-                    shown(&b),
-                    t.batch,
-                    t.batch
+                Some(b) if b != t.batch => Decision::Refuse(Said::new(
+                    format!(
+                        "Wrong lot {}: this task is lot {}. Scan an item of lot {}",
+                        shown(&b),
+                        t.batch,
+                        t.batch
+                    ),
+                    format!(
+                        "批次错误 {}：本任务是批次 {}。请扫描批次 {} 的商品",
+                        shown(&b),
+                        t.batch,
+                        t.batch
+                    ),
                 )),
                 None if !t.batch.is_empty() => Decision::Act(Action::Advance(Step::Lot)),
                 _ => counted(t, 1),
@@ -252,7 +288,10 @@ pub fn on_scan(step: Step, task: Option<&TaskView>, code: &str, tote_prefix: &st
             } else if code == t.batch {
                 counted(t, 1)
             } else {
-                Decision::Refuse(format!("Wrong lot {}. Scan lot [{}]", shown(code), t.batch))
+                Decision::Refuse(Said::new(
+                    format!("Wrong lot {}. Scan lot [{}]", shown(code), t.batch),
+                    format!("批次错误 {}。请扫描批次 [{}]", shown(code), t.batch),
+                ))
             }
         }
         (Step::Qty { counted: n }, Some(t)) => {
@@ -272,17 +311,23 @@ pub fn on_scan(step: Step, task: Option<&TaskView>, code: &str, tote_prefix: &st
                 return counted(t, n + 1);
             }
             match keyed_qty(code) {
-                Some(k) if k > t.qty => Decision::Refuse(format!(
-                    "{k} is more than the task's {}. Key [{}] or fewer",
-                    t.qty, t.qty
+                Some(k) if k > t.qty => Decision::Refuse(Said::new(
+                    format!(
+                        "{k} is more than the task's {}. Key [{}] or fewer",
+                        t.qty, t.qty
+                    ),
+                    format!("{k} 超过任务数量 {}。请输入 [{}] 或更少", t.qty, t.qty),
                 )),
                 Some(k) if k == t.qty => Decision::Act(Action::Confirm { task: t.id, qty: k }),
                 Some(k) => Decision::Act(Action::Advance(Step::Reason { found: k })),
-                None => Decision::Refuse(format!(
-                    "{} is not {} or a quantity. Key [{}]",
-                    shown(code),
-                    t.sku,
-                    t.qty
+                None => Decision::Refuse(Said::new(
+                    format!(
+                        "{} is not {} or a quantity. Key [{}]",
+                        shown(code),
+                        t.sku,
+                        t.qty
+                    ),
+                    format!("{} 不是 {}，也不是数量。请输入 [{}]", shown(code), t.sku, t.qty),
                 )),
             }
         }
@@ -292,9 +337,15 @@ pub fn on_scan(step: Step, task: Option<&TaskView>, code: &str, tote_prefix: &st
                 found,
                 reason,
             }),
-            None => Decision::Refuse(format!(
-                "Scan a reason card: [#EMPTY], #DAMAGED or #WRONG ({found} of {} found)",
-                t.qty
+            None => Decision::Refuse(Said::new(
+                format!(
+                    "Scan a reason card: [#EMPTY], #DAMAGED or #WRONG ({found} of {} found)",
+                    t.qty
+                ),
+                format!(
+                    "请扫描原因卡：[#EMPTY] 库位为空、#DAMAGED 破损、#WRONG 错货（找到 {found} / {} 件）",
+                    t.qty
+                ),
             )),
         },
         (_, None) => Decision::Act(Action::FindWork),
@@ -305,9 +356,15 @@ fn counted(t: &TaskView, n: i64) -> Decision {
     if n == t.qty {
         Decision::Act(Action::Confirm { task: t.id, qty: n })
     } else if n > t.qty {
-        Decision::Refuse(format!(
-            "Too many: the task is for {}. Put one back, key [{}]",
-            t.qty, t.qty
+        Decision::Refuse(Said::new(
+            format!(
+                "Too many: the task is for {}. Put one back, key [{}]",
+                t.qty, t.qty
+            ),
+            format!(
+                "数量过多：任务为 {} 件。请放回一件，输入 [{}]",
+                t.qty, t.qty
+            ),
         ))
     } else {
         Decision::Act(Action::Advance(Step::Qty { counted: n }))
@@ -369,55 +426,86 @@ fn shown(code: &str) -> String {
 
 /// Words the prompt for `step`. `note` is what just happened (e.g. "Picked
 /// 2 × SKU-1"), said before the instruction.
-pub fn prompt(step: Step, task: Option<&TaskView>, note: &str) -> Prompt {
-    let with_note = |s: String| {
+pub fn prompt(step: Step, task: Option<&TaskView>, note: &Said) -> Prompt {
+    let with_note = |note: &str, s: String, sep: &str| {
         if note.is_empty() {
             s
         } else {
-            format!("{note}. {s}")
+            format!("{note}{sep}{s}")
         }
     };
-    let (next, text) = match (step, task) {
-        (Step::Login, _) => (Next::Login, "Scan your badge to log in".to_string()),
+    let (next, said) = match (step, task) {
+        (Step::Login, _) => (
+            Next::Login,
+            Said::new("Scan your badge to log in", "请扫描工牌登录"),
+        ),
         (Step::Idle, _) | (_, None) => (
             Next::Done,
-            "No pick work right now. Scan anything to look again, #LOGOUT to log out".to_string(),
+            Said::new(
+                "No pick work right now. Scan anything to look again, #LOGOUT to log out",
+                "暂无拣货任务。扫描任意码重新查看，扫描 #LOGOUT 退出",
+            ),
         ),
         (Step::Tote, Some(t)) => (
             Next::Tote,
-            format!("Order {}: scan an empty tote", t.order_no),
+            Said::new(
+                format!("Order {}: scan an empty tote", t.order_no),
+                format!("订单 {}：请扫描一个空周转箱", t.order_no),
+            ),
         ),
         (Step::Bin, Some(t)) => (
             Next::Bin,
-            format!("Go to [{}] for {} × {}", t.bin, t.qty, t.sku),
-        ),
-        (Step::Item, Some(t)) => (
-            Next::Item,
-            format!(
-                "Scan {} {} [{}]{}",
-                t.sku,
-                t.sku_name,
-                t.barcodes.first().map_or(t.sku.as_str(), String::as_str),
-                if t.batch.is_empty() {
-                    String::new()
-                } else {
-                    format!(" lot {}", t.batch)
-                }
+            Said::new(
+                format!("Go to [{}] for {} × {}", t.bin, t.qty, t.sku),
+                format!("请去 [{}] 拣 {} × {}", t.bin, t.qty, t.sku),
             ),
         ),
-        (Step::Lot, Some(t)) => (Next::Lot, format!("Scan the lot label [{}]", t.batch)),
+        (Step::Item, Some(t)) => {
+            let barcode = t.barcodes.first().map_or(t.sku.as_str(), String::as_str);
+            let (lot_en, lot_zh) = if t.batch.is_empty() {
+                (String::new(), String::new())
+            } else {
+                (format!(" lot {}", t.batch), format!(" 批次 {}", t.batch))
+            };
+            (
+                Next::Item,
+                Said::new(
+                    format!("Scan {} {} [{barcode}]{lot_en}", t.sku, t.sku_name),
+                    format!("请扫描 {} {} [{barcode}]{lot_zh}", t.sku, t.sku_name),
+                ),
+            )
+        }
+        (Step::Lot, Some(t)) => (
+            Next::Lot,
+            Said::new(
+                format!("Scan the lot label [{}]", t.batch),
+                format!("请扫描批次标签 [{}]", t.batch),
+            ),
+        ),
         (Step::Qty { counted }, Some(t)) => (
             Next::Qty,
-            format!(
-                "{counted} of {} counted. Scan each unit or key the total [{}]",
-                t.qty, t.qty
+            Said::new(
+                format!(
+                    "{counted} of {} counted. Scan each unit or key the total [{}]",
+                    t.qty, t.qty
+                ),
+                format!(
+                    "已点 {counted} / {} 件。逐件扫描或输入总数 [{}]",
+                    t.qty, t.qty
+                ),
             ),
         ),
         (Step::Reason { found }, Some(t)) => (
             Next::Reason,
-            format!(
-                "Short: {found} of {} found. Scan the reason: [#EMPTY], #DAMAGED, #WRONG",
-                t.qty
+            Said::new(
+                format!(
+                    "Short: {found} of {} found. Scan the reason: [#EMPTY], #DAMAGED, #WRONG",
+                    t.qty
+                ),
+                format!(
+                    "短缺：找到 {found} / {} 件。请扫描原因：[#EMPTY] 库位为空、#DAMAGED 破损、#WRONG 错货",
+                    t.qty
+                ),
             ),
         ),
     };
@@ -428,7 +516,8 @@ pub fn prompt(step: Step, task: Option<&TaskView>, note: &str) -> Prompt {
     };
     Prompt {
         tone,
-        text: with_note(text),
+        text: with_note(&note.en, said.en, ". "),
+        text_zh: with_note(&note.zh, said.zh, "。"),
         next,
     }
 }
@@ -673,7 +762,7 @@ mod tests {
         );
         let wrong = "(01)06901234567892(17)271231(10)B2";
         assert!(
-            matches!(act(Step::Item, wrong), Decision::Refuse(m) if m.contains("Wrong lot B2"))
+            matches!(act(Step::Item, wrong), Decision::Refuse(m) if m.en.contains("Wrong lot B2") && m.zh.contains("批次错误 B2"))
         );
     }
 
@@ -682,11 +771,13 @@ mod tests {
         let Decision::Refuse(m) = act(Step::Bin, "A-02") else {
             panic!()
         };
-        assert_eq!(m, "Wrong bin A-02. Go to [A-01]");
+        assert_eq!(m.en, "Wrong bin A-02. Go to [A-01]");
+        assert_eq!(m.zh, "库位错误 A-02。请去 [A-01]");
         let Decision::Refuse(m) = act(Step::Item, "4006381333931") else {
             panic!()
         };
-        assert!(m.ends_with("[6901234567892]"), "{m}");
+        assert!(m.en.ends_with("[6901234567892]"), "{m:?}");
+        assert!(m.zh.ends_with("[6901234567892]"), "{m:?}");
         assert!(matches!(
             act(Step::Qty { counted: 1 }, "4"),
             Decision::Refuse(_)
@@ -749,14 +840,21 @@ mod tests {
             (Step::Qty { counted: 1 }, "3"),
             (Step::Reason { found: 1 }, "#EMPTY"),
         ] {
-            let p = prompt(step, Some(&t), "");
-            assert_eq!(p.text.matches('[').count(), 1, "{}", p.text);
-            let inner = &p.text[p.text.find('[').unwrap() + 1..p.text.find(']').unwrap()];
-            assert_eq!(inner, want);
-            assert!(p.text.chars().count() <= 160);
+            let p = prompt(step, Some(&t), &Said::default());
+            for text in [&p.text, &p.text_zh] {
+                assert_eq!(text.matches('[').count(), 1, "{text}");
+                let inner = &text[text.find('[').unwrap() + 1..text.find(']').unwrap()];
+                assert_eq!(inner, want);
+                assert!(text.chars().count() <= 160);
+            }
         }
-        let p = prompt(Step::Bin, Some(&t), "Picked 3 × SKU-1");
+        let p = prompt(
+            Step::Bin,
+            Some(&t),
+            &Said::new("Picked 3 × SKU-1", "已拣 3 × SKU-1"),
+        );
         assert!(p.text.starts_with("Picked 3 × SKU-1. Go to [A-01]"));
+        assert!(p.text_zh.starts_with("已拣 3 × SKU-1。请去 [A-01]"));
     }
 
     #[test]
@@ -821,7 +919,7 @@ mod tests {
                     Decision::Act(Action::Confirm { qty, .. }) => prop_assert_eq!(qty, t.qty),
                     Decision::Act(Action::Short { found, .. }) => prop_assert!(found < t.qty),
                     Decision::Act(Action::Advance(Step::Qty { counted })) => prop_assert!(counted < t.qty),
-                    Decision::Refuse(m) => prop_assert!(!m.is_empty()),
+                    Decision::Refuse(m) => prop_assert!(!m.en.is_empty() && !m.zh.is_empty()),
                     _ => {}
                 }
             }

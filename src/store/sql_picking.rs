@@ -415,7 +415,7 @@ async fn short_pick(
     w: &TaskWork,
     found: i64,
     reason: ShortReason,
-) -> StoreResult<String> {
+) -> StoreResult<picking::Said> {
     if !(0..w.qty).contains(&found) {
         return Err(StoreError::Invalid(format!(
             "a short pick of task {} finds 0 to {} units, not {found}",
@@ -559,9 +559,16 @@ async fn short_pick(
                 .await?;
                 bins.push(bin);
             }
-            format!(
-                "Short {missing} ({reason}): {missing} more from {}",
-                bins.join(", ")
+            picking::Said::new(
+                format!(
+                    "Short {missing} ({reason}): {missing} more from {}",
+                    bins.join(", ")
+                ),
+                format!(
+                    "短缺 {missing} 件（{}）：另从 {} 补 {missing} 件",
+                    reason.text_zh(),
+                    bins.join("、")
+                ),
             )
         }
         Err(s) => {
@@ -579,9 +586,16 @@ async fn short_pick(
             .bind(at)
             .execute(&mut **tx)
             .await?;
-            format!(
-                "Short {missing} ({reason}): no other stock, order {} to exceptions",
-                w.order_no
+            picking::Said::new(
+                format!(
+                    "Short {missing} ({reason}): no other stock, order {} to exceptions",
+                    w.order_no
+                ),
+                format!(
+                    "短缺 {missing} 件（{}）：其他库位无货，订单 {} 转入异常",
+                    reason.text_zh(),
+                    w.order_no
+                ),
             )
         }
     };
@@ -592,7 +606,7 @@ async fn short_pick(
 /// The prompt as the PDA receives it: the domain's words in the wire
 /// protocol's tone and next-step names (one definition, in
 /// `bondgate-protocol`).
-fn answer(seq: u64, ok: bool, p: picking::Prompt, text: Option<String>) -> ScanAnswer {
+fn answer(seq: u64, ok: bool, p: picking::Prompt, text: Option<picking::Said>) -> ScanAnswer {
     use bondgate_protocol::{Next, Tone};
     let tone = match (ok, p.tone) {
         (false, _) | (_, picking::Tone::Error) => Tone::Error,
@@ -603,7 +617,8 @@ fn answer(seq: u64, ok: bool, p: picking::Prompt, text: Option<String>) -> ScanA
         seq,
         ok,
         tone,
-        text: text.unwrap_or(p.text),
+        text: text.as_ref().map_or(p.text, |t| t.en.clone()),
+        text_zh: Some(text.map_or(p.text_zh, |t| t.zh)),
         next: match p.next {
             picking::Next::Login => Next::Login,
             picking::Next::Tote => Next::Tote,
@@ -1030,7 +1045,7 @@ async fn scan_in(
         (true, Some(id)) => pda_task(tx, id).await?,
         _ => None,
     };
-    let mut note = String::new();
+    let mut note = picking::Said::default();
     if step.needs_task() && task.is_none() {
         if let Some(id) = task_id {
             let gone: Option<(String, String)> = sqlx::query_as(
@@ -1040,7 +1055,10 @@ async fn scan_in(
             .fetch_optional(&mut **tx)
             .await?;
             if let Some((order_no, state)) = gone.filter(|g| g.1 == "cancelled") {
-                note = format!("Order {order_no} was {state}: put its goods back");
+                note = picking::Said::new(
+                    format!("Order {order_no} was {state}: put its goods back"),
+                    format!("订单 {order_no} 已取消：请把它的货放回"),
+                );
             }
         }
     }
@@ -1051,7 +1069,7 @@ async fn scan_in(
             return Ok(answer(
                 seq,
                 false,
-                picking::prompt(step, task.as_ref(), ""),
+                picking::prompt(step, task.as_ref(), &picking::Said::default()),
                 Some(text),
             ));
         }
@@ -1084,16 +1102,22 @@ async fn scan_in(
                     return Ok(answer(
                         seq,
                         false,
-                        picking::prompt(Step::Login, None, ""),
-                        Some("Unknown badge, or not a picker. Scan your badge".into()),
+                        picking::prompt(Step::Login, None, &picking::Said::default()),
+                        Some(picking::Said::new(
+                            "Unknown badge, or not a picker. Scan your badge",
+                            "工牌无效或不是拣货员。请扫描你的工牌",
+                        )),
                     ));
                 };
-                note = format!("Hello {}", who.username);
+                note = picking::Said::new(
+                    format!("Hello {}", who.username),
+                    format!("{}，你好", who.username),
+                );
                 user_id = Some(who.user_id);
                 (step, new_task) = find_work(tx, who.user_id, at).await?;
             }
             Action::Logout => {
-                note = "Logged out".into();
+                note = picking::Said::new("Logged out", "已退出");
                 (user_id, step, new_task) = (None, Step::Login, None);
             }
             Action::FindWork => {
@@ -1117,16 +1141,22 @@ async fn scan_in(
                     return Ok(answer(
                         seq,
                         false,
-                        picking::prompt(step, task.as_ref(), ""),
-                        Some(format!("{tote} holds order {other}. Scan an empty tote")),
+                        picking::prompt(step, task.as_ref(), &picking::Said::default()),
+                        Some(picking::Said::new(
+                            format!("{tote} holds order {other}. Scan an empty tote"),
+                            format!("{tote} 装着订单 {other}。请扫描一个空周转箱"),
+                        )),
                     ));
                 }
                 if let Err(e) = ensure_tote(tx, &tote, at).await {
                     return Ok(answer(
                         seq,
                         false,
-                        picking::prompt(step, task.as_ref(), ""),
-                        Some(e.to_string()),
+                        picking::prompt(step, task.as_ref(), &picking::Said::default()),
+                        Some(picking::Said::new(
+                            e.to_string(),
+                            format!("周转箱 {tote} 不能使用：{e}"),
+                        )),
                     ));
                 }
                 sqlx::query("UPDATE orders SET tote = $1 WHERE order_no = $2")
@@ -1134,7 +1164,10 @@ async fn scan_in(
                     .bind(&t.order_no)
                     .execute(&mut **tx)
                     .await?;
-                note = format!("{} into {tote}", t.order_no);
+                note = picking::Said::new(
+                    format!("{} into {tote}", t.order_no),
+                    format!("{} 装入 {tote}", t.order_no),
+                );
                 new_task = pda_task(tx, t.id).await?;
                 step = Step::Bin;
             }
@@ -1154,7 +1187,10 @@ async fn scan_in(
                 .execute(&mut **tx)
                 .await?;
                 order_progress(tx, w.order_id, at).await?;
-                note = format!("Picked {qty} × {} into {tote}", w.sku);
+                note = picking::Said::new(
+                    format!("Picked {qty} × {} into {tote}", w.sku),
+                    format!("已拣 {qty} × {} 装入 {tote}", w.sku),
+                );
                 (step, new_task) = find_work(tx, who.user_id, at).await?;
             }
             Action::Short {
@@ -1190,11 +1226,16 @@ async fn scan_in(
     }
     // A prompt must fit the PDA's screen; the instruction is at the end, so
     // an over-long note is what gets cut.
-    if p.text.chars().count() > 160 {
-        let instruction = picking::prompt(step, new_task.as_ref(), "").text;
-        let room = 160usize.saturating_sub(instruction.chars().count() + 3);
-        let cut: String = note.chars().take(room).collect();
-        p.text = format!("{cut}… {instruction}");
+    let bare = picking::prompt(step, new_task.as_ref(), &picking::Said::default());
+    for (text, note, instruction) in [
+        (&mut p.text, &note.en, bare.text),
+        (&mut p.text_zh, &note.zh, bare.text_zh),
+    ] {
+        if text.chars().count() > 160 {
+            let room = 160usize.saturating_sub(instruction.chars().count() + 3);
+            let cut: String = note.chars().take(room).collect();
+            *text = format!("{cut}… {instruction}");
+        }
     }
     Ok(answer(seq, true, p, None))
 }

@@ -944,6 +944,9 @@ pub struct ScanAnswer {
     pub tone: bondgate_protocol::Tone,
     /// What to do; the code to scan next is in square brackets.
     pub text: String,
+    /// The same in Chinese (absent in answers stored before it existed).
+    #[serde(default)]
+    pub text_zh: Option<String>,
     /// What to scan next: login, tote, bin, item, lot, qty, reason or done.
     #[schema(value_type = String)]
     pub next: bondgate_protocol::Next,

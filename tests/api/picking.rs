@@ -194,6 +194,7 @@ both_backends!(
         let wrong = pda.scan("A-02").await;
         expect(&wrong, false, "bin");
         assert_eq!(wrong["text"], "Wrong bin A-02. Go to [A-01]");
+        assert_eq!(wrong["text_zh"], "库位错误 A-02。请去 [A-01]");
         assert_eq!(wrong["tone"], "error");
         expect(&pda.scan("A-01").await, true, "item");
         let wrong = pda.scan("4006381333931").await;
@@ -209,6 +210,13 @@ both_backends!(
         let before = pda.seq;
         let confirm = pda.scan("6901234567892").await;
         expect(&confirm, true, "done");
+        assert!(
+            confirm["text_zh"]
+                .as_str()
+                .unwrap()
+                .starts_with("已拣 2 × SKU-1 装入 TOTE-1。暂无拣货任务"),
+            "{confirm}"
+        );
         // The PDA sends the same scan again: the same answer, no second pick.
         assert_eq!(pda.scan_seq(before + 1, "6901234567892").await, confirm);
         assert_eq!(holding(&app, "TOTE-1").await["locked"], 2);

@@ -59,7 +59,8 @@ test('a picker walks a task to picked with the scanner alone, and hears a wrong 
   assert.deepEqual([s.tone, s.sound, s.target], ['error', 'error', 'A-01']);
   assert.equal(await page.textContent('#banner-word'), '扫描错误');
   assert.equal(await page.textContent('#banner-icon'), '✖');
-  assert.match(await page.textContent('#detail'), /Wrong bin A-02/);
+  // The server's own words, in the page's language.
+  assert.equal(await page.textContent('#detail'), '库位错误 A-02。请去 [A-01]');
   await shot(page, 'pda-3-wrong-bin');
   await assertAccessible(page, 'PDA, wrong bin');
 
@@ -72,7 +73,11 @@ test('a picker walks a task to picked with the scanner alone, and hears a wrong 
   await shot(page, 'pda-4-quantity');
   s = await scan(page, '2');
   assert.deepEqual([s.tone, s.sound], ['ok', 'ok']);
-  assert.match(await page.textContent('#detail'), /Picked 2 × SKU-1 into TOTE-5/);
+  assert.match(await page.textContent('#detail'), /^已拣 2 × SKU-1 装入 TOTE-5。/);
+  await page.click('#lang-switch');
+  assert.match(await page.textContent('#detail'), /^Picked 2 × SKU-1 into TOTE-5\. /);
+  await page.click('#lang-switch');
+  await page.focus('#scan');
   assert.equal(await page.textContent('#tote-line'), '周转箱 TOTE-5');
   await shot(page, 'pda-5-picked');
 

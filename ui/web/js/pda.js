@@ -3,7 +3,7 @@
 // full-width banner with icon and a tone, short-pick reasons as big buttons.
 import { api } from './api.js';
 import { beep } from './beep.js';
-import { t } from './i18n.js';
+import { currentLang, t } from './i18n.js';
 import { mountScanBox, scanQueue } from './scans.js';
 import { errorText, requireRoles, toLogin } from './session.js';
 
@@ -51,7 +51,10 @@ function render() {
   const next = answer ? answer.next : null;
   $('step').textContent = next ? t(`pda.next.${next}`) : t('pda.start');
   $('target').textContent = answer ? target(answer.text) : '';
-  $('detail').textContent = answer ? answer.text : '';
+  // The server words each answer in both languages; a page message only in the page's.
+  const said = currentLang() === 'zh' && answer?.text_zh ? answer.text_zh : answer?.text;
+  $('detail').textContent = said ?? '';
+  $('detail').lang = currentLang() === 'zh' && answer?.text_zh ? 'zh-CN' : 'en';
   $('reasons').hidden = next !== 'reason';
   $('short').hidden = !SHORTABLE.has(next);
 }
