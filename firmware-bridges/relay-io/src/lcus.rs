@@ -134,11 +134,17 @@ impl Inner {
             let _ = write_timed(port, &off).await;
             return Err(e);
         }
-        let started = Instant::now();
+        let sent = Instant::now();
         let during = self.read_state(port).await;
-        if matches!(during, Ok(RelayState::On)) {
+        // Timed from the read-back: the relay was on by then, so it is on
+        // for at least the configured length however slow the answer was.
+        // Without one, from the send, so a fault never holds it on longer.
+        let started = if matches!(during, Ok(RelayState::On)) {
             tell(&mut opened);
-        }
+            Instant::now()
+        } else {
+            sent
+        };
         wait_out(started + pulse.length(), &self.cut).await;
         write_timed(port, &off).await?;
         let after = self.read_state(port).await;

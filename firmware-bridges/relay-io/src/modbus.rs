@@ -206,11 +206,15 @@ impl Inner {
             let _ = self.write(slot, Request::write_coil(coil, false)).await;
             return Err(e);
         }
-        let started = Instant::now();
+        let sent = Instant::now();
         let during = self.read_coil(slot).await;
-        if matches!(during, Ok(RelayState::On)) {
+        // As the LCUS driver: timed from the read-back when there is one.
+        let started = if matches!(during, Ok(RelayState::On)) {
             tell(&mut opened);
-        }
+            Instant::now()
+        } else {
+            sent
+        };
         wait_out(started + pulse.length(), &self.cut).await;
         if during.is_err() {
             // The connection may be broken: the off matters more than it.
