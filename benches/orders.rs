@@ -52,6 +52,9 @@
 //!   (default `postgres://postgres@127.0.0.1:5432/postgres`).
 //! - `BENCH_PG_TASKS`: concurrent tasks on PostgreSQL (default 8).
 //! - `BENCH_SQLITE_TASKS`: concurrent tasks on SQLite (default 64).
+//! - `BENCH_SQLITE_GROUP_COMMIT`: `off` runs the SQLite rows as before group
+//!   commit (store without it, raw one commit per order, one task), for
+//!   comparison on the same machine.
 //! - `BENCH_PG_GROUP_COMMIT`: `on` runs the store with its group-commit
 //!   writer on PostgreSQL too (and the raw path batched the same way), `off`
 //!   without; unset, the store's default for PostgreSQL.
@@ -85,7 +88,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use common::{
     count_differences, create_databases, drop_databases, integrity_totals, main_with, now,
     per_second, percentile_us, pg_admin, pg_pool, scratch_names, seed_skus, sku_code,
-    sqlite_backend, sqlite_pool, sqlite_version, valid, with_database, ROUNDS, TARGET_PERCENT,
+    sqlite_backend, sqlite_pool, sqlite_version, valid, with_database, ROUNDS, SQLITE_TASKS,
+    TARGET_PERCENT,
 };
 use sqlx::postgres::PgConnection;
 
@@ -158,6 +162,9 @@ struct Config {
     pg_url: String,
     pg_tasks: usize,
     sqlite_tasks: usize,
+    /// `BENCH_SQLITE_GROUP_COMMIT=off`: the SQLite rows as before group
+    /// commit (one task, one commit per order on both paths), for comparison.
+    sqlite_group_commit: bool,
     /// `BENCH_PG_GROUP_COMMIT`: the store (and the raw path, batched the same
     /// way) with group commit on PostgreSQL; unset: the store's default.
     pg_group_commit: Option<bool>,
@@ -179,6 +186,11 @@ impl Config {
                 SQLITE_TASKS_DEFAULT,
                 SQLITE_TASKS_MAX,
             )?,
+            sqlite_group_commit: match std::env::var("BENCH_SQLITE_GROUP_COMMIT").as_deref() {
+                Err(_) | Ok("1" | "on" | "true") => true,
+                Ok("0" | "off" | "false") => false,
+                Ok(other) => bail!("BENCH_SQLITE_GROUP_COMMIT must be on or off, got {other}"),
+            },
             pg_group_commit: match std::env::var("BENCH_PG_GROUP_COMMIT").as_deref() {
                 Err(_) => None,
                 Ok("1" | "on" | "true") => Some(true),
@@ -530,9 +542,7 @@ macro_rules! raw_path {
                     Ok(self.pool.begin().await?)
                 }
 
-                /// One order in its own transaction (PostgreSQL without group
-                /// commit; SQLite's rows go through `Batched`).
-                #[allow(dead_code)]
+                /// One order in its own transaction (without group commit).
                 pub async fn create_order(&self, actor: &Actor, input: &OrderInput, ctx: &OrderContext) -> Result<()> {
                     let mut tx = self.pool.begin().await?;
                     self.create_order_in(&mut tx, actor, input, ctx).await?;
@@ -928,6 +938,7 @@ fn order_view(
 #[derive(Clone)]
 enum Target {
     Store(Store),
+    RawSqlite(raw_sqlite::Raw),
     RawPg(raw_pg::Raw),
     /// The raw path through a group-commit writer like the store's.
     RawSqliteBatched(raw_sqlite::Batched),
@@ -943,6 +954,7 @@ impl Target {
             Target::Store(s) => {
                 s.create_order(actor, input, &ctx).await?;
             }
+            Target::RawSqlite(r) => r.create_order(actor, input, &ctx).await?,
             Target::RawPg(r) => r.create_order(actor, input, &ctx).await?,
             Target::RawSqliteBatched(r) => r.create_order(input, &ctx).await?,
             Target::RawPgBatched(r) => r.create_order(input, &ctx).await?,
@@ -1336,9 +1348,16 @@ async fn bench_sqlite(
     groups: &[usize],
 ) -> Result<(Row, Vec<GroupRow>)> {
     let dir = tempfile::tempdir()?;
+    let grouped = cfg.sqlite_group_commit;
     let opts = StoreOptions {
         sqlite_sync_full: sync_full,
+        group_commit: Some(grouped),
         ..StoreOptions::default()
+    };
+    let tasks = if grouped {
+        cfg.sqlite_tasks
+    } else {
+        SQLITE_TASKS
     };
     let file = [dir.path().join("store.db"), dir.path().join("raw.db")];
     let urls = file.clone().map(|f| format!("sqlite://{}", f.display()));
@@ -1349,33 +1368,38 @@ async fn bench_sqlite(
     sqlite_fresh(&urls[1], &opts, stock).await?;
     let raw = raw_sqlite::Raw::new(sqlite_pool(&file[1], sync_full).await?).await?;
     // The store commits through its group-commit writer (on by default on
-    // SQLite); the raw path through the same kind of writer.
+    // SQLite); the raw path through the same kind of writer. Without group
+    // commit, one task and one commit per order on both paths.
+    let raw_target = if grouped {
+        Target::RawSqliteBatched(raw_sqlite::Batched::start(raw.clone()))
+    } else {
+        Target::RawSqlite(raw.clone())
+    };
     let runs = compare(
         cfg,
         pii,
-        [
-            (&Target::Store(store.clone()), None),
-            (
-                &Target::RawSqliteBatched(raw_sqlite::Batched::start(raw.clone())),
-                None,
-            ),
-        ],
-        cfg.sqlite_tasks,
+        [(&Target::Store(store.clone()), None), (&raw_target, None)],
+        tasks,
     )
     .await;
     store.close().await;
     raw.close().await;
     let (store_run, raw_run) = runs?;
-    let backend = format!("{} group", sqlite_backend(sync_full));
+    let backend = if grouped {
+        format!("{} group", sqlite_backend(sync_full))
+    } else {
+        sqlite_backend(sync_full)
+    };
     let by_store = contents(cfg, stock, &urls[0], &opts, "store").await?;
     let by_raw = contents(cfg, stock, &urls[1], &opts, "raw").await?;
     // Concurrent tasks reach the two writers in different orders, so FEFO may
-    // serve a line from other holdings: compare all but those.
+    // serve a line from other holdings: compare all but those. One task
+    // gives the same order on both: compare to the lock id.
     same(
         &format!("{backend} store vs raw"),
         &by_store,
         &by_raw,
-        false,
+        !grouped,
     )?;
 
     let mut group_rows = Vec::with_capacity(groups.len());
@@ -1398,13 +1422,13 @@ async fn bench_sqlite(
             &format!("{backend} store vs raw with {group} per commit"),
             &by_store,
             &by_group,
-            false,
+            !grouped,
         )?;
         group_rows.push(GroupRow { group, raw: run });
     }
     let row = Row {
         backend,
-        tasks: cfg.sqlite_tasks,
+        tasks,
         store: store_run,
         raw: raw_run,
         shape: by_store.shape(),
@@ -1560,7 +1584,7 @@ fn print_table(rows: &[Row], groups: &[GroupRow]) {
     if !groups.is_empty() {
         println!();
         println!(
-            "Raw path only, SQLite sync=FULL, group commit (an upper bound for a batching writer, NOT the store):"
+            "Raw path only, SQLite sync=FULL, fixed groups from one task, no savepoints (the upper bound for a batching writer, NOT the store):"
         );
         for g in groups {
             let backend = format!("sqlite FULL {}/commit", g.group);
