@@ -28,7 +28,6 @@
 //! so on SQLite the pool's single writer connection is shared with the use
 //! cases that do not go through the batcher, as before.
 
-use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
 
 use futures_util::future::BoxFuture;
@@ -182,34 +181,24 @@ impl<S: Session> Batcher<S> {
 }
 
 async fn writer<S: Session>(session: S, mut rx: mpsc::Receiver<Box<dyn Job<S::Tx>>>) {
-    // Units taken from the queue but not yet run (a batch that broke off).
-    let mut waiting: VecDeque<Box<dyn Job<S::Tx>>> = VecDeque::new();
-    loop {
-        if waiting.is_empty() {
-            match rx.recv().await {
-                Some(job) => waiting.push_back(job),
-                None => return,
-            }
-        }
-        while waiting.len() < BATCH_MAX {
+    while let Some(first) = rx.recv().await {
+        // What is already queued joins; nothing waits for more to arrive.
+        let mut batch = vec![first];
+        while batch.len() < BATCH_MAX {
             match rx.try_recv() {
-                Ok(job) => waiting.push_back(job),
+                Ok(job) => batch.push(job),
                 Err(_) => break,
             }
         }
-        let take = waiting.len().min(BATCH_MAX);
-        let batch: Vec<_> = waiting.drain(..take).collect();
-        run_batch(&session, batch, &mut waiting).await;
+        run_batch(&session, batch).await;
     }
 }
 
-/// Runs one batch and answers its callers. Units left unrun because the
-/// transaction broke off are put back at the front of `waiting`.
-async fn run_batch<S: Session>(
-    session: &S,
-    batch: Vec<Box<dyn Job<S::Tx>>>,
-    waiting: &mut VecDeque<Box<dyn Job<S::Tx>>>,
-) {
+/// Runs one batch and answers every one of its callers: with their units'
+/// results if it committed, otherwise with [`StoreError::NotCommitted`]
+/// (units not yet run when the transaction broke off included, so that a
+/// database that keeps failing cannot keep a caller waiting).
+async fn run_batch<S: Session>(session: &S, batch: Vec<Box<dyn Job<S::Tx>>>) {
     let mut tx = match session.begin().await {
         Ok(tx) => tx,
         Err(e) => {
@@ -226,9 +215,9 @@ async fn run_batch<S: Session>(
     let mut broken = None;
     for job in jobs.by_ref() {
         if let Err(e) = S::savepoint(&mut tx).await {
-            // Not run: it goes into the next batch.
-            waiting.push_front(job);
-            broken = Some(format!("a savepoint failed: {e}"));
+            let why = format!("a savepoint failed: {e}");
+            job.refuse(&why);
+            broken = Some(why);
             break;
         }
         let done = job.run(&mut tx).await;
@@ -243,13 +232,14 @@ async fn run_batch<S: Session>(
             break;
         }
     }
-    // The rest of the batch goes first in the next one, in order.
-    for job in jobs.rev() {
-        waiting.push_front(job);
-    }
     let outcome = match broken {
         // Dropping the transaction rolls it back.
-        Some(why) => Err(why),
+        Some(why) => {
+            for job in jobs {
+                job.refuse(&why);
+            }
+            Err(why)
+        }
         None => S::commit(tx)
             .await
             .map_err(|e| format!("the commit failed: {e}")),
@@ -267,7 +257,7 @@ async fn run_batch<S: Session>(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::sync::{Arc, Mutex};
 
     use super::*;
@@ -278,6 +268,9 @@ mod tests {
     struct Fake {
         committed: Arc<Mutex<Vec<String>>>,
         fail_commit: Arc<AtomicBool>,
+        /// The savepoint (counted from 1 over the fake's life) that fails; 0: none.
+        fail_savepoint: Arc<AtomicUsize>,
+        savepoints: Arc<AtomicUsize>,
         batches: Arc<Mutex<Vec<usize>>>,
     }
 
@@ -287,6 +280,8 @@ mod tests {
         committed: Arc<Mutex<Vec<String>>>,
         fail: bool,
         units: usize,
+        fail_savepoint: usize,
+        savepoints: Arc<AtomicUsize>,
         batches: Arc<Mutex<Vec<usize>>>,
     }
 
@@ -300,11 +295,16 @@ mod tests {
                     committed: self.committed.clone(),
                     fail: self.fail_commit.load(Ordering::SeqCst),
                     units: 0,
+                    fail_savepoint: self.fail_savepoint.load(Ordering::SeqCst),
+                    savepoints: self.savepoints.clone(),
                     batches: self.batches.clone(),
                 })
             })
         }
         fn savepoint(tx: &mut FakeTx) -> BoxFuture<'_, Result<(), sqlx::Error>> {
+            if tx.savepoints.fetch_add(1, Ordering::SeqCst) + 1 == tx.fail_savepoint {
+                return Box::pin(async { Err(sqlx::Error::Protocol("connection lost".into())) });
+            }
             tx.mark = Some(tx.writes.len());
             tx.units += 1;
             Box::pin(async { Ok(()) })
@@ -402,6 +402,28 @@ mod tests {
             }
         }
         assert!(committed.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_failed_savepoint_answers_the_whole_batch_run_or_not() {
+        let fake = Fake::default();
+        fake.fail_savepoint.store(3, Ordering::SeqCst);
+        let (committed, batches) = (fake.committed.clone(), fake.batches.clone());
+        let b = Batcher::start(fake);
+        let calls: Vec<_> = (0..10).map(|i| write(&b, &format!("w{i}"), true)).collect();
+        for r in futures_util::future::join_all(calls).await {
+            match r {
+                Err(StoreError::NotCommitted(why)) => {
+                    assert!(why.contains("connection lost"), "{why}")
+                }
+                other => panic!("acknowledged without a commit: {other:?}"),
+            }
+        }
+        assert!(committed.lock().unwrap().is_empty());
+        assert!(batches.lock().unwrap().is_empty(), "nothing was committed");
+        // The writer goes on with the next batch.
+        assert_eq!(write(&b, "next", true).await.unwrap(), "next");
+        assert_eq!(*committed.lock().unwrap(), vec!["next".to_string()]);
     }
 
     #[tokio::test]
