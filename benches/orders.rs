@@ -27,12 +27,19 @@
 //! the orders is fixed, the same reservations to the lock id), or the
 //! benchmark fails: a baseline that skipped a write would flatter the store.
 //!
-//! Then, for the raw path only, SQLite `synchronous=FULL` with group commit
-//! (16 and 64 orders per transaction, one fresh database each, checked
-//! against the store's like the raw one): what a batching writer could reach
-//! on this disk. It is an upper bound for a design decision, not the store: a
-//! real batching writer would also need a savepoint per order, so that one
-//! refused order does not undo its group, and that is not included.
+//! On SQLite the store commits through its group-commit writer
+//! (`store::batch`: whatever orders are queued, at most 64, one savepoint
+//! each, one commit), so `BENCH_SQLITE_TASKS` tasks (default 64) submit
+//! orders concurrently, and the raw path goes through the same kind of writer
+//! (`Batched`: same cap, a savepoint per order, one commit), so the ratio
+//! compares like with like. Concurrent tasks reach the two writers in
+//! different orders, so on SQLite as on PostgreSQL the answers are compared
+//! apart from which holdings served a line.
+//!
+//! Then, for the raw path only, SQLite `synchronous=FULL` with fixed groups
+//! (16 and 64 orders per transaction from one task, no savepoints, one fresh
+//! database each, checked against the store's like the raw one): the upper
+//! bound a batching writer could reach on this disk.
 //!
 //! Besides throughput and latency, each row shows CPU time per order: this
 //! process's (which includes SQLite, running in-process) and, on PostgreSQL,
@@ -44,6 +51,15 @@
 //! - `BENCH_PG_URL`: PostgreSQL server to create scratch databases on
 //!   (default `postgres://postgres@127.0.0.1:5432/postgres`).
 //! - `BENCH_PG_TASKS`: concurrent tasks on PostgreSQL (default 8).
+//! - `BENCH_SQLITE_TASKS`: concurrent tasks on SQLite (default 64).
+//! - `BENCH_SQLITE_GROUP_COMMIT`: `off` runs the SQLite rows as before group
+//!   commit (store without it, raw one commit per order, one task), for
+//!   comparison on the same machine.
+//! - `BENCH_PG_GROUP_COMMIT`: `on` runs the store with its group-commit
+//!   writer on PostgreSQL too (and the raw path batched the same way), `off`
+//!   without; unset, the store's default for PostgreSQL.
+//! - `BENCH_BACKENDS`: comma list of `sqlite-full`, `sqlite-normal`,
+//!   `postgres` (default all three).
 //! - `CI=true`: an unreachable PostgreSQL fails the run instead of being skipped.
 //! - `TMPDIR`: where the SQLite files go (its disk decides what a sync costs).
 
@@ -112,6 +128,14 @@ const ORDERS_MAX: usize = 100_000;
 const WARMUP_MAX: usize = 200;
 /// Orders per transaction in the raw-only group-commit rows.
 const GROUP_SIZES: [usize; 2] = [16, 64];
+/// The most orders the raw group-commit writer commits together: the store's
+/// group-commit writer's cap (`store::batch::BATCH_MAX`).
+const BATCH_MAX: usize = 64;
+/// Concurrent tasks on SQLite (`BENCH_SQLITE_TASKS`): with group commit the
+/// writer commits what the callers queued meanwhile, so one task would give
+/// batches of one. As many as `BATCH_MAX` lets a batch fill.
+const SQLITE_TASKS_DEFAULT: usize = 64;
+const SQLITE_TASKS_MAX: usize = 1_024;
 /// DESIGN §7's targets: this and `common::TARGET_PERCENT`.
 const TARGET_ORDERS_PER_S: u64 = 1_500;
 /// Ledger tables whose row counts must match between the databases after a run.
@@ -137,6 +161,15 @@ struct Config {
     warmup: usize,
     pg_url: String,
     pg_tasks: usize,
+    sqlite_tasks: usize,
+    /// `BENCH_SQLITE_GROUP_COMMIT=off`: the SQLite rows as before group
+    /// commit (one task, one commit per order on both paths), for comparison.
+    sqlite_group_commit: bool,
+    /// `BENCH_PG_GROUP_COMMIT`: the store (and the raw path, batched the same
+    /// way) with group commit on PostgreSQL; unset: the store's default.
+    pg_group_commit: Option<bool>,
+    /// `BENCH_BACKENDS`: `sqlite-full`, `sqlite-normal`, `postgres`.
+    backends: Vec<String>,
     ci: bool,
 }
 
@@ -148,6 +181,27 @@ impl Config {
             warmup: (orders / 10).clamp(1, WARMUP_MAX),
             pg_url: common::pg_url(),
             pg_tasks: common::pg_tasks()?,
+            sqlite_tasks: common::env_count(
+                "BENCH_SQLITE_TASKS",
+                SQLITE_TASKS_DEFAULT,
+                SQLITE_TASKS_MAX,
+            )?,
+            sqlite_group_commit: match std::env::var("BENCH_SQLITE_GROUP_COMMIT").as_deref() {
+                Err(_) | Ok("1" | "on" | "true") => true,
+                Ok("0" | "off" | "false") => false,
+                Ok(other) => bail!("BENCH_SQLITE_GROUP_COMMIT must be on or off, got {other}"),
+            },
+            pg_group_commit: match std::env::var("BENCH_PG_GROUP_COMMIT").as_deref() {
+                Err(_) => None,
+                Ok("1" | "on" | "true") => Some(true),
+                Ok("0" | "off" | "false") => Some(false),
+                Ok(other) => bail!("BENCH_PG_GROUP_COMMIT must be on or off, got {other}"),
+            },
+            backends: std::env::var("BENCH_BACKENDS")
+                .unwrap_or_else(|_| "sqlite-full,sqlite-normal,postgres".into())
+                .split(',')
+                .map(|b| b.trim().to_string())
+                .collect(),
             ci: common::ci(),
         })
     }
@@ -484,13 +538,11 @@ macro_rules! raw_path {
                     self.pool.close().await;
                 }
 
-                /// For the group-commit rows, which run on SQLite only.
-                #[allow(dead_code)]
                 pub async fn begin(&self) -> Result<Tx> {
                     Ok(self.pool.begin().await?)
                 }
 
-                /// One order in its own transaction.
+                /// One order in its own transaction (without group commit).
                 pub async fn create_order(&self, actor: &Actor, input: &OrderInput, ctx: &OrderContext) -> Result<()> {
                     let mut tx = self.pool.begin().await?;
                     self.create_order_in(&mut tx, actor, input, ctx).await?;
@@ -725,6 +777,78 @@ macro_rules! raw_path {
                 }
                 Ok((counts, out))
             }
+
+            /// One order handed to the raw group-commit writer, with the way back.
+            type Job = (OrderInput, OrderContext, tokio::sync::oneshot::Sender<Result<()>>);
+
+            /// The raw path batched the way the store's group-commit writer
+            /// (`bondgate::store`'s `batch` module) batches: callers queue
+            /// their orders, one writer task takes whatever is queued (at most
+            /// `BATCH_MAX`, never waiting for more), runs each order in its own
+            /// savepoint, commits once and then answers.
+            #[derive(Clone)]
+            pub struct Batched {
+                queue: tokio::sync::mpsc::Sender<Job>,
+            }
+
+            impl Batched {
+                pub fn start(raw: Raw) -> Batched {
+                    let (queue, rx) = tokio::sync::mpsc::channel(1_024);
+                    tokio::spawn(Batched::writer(raw, rx));
+                    Batched { queue }
+                }
+
+                pub async fn create_order(&self, input: &OrderInput, ctx: &OrderContext) -> Result<()> {
+                    let (reply, answer) = tokio::sync::oneshot::channel();
+                    self.queue
+                        .send((input.clone(), ctx.clone(), reply))
+                        .await
+                        .map_err(|_| anyhow::anyhow!("the raw writer stopped"))?;
+                    answer.await.context("the raw writer stopped")?
+                }
+
+                async fn writer(raw: Raw, mut rx: tokio::sync::mpsc::Receiver<Job>) {
+                    let actor = platform();
+                    while let Some(first) = rx.recv().await {
+                        let mut jobs = vec![first];
+                        while jobs.len() < BATCH_MAX {
+                            match rx.try_recv() {
+                                Ok(job) => jobs.push(job),
+                                Err(_) => break,
+                            }
+                        }
+                        let outcome = async {
+                            let mut tx = raw.begin().await?;
+                            let mut results = Vec::with_capacity(jobs.len());
+                            for (input, ctx, _) in &jobs {
+                                sqlx::Executor::execute(&mut *tx, "SAVEPOINT unit").await?;
+                                let r = raw.create_order_in(&mut tx, &actor, input, ctx).await;
+                                if r.is_err() {
+                                    sqlx::Executor::execute(&mut *tx, "ROLLBACK TO SAVEPOINT unit").await?;
+                                }
+                                sqlx::Executor::execute(&mut *tx, "RELEASE SAVEPOINT unit").await?;
+                                results.push(r);
+                            }
+                            tx.commit().await?;
+                            anyhow::Ok(results)
+                        }
+                        .await;
+                        match outcome {
+                            Ok(results) => {
+                                for ((_, _, reply), r) in jobs.into_iter().zip(results) {
+                                    let _ = reply.send(r);
+                                }
+                            }
+                            Err(e) => {
+                                let why = format!("{e:#}");
+                                for (_, _, reply) in jobs {
+                                    let _ = reply.send(Err(anyhow::anyhow!("batch not committed: {why}")));
+                                }
+                            }
+                        }
+                    }
+                }
+            }
         }
     };
 }
@@ -816,6 +940,9 @@ enum Target {
     Store(Store),
     RawSqlite(raw_sqlite::Raw),
     RawPg(raw_pg::Raw),
+    /// The raw path through a group-commit writer like the store's.
+    RawSqliteBatched(raw_sqlite::Batched),
+    RawPgBatched(raw_pg::Batched),
 }
 
 impl Target {
@@ -829,6 +956,8 @@ impl Target {
             }
             Target::RawSqlite(r) => r.create_order(actor, input, &ctx).await?,
             Target::RawPg(r) => r.create_order(actor, input, &ctx).await?,
+            Target::RawSqliteBatched(r) => r.create_order(input, &ctx).await?,
+            Target::RawPgBatched(r) => r.create_order(input, &ctx).await?,
         }
         Ok(())
     }
@@ -1219,9 +1348,16 @@ async fn bench_sqlite(
     groups: &[usize],
 ) -> Result<(Row, Vec<GroupRow>)> {
     let dir = tempfile::tempdir()?;
+    let grouped = cfg.sqlite_group_commit;
     let opts = StoreOptions {
         sqlite_sync_full: sync_full,
+        group_commit: Some(grouped),
         ..StoreOptions::default()
+    };
+    let tasks = if grouped {
+        cfg.sqlite_tasks
+    } else {
+        SQLITE_TASKS
     };
     let file = [dir.path().join("store.db"), dir.path().join("raw.db")];
     let urls = file.clone().map(|f| format!("sqlite://{}", f.display()));
@@ -1231,23 +1367,40 @@ async fn bench_sqlite(
     // The raw path is its file's only writer, as the store is for its own.
     sqlite_fresh(&urls[1], &opts, stock).await?;
     let raw = raw_sqlite::Raw::new(sqlite_pool(&file[1], sync_full).await?).await?;
+    // The store commits through its group-commit writer (on by default on
+    // SQLite); the raw path through the same kind of writer. Without group
+    // commit, one task and one commit per order on both paths.
+    let raw_target = if grouped {
+        Target::RawSqliteBatched(raw_sqlite::Batched::start(raw.clone()))
+    } else {
+        Target::RawSqlite(raw.clone())
+    };
     let runs = compare(
         cfg,
         pii,
-        [
-            (&Target::Store(store.clone()), None),
-            (&Target::RawSqlite(raw.clone()), None),
-        ],
-        SQLITE_TASKS,
+        [(&Target::Store(store.clone()), None), (&raw_target, None)],
+        tasks,
     )
     .await;
     store.close().await;
     raw.close().await;
     let (store_run, raw_run) = runs?;
-    let backend = sqlite_backend(sync_full);
+    let backend = if grouped {
+        format!("{} group", sqlite_backend(sync_full))
+    } else {
+        sqlite_backend(sync_full)
+    };
     let by_store = contents(cfg, stock, &urls[0], &opts, "store").await?;
     let by_raw = contents(cfg, stock, &urls[1], &opts, "raw").await?;
-    same(&format!("{backend} store vs raw"), &by_store, &by_raw, true)?;
+    // Concurrent tasks reach the two writers in different orders, so FEFO may
+    // serve a line from other holdings: compare all but those. One task
+    // gives the same order on both: compare to the lock id.
+    same(
+        &format!("{backend} store vs raw"),
+        &by_store,
+        &by_raw,
+        !grouped,
+    )?;
 
     let mut group_rows = Vec::with_capacity(groups.len());
     for &group in groups {
@@ -1269,13 +1422,13 @@ async fn bench_sqlite(
             &format!("{backend} store vs raw with {group} per commit"),
             &by_store,
             &by_group,
-            true,
+            !grouped,
         )?;
         group_rows.push(GroupRow { group, raw: run });
     }
     let row = Row {
         backend,
-        tasks: SQLITE_TASKS,
+        tasks,
         store: store_run,
         raw: raw_run,
         shape: by_store.shape(),
@@ -1309,7 +1462,11 @@ async fn bench_pg_on(
     databases: &[String; 2],
     urls: &[String; 2],
 ) -> Result<Row> {
-    let opts = StoreOptions::default();
+    let opts = StoreOptions {
+        group_commit: cfg.pg_group_commit,
+        ..StoreOptions::default()
+    };
+    let grouped = cfg.pg_group_commit == Some(true);
 
     let store = Store::connect(&urls[0], &opts).await?;
     seed(&store, stock).await?;
@@ -1317,12 +1474,17 @@ async fn bench_pg_on(
     seed(&schema, stock).await?;
     schema.close().await;
     let raw = raw_pg::Raw::new(pg_pool(&urls[1], &opts).await?).await?;
+    let raw_target = if grouped {
+        Target::RawPgBatched(raw_pg::Batched::start(raw.clone()))
+    } else {
+        Target::RawPg(raw.clone())
+    };
     let runs = compare(
         cfg,
         pii,
         [
             (&Target::Store(store.clone()), Some(databases[0].as_str())),
-            (&Target::RawPg(raw.clone()), Some(databases[1].as_str())),
+            (&raw_target, Some(databases[1].as_str())),
         ],
         cfg.pg_tasks,
     )
@@ -1336,7 +1498,11 @@ async fn bench_pg_on(
     // may serve a line from other holdings: compare all but those.
     same("postgres store vs raw", &by_store, &by_raw, false)?;
     Ok(Row {
-        backend: "postgres".into(),
+        backend: if grouped {
+            "postgres group".into()
+        } else {
+            "postgres".into()
+        },
         tasks: cfg.pg_tasks,
         store: store_run,
         raw: raw_run,
@@ -1418,7 +1584,7 @@ fn print_table(rows: &[Row], groups: &[GroupRow]) {
     if !groups.is_empty() {
         println!();
         println!(
-            "Raw path only, SQLite sync=FULL, group commit (an upper bound for a batching writer, NOT the store):"
+            "Raw path only, SQLite sync=FULL, fixed groups from one task, no savepoints (the upper bound for a batching writer, NOT the store):"
         );
         for g in groups {
             let backend = format!("sqlite FULL {}/commit", g.group);
@@ -1473,6 +1639,14 @@ async fn run() -> Result<()> {
     let mut rows = Vec::with_capacity(3);
     let mut group_rows = Vec::new();
     for sync_full in [true, false] {
+        let name = if sync_full {
+            "sqlite-full"
+        } else {
+            "sqlite-normal"
+        };
+        if !cfg.backends.iter().any(|b| b == name) {
+            continue;
+        }
         let started = Instant::now();
         let groups: &[usize] = if sync_full { &GROUP_SIZES } else { &[] };
         let (row, g) = bench_sqlite(&cfg, &pii, &stock, sync_full, groups).await?;
@@ -1480,7 +1654,10 @@ async fn run() -> Result<()> {
         rows.push(row);
         group_rows.extend(g);
     }
-    if let Some(conn) = admin.as_mut() {
+    if let Some(conn) = admin
+        .as_mut()
+        .filter(|_| cfg.backends.iter().any(|b| b == "postgres"))
+    {
         let started = Instant::now();
         let row = bench_pg(&cfg, &pii, &stock, conn).await?;
         println!("{} done in {} s", row.backend, started.elapsed().as_secs());

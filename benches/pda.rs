@@ -23,6 +23,9 @@
 //!   `postgres` (default all three; PostgreSQL from `BENCH_PG_URL`, default
 //!   `postgres://postgres@127.0.0.1:5432/postgres`, skipped if unreachable
 //!   unless `CI=true`).
+//! - `BENCH_GROUP_COMMIT`: `on` or `off` forces the store's group-commit
+//!   writer on or off on every backend (default: the store's choice, on for
+//!   SQLite and off for PostgreSQL).
 //! - `BENCH_MQTT_URL`: an external broker (e.g. `mqtt://127.0.0.1:1883`, a
 //!   Mosquitto) instead of the server's embedded rumqttd.
 
@@ -217,6 +220,14 @@ async fn run(
     };
     config.picking.auto_wave = None;
     config.store.sqlite_sync_full = backend != "sqlite-normal";
+    // Group commit: the store's default per backend (on for SQLite, off for
+    // PostgreSQL) unless BENCH_GROUP_COMMIT says on or off for every backend.
+    config.store.group_commit = match std::env::var("BENCH_GROUP_COMMIT").as_deref() {
+        Err(_) => None,
+        Ok("1" | "on" | "true") => Some(true),
+        Ok("0" | "off" | "false") => Some(false),
+        Ok(other) => bail!("BENCH_GROUP_COMMIT must be on or off, got {other}"),
+    };
     if let Some(url) = db_url {
         config.database_url = url;
     }

@@ -140,6 +140,7 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict { code, .. } => ApiError::new(S::CONFLICT, code, msg),
             StoreError::Constraint(_) => ApiError::new(S::CONFLICT, "constraint_violation", msg),
             StoreError::Contended => ApiError::new(S::SERVICE_UNAVAILABLE, "contended", msg),
+            StoreError::NotCommitted(_) => ApiError::unavailable("the database", format!("{e:?}")),
             StoreError::Db(
                 sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_),
             ) => ApiError::unavailable("the database", format!("{e:?}")),

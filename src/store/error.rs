@@ -59,6 +59,10 @@ pub enum StoreError {
     Contended,
     #[error("database error")]
     Db(#[from] sqlx::Error),
+    /// The group-commit transaction this operation ran in did not commit
+    /// (`store::batch`): nothing of it was kept, and it may be retried.
+    #[error("the operation was not committed: {0}")]
+    NotCommitted(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
 }

@@ -4,6 +4,7 @@
 //! against their own migrations folder. [`Store`] picks the backend once, at
 //! start-up; every method is one use case in one transaction.
 
+mod batch;
 pub mod customs_state;
 pub mod error;
 pub mod outbound;
@@ -46,7 +47,19 @@ pub struct StoreOptions {
     pub sqlite_sync_full: bool,
     /// An adjustment must be approved by someone other than who requested it.
     pub four_eyes: bool,
+    /// Order intake and PDA scans go through the group-commit writer
+    /// (`store::batch`): many callers' transactions in one commit. `None`
+    /// takes the backend's default, [`GROUP_COMMIT_SQLITE`] or
+    /// [`GROUP_COMMIT_POSTGRES`].
+    pub group_commit: Option<bool>,
 }
+
+/// SQLite commits one transaction at a time through one connection, and each
+/// commit waits for a sync: group commit shares it (BENCHMARKS.md `orders`).
+pub const GROUP_COMMIT_SQLITE: bool = true;
+/// PostgreSQL already shares WAL flushes between concurrent sessions; see
+/// BENCHMARKS.md `orders` for the measurement behind this default.
+pub const GROUP_COMMIT_POSTGRES: bool = false;
 
 impl Default for StoreOptions {
     fn default() -> Self {
@@ -55,6 +68,7 @@ impl Default for StoreOptions {
             acquire_timeout: Duration::from_secs(5),
             sqlite_sync_full: true,
             four_eyes: true,
+            group_commit: None,
         }
     }
 }

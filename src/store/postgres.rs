@@ -48,6 +48,10 @@ async fn connect_pools(url: &str, opts: &StoreOptions) -> StoreResult<(Pool, Poo
     Ok((pool.clone(), pool))
 }
 
+/// Whether order intake and PDA scans use the group-commit writer unless
+/// `StoreOptions::group_commit` says otherwise.
+const GROUP_COMMIT_DEFAULT: bool = crate::store::GROUP_COMMIT_POSTGRES;
+
 include!("sql_impl.rs");
 include!("sql_orders.rs");
 include!("sql_picking.rs");

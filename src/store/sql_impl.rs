@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
+use futures_util::future::BoxFuture;
 use serde::{de::DeserializeOwned, Serialize};
 
 use crate::domain::codes::QUANTITY_MAX;
@@ -16,6 +17,7 @@ use crate::domain::reconcile::{MovementTotals, Reconciliation};
 use crate::domain::{
     Balance, BatchNo, Bucket, LedgerError, LockState, MovementKind, Quantity, Role,
 };
+use crate::store::batch::{Batcher, Session};
 use crate::store::error::{StoreError, StoreResult};
 use crate::store::outbound::*;
 use crate::store::types::*;
@@ -35,6 +37,48 @@ pub struct SqlStore {
     write: Pool,
     read: Pool,
     opts: StoreOptions,
+    /// The group-commit writer over `write`, when this backend uses one: order
+    /// intake and PDA scans run through it (`store::batch`).
+    batch: Option<Batcher<Pool>>,
+}
+
+/// The group-commit writer's transactions: the write pool's, with one
+/// savepoint per unit (`SAVEPOINT` is the same on both backends).
+impl Session for Pool {
+    type Tx = Tx;
+
+    fn begin(&self) -> BoxFuture<'_, Result<Tx, sqlx::Error>> {
+        Box::pin(sqlx::Pool::begin(self))
+    }
+
+    fn savepoint(tx: &mut Tx) -> BoxFuture<'_, Result<(), sqlx::Error>> {
+        Box::pin(async move {
+            sqlx::Executor::execute(&mut **tx, "SAVEPOINT unit")
+                .await
+                .map(drop)
+        })
+    }
+
+    fn release(tx: &mut Tx) -> BoxFuture<'_, Result<(), sqlx::Error>> {
+        Box::pin(async move {
+            sqlx::Executor::execute(&mut **tx, "RELEASE SAVEPOINT unit")
+                .await
+                .map(drop)
+        })
+    }
+
+    fn rollback_to(tx: &mut Tx) -> BoxFuture<'_, Result<(), sqlx::Error>> {
+        Box::pin(async move {
+            sqlx::Executor::execute(&mut **tx, "ROLLBACK TO SAVEPOINT unit").await?;
+            sqlx::Executor::execute(&mut **tx, "RELEASE SAVEPOINT unit")
+                .await
+                .map(drop)
+        })
+    }
+
+    fn commit(tx: Tx) -> BoxFuture<'static, Result<(), sqlx::Error>> {
+        Box::pin(tx.commit())
+    }
 }
 
 /// Timestamps are kept to the microsecond, the precision PostgreSQL stores, so
@@ -128,6 +172,34 @@ macro_rules! idempotent {
             }
         }
         answer.ok_or(StoreError::Contended)
+    }};
+}
+
+/// [`idempotent!`] for a unit of the group-commit writer (`store::batch`):
+/// `$body` runs on the batch's transaction `$tx` (a `&mut Tx`), inside the
+/// unit's savepoint, and the answer is stored beside its work. A key claimed
+/// earlier in the same batch is found here as a replay. There is no retry:
+/// only a transaction of another session can hold a key without its answer
+/// (PostgreSQL), and then the caller is told to retry.
+macro_rules! idempotent_in {
+    ($tx:ident, $actor:expr, $scope:expr, $key:expr, $hash:expr, |$op:ident, $at:ident| $body:expr) => {{
+        let hash: String = $hash;
+        let $at = now();
+        match idem_begin($tx, $scope, $key, &hash, $actor, $at).await? {
+            Idem::Done(resp) => decode_response(&resp),
+            Idem::Race => Err(StoreError::Contended),
+            Idem::New($op) => {
+                let out = $body;
+                let text =
+                    serde_json::to_string(&out).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                sqlx::query("UPDATE operations SET response = $1 WHERE id = $2")
+                    .bind(text)
+                    .bind($op)
+                    .execute(&mut **$tx)
+                    .await?;
+                Ok(out)
+            }
+        }
     }};
 }
 
@@ -590,10 +662,15 @@ fn check_lines<T>(what: &str, lines: &[T]) -> StoreResult<()> {
 impl SqlStore {
     pub async fn connect(url: &str, opts: &StoreOptions) -> StoreResult<Self> {
         let (write, read) = connect_pools(url, opts).await?;
+        let batch = opts
+            .group_commit
+            .unwrap_or(GROUP_COMMIT_DEFAULT)
+            .then(|| Batcher::start(write.clone()));
         Ok(SqlStore {
             write,
             read,
             opts: opts.clone(),
+            batch,
         })
     }
 

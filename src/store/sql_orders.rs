@@ -171,149 +171,31 @@ impl SqlStore {
         input: &OrderInput,
         ctx: &OrderContext,
     ) -> StoreResult<OrderView> {
-        idempotent!(
-            self,
-            actor,
-            "order",
-            input.order_no.as_str(),
-            ctx.fingerprint.clone(),
-            |tx, op, at| {
-                // Lines are allocated in SKU order, so two orders touching the
-                // same SKUs lock their holdings in the same order (no deadlock).
-                let mut by_sku: Vec<usize> = (0..input.lines.len()).collect();
-                by_sku.sort_by(|a, b| input.lines[*a].sku.cmp(&input.lines[*b].sku));
-                let mut taken: BTreeMap<(i64, i64), i64> = BTreeMap::new();
-                let mut shortfalls = Vec::new();
-                let mut plan: Vec<LinePlan<'_>> = Vec::new();
-                for i in by_sku {
-                    let line = &input.lines[i];
-                    let line_no = i as i64 + 1;
-                    let sku = sku_ref(&mut tx, line.sku.as_str()).await?;
-                    if sku.status == RecordStatus::Revoked {
-                        return Err(StoreError::Invalid(format!(
-                        "line {line_no}: SKU {}'s customs record is revoked, so it cannot be sold",
-                        line.sku
-                    )));
-                    }
-                    let rows: Vec<(i64, i64, String, i64, Option<NaiveDate>, i64)> =
-                        sqlx::query_as(FEFO_CANDIDATES)
-                            .bind(sku.id)
-                            .bind(true)
-                            .fetch_all(&mut *tx)
-                            .await?;
-                    let candidates: Vec<_> = rows
-                        .into_iter()
-                        .map(|(loc, lot, bin, walk_seq, expiry, available)| {
-                            crate::domain::fefo::Candidate {
-                                available: available - taken.get(&(loc, lot)).copied().unwrap_or(0),
-                                key: (loc, lot, bin.clone()),
-                                expiry,
-                                walk_seq,
-                                bin,
-                            }
-                        })
-                        .collect();
-                    match crate::domain::fefo::allocate(&candidates, line.qty.get(), ctx.today) {
-                        Ok(takes) => {
-                            for t in &takes {
-                                *taken.entry((t.key.0, t.key.1)).or_default() += t.qty;
-                            }
-                            plan.push((line_no, sku.id, line, takes));
-                        }
-                        Err(s) => shortfalls.push(LineShortfall {
-                            line_no,
-                            sku: line.sku.to_string(),
-                            requested: s.requested,
-                            available: s.usable,
-                        }),
-                    }
-                }
-                if !shortfalls.is_empty() {
-                    shortfalls.sort_by_key(|s| s.line_no);
-                    return Err(StoreError::OrderShortfall(shortfalls));
-                }
-                let seen_fen: i64 = sqlx::query_scalar(
-                    "SELECT CAST(COALESCE(SUM(actual_paid_fen), 0) AS BIGINT) FROM orders
-                 WHERE buyer_ref = $1 AND created_at >= $2 AND state <> 'cancelled'",
-                )
-                .bind(&ctx.sealed.buyer_ref)
-                .bind(ctx.year_start)
-                .fetch_one(&mut *tx)
-                .await?;
-                let warnings: Vec<String> =
-                    crate::domain::order::annual_limit_warning(money(seen_fen)?, input.actual_paid)
-                        .into_iter()
-                        .collect();
-                let s = &ctx.sealed;
-                let order_id: i64 = sqlx::query_scalar(
-                "INSERT INTO orders (order_no, state, trade_mode, ebp_code, ebc_code, cop_no, buyer_name, buyer_id_sealed,
-                     buyer_id_masked, buyer_ref, buyer_phone_sealed, buyer_phone_masked, consignee_name,
-                     consignee_phone_sealed, consignee_phone_masked, consignee_address, goods_value_fen, freight_fen,
-                     discount_fen, tax_fen, actual_paid_fen, warnings, created_by, created_at, state_at)
-                 VALUES ($1, 'locked', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
-                     $20, $21, $22, $23, $23) RETURNING id",
-            )
-            .bind(input.order_no.as_str())
-            .bind(input.trade_mode.code())
-            .bind(input.ebp_code.trim())
-            .bind(input.ebc_code.trim())
-            .bind(input.cop_no.as_str())
-            .bind(input.buyer.name.trim())
-            .bind(&s.buyer_id_sealed)
-            .bind(&s.buyer_id_masked)
-            .bind(&s.buyer_ref)
-            .bind(&s.buyer_phone_sealed)
-            .bind(&s.buyer_phone_masked)
-            .bind(input.consignee.name.trim())
-            .bind(&s.consignee_phone_sealed)
-            .bind(&s.consignee_phone_masked)
-            .bind(input.consignee.address.trim())
-            .bind(input.goods_value.fen())
-            .bind(input.freight.fen())
-            .bind(input.discount.fen())
-            .bind(input.tax.fen())
-            .bind(input.actual_paid.fen())
-            .bind(serde_json::to_string(&warnings).map_err(|e| StoreError::Corrupt(e.to_string()))?)
-            .bind(&actor.username)
-            .bind(at)
-            .fetch_one(&mut *tx)
+        let Some(batch) = &self.batch else {
+            return idempotent!(
+                self,
+                actor,
+                "order",
+                input.order_no.as_str(),
+                ctx.fingerprint.clone(),
+                |tx, op, at| order_in(&mut tx, op, at, actor, input, ctx).await?
+            );
+        };
+        let (actor, input, ctx) = (actor.clone(), input.clone(), ctx.clone());
+        batch
+            .run(move |tx| {
+                Box::pin(async move {
+                    idempotent_in!(
+                        tx,
+                        &actor,
+                        "order",
+                        input.order_no.as_str(),
+                        ctx.fingerprint.clone(),
+                        |op, at| order_in(tx, op, at, &actor, &input, &ctx).await?
+                    )
+                })
+            })
             .await
-            .map_err(map_db)?;
-                for (line_no, sku_id, line, takes) in &plan {
-                    sqlx::query("INSERT INTO order_lines (order_id, line_no, sku_id, qty, unit_price_fen) VALUES ($1, $2, $3, $4, $5)")
-                    .bind(order_id)
-                    .bind(line_no)
-                    .bind(sku_id)
-                    .bind(line.qty.get())
-                    .bind(line.unit_price.fen())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_db)?;
-                    for t in takes {
-                        let (loc, lot, bin) = &t.key;
-                        let qty =
-                            Quantity::new(t.qty).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                        let lock_id = reserve(
-                            &mut tx,
-                            (op, actor, at),
-                            ("order", input.order_no.as_str()),
-                            (line.sku.as_str(), *sku_id),
-                            (bin, *loc),
-                            *lot,
-                            qty,
-                        )
-                        .await?;
-                        sqlx::query("INSERT INTO order_allocations (lock_id, order_id, line_no) VALUES ($1, $2, $3)")
-                        .bind(lock_id)
-                        .bind(order_id)
-                        .bind(line_no)
-                        .execute(&mut *tx)
-                        .await?;
-                    }
-                }
-                order_view(&mut tx, order_id).await?
-            }
-        )
     }
 
     pub async fn get_order(&self, order_no: &str) -> StoreResult<OrderView> {
@@ -466,4 +348,151 @@ pub(crate) async fn cancel_order_in(
         .await?;
     audit(tx, actor, "order.cancel", order_no, &reason).await?;
     Ok(())
+}
+
+/// The body of [`SqlStore::create_order`], inside its transaction (its own,
+/// or its savepoint in a group commit).
+async fn order_in(
+    tx: &mut Tx,
+    op: i64,
+    at: DateTime<Utc>,
+    actor: &Actor,
+    input: &OrderInput,
+    ctx: &OrderContext,
+) -> StoreResult<OrderView> {
+    // Lines are allocated in SKU order, so two orders touching the
+    // same SKUs lock their holdings in the same order (no deadlock).
+    let mut by_sku: Vec<usize> = (0..input.lines.len()).collect();
+    by_sku.sort_by(|a, b| input.lines[*a].sku.cmp(&input.lines[*b].sku));
+    let mut taken: BTreeMap<(i64, i64), i64> = BTreeMap::new();
+    let mut shortfalls = Vec::new();
+    let mut plan: Vec<LinePlan<'_>> = Vec::new();
+    for i in by_sku {
+        let line = &input.lines[i];
+        let line_no = i as i64 + 1;
+        let sku = sku_ref(tx, line.sku.as_str()).await?;
+        if sku.status == RecordStatus::Revoked {
+            return Err(StoreError::Invalid(format!(
+                "line {line_no}: SKU {}'s customs record is revoked, so it cannot be sold",
+                line.sku
+            )));
+        }
+        let rows: Vec<(i64, i64, String, i64, Option<NaiveDate>, i64)> =
+            sqlx::query_as(FEFO_CANDIDATES)
+                .bind(sku.id)
+                .bind(true)
+                .fetch_all(&mut **tx)
+                .await?;
+        let candidates: Vec<_> = rows
+            .into_iter()
+            .map(
+                |(loc, lot, bin, walk_seq, expiry, available)| crate::domain::fefo::Candidate {
+                    available: available - taken.get(&(loc, lot)).copied().unwrap_or(0),
+                    key: (loc, lot, bin.clone()),
+                    expiry,
+                    walk_seq,
+                    bin,
+                },
+            )
+            .collect();
+        match crate::domain::fefo::allocate(&candidates, line.qty.get(), ctx.today) {
+            Ok(takes) => {
+                for t in &takes {
+                    *taken.entry((t.key.0, t.key.1)).or_default() += t.qty;
+                }
+                plan.push((line_no, sku.id, line, takes));
+            }
+            Err(s) => shortfalls.push(LineShortfall {
+                line_no,
+                sku: line.sku.to_string(),
+                requested: s.requested,
+                available: s.usable,
+            }),
+        }
+    }
+    if !shortfalls.is_empty() {
+        shortfalls.sort_by_key(|s| s.line_no);
+        return Err(StoreError::OrderShortfall(shortfalls));
+    }
+    let seen_fen: i64 = sqlx::query_scalar(
+        "SELECT CAST(COALESCE(SUM(actual_paid_fen), 0) AS BIGINT) FROM orders
+                 WHERE buyer_ref = $1 AND created_at >= $2 AND state <> 'cancelled'",
+    )
+    .bind(&ctx.sealed.buyer_ref)
+    .bind(ctx.year_start)
+    .fetch_one(&mut **tx)
+    .await?;
+    let warnings: Vec<String> =
+        crate::domain::order::annual_limit_warning(money(seen_fen)?, input.actual_paid)
+            .into_iter()
+            .collect();
+    let s = &ctx.sealed;
+    let order_id: i64 = sqlx::query_scalar(
+                "INSERT INTO orders (order_no, state, trade_mode, ebp_code, ebc_code, cop_no, buyer_name, buyer_id_sealed,
+                     buyer_id_masked, buyer_ref, buyer_phone_sealed, buyer_phone_masked, consignee_name,
+                     consignee_phone_sealed, consignee_phone_masked, consignee_address, goods_value_fen, freight_fen,
+                     discount_fen, tax_fen, actual_paid_fen, warnings, created_by, created_at, state_at)
+                 VALUES ($1, 'locked', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
+                     $20, $21, $22, $23, $23) RETURNING id",
+            )
+            .bind(input.order_no.as_str())
+            .bind(input.trade_mode.code())
+            .bind(input.ebp_code.trim())
+            .bind(input.ebc_code.trim())
+            .bind(input.cop_no.as_str())
+            .bind(input.buyer.name.trim())
+            .bind(&s.buyer_id_sealed)
+            .bind(&s.buyer_id_masked)
+            .bind(&s.buyer_ref)
+            .bind(&s.buyer_phone_sealed)
+            .bind(&s.buyer_phone_masked)
+            .bind(input.consignee.name.trim())
+            .bind(&s.consignee_phone_sealed)
+            .bind(&s.consignee_phone_masked)
+            .bind(input.consignee.address.trim())
+            .bind(input.goods_value.fen())
+            .bind(input.freight.fen())
+            .bind(input.discount.fen())
+            .bind(input.tax.fen())
+            .bind(input.actual_paid.fen())
+            .bind(serde_json::to_string(&warnings).map_err(|e| StoreError::Corrupt(e.to_string()))?)
+            .bind(&actor.username)
+            .bind(at)
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(map_db)?;
+    for (line_no, sku_id, line, takes) in &plan {
+        sqlx::query("INSERT INTO order_lines (order_id, line_no, sku_id, qty, unit_price_fen) VALUES ($1, $2, $3, $4, $5)")
+                    .bind(order_id)
+                    .bind(line_no)
+                    .bind(sku_id)
+                    .bind(line.qty.get())
+                    .bind(line.unit_price.fen())
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(map_db)?;
+        for t in takes {
+            let (loc, lot, bin) = &t.key;
+            let qty = Quantity::new(t.qty).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let lock_id = reserve(
+                tx,
+                (op, actor, at),
+                ("order", input.order_no.as_str()),
+                (line.sku.as_str(), *sku_id),
+                (bin, *loc),
+                *lot,
+                qty,
+            )
+            .await?;
+            sqlx::query(
+                "INSERT INTO order_allocations (lock_id, order_id, line_no) VALUES ($1, $2, $3)",
+            )
+            .bind(lock_id)
+            .bind(order_id)
+            .bind(line_no)
+            .execute(&mut **tx)
+            .await?;
+        }
+    }
+    order_view(tx, order_id).await
 }

@@ -937,9 +937,27 @@ impl SqlStore {
             roles: Vec::new(),
         };
         let hash = request_hash(&(&input.barcode, ctx.user.map(|u| u.user_id)));
-        idempotent!(self, &device_actor, "pda", &key, hash, |tx, op, at| {
-            scan_in(&mut tx, op, at, device, input, ctx).await?
-        })
+        let Some(batch) = &self.batch else {
+            return idempotent!(self, &device_actor, "pda", &key, hash, |tx, op, at| {
+                scan_in(&mut tx, op, at, device, input, ctx).await?
+            });
+        };
+        let device = device.to_string();
+        let input = input.clone();
+        let (tote_prefix, user) = (ctx.tote_prefix.to_string(), ctx.user.cloned());
+        batch
+            .run(move |tx| {
+                Box::pin(async move {
+                    let ctx = ScanContext {
+                        tote_prefix: &tote_prefix,
+                        user: user.as_ref(),
+                    };
+                    idempotent_in!(tx, &device_actor, "pda", &key, hash, |op, at| {
+                        scan_in(tx, op, at, &device, &input, &ctx).await?
+                    })
+                })
+            })
+            .await
     }
 
     // --------------------------------------------------------- counts, devices

@@ -407,3 +407,127 @@ both_backends!(
         }
     }
 );
+
+// Orders arriving together are committed together on SQLite (the group-commit
+// writer, `store::batch`): each order runs in its own savepoint, so a refused
+// order leaves nothing behind and the accepted ones around it all stay.
+both_backends!(
+    refused_orders_among_concurrent_ones_leave_nothing_behind,
+    |b: Backend| async move {
+        let Some(app) = spawn_app(b).await else {
+            return;
+        };
+        app.seed().await;
+        receive_lot(&app, "R-1", "A-01", "B1", "2028-01-01", 40).await;
+        let movements_before = app.get("/api/v1/inventory/movements?limit=1000").await.1
+            ["movements"]
+            .as_array()
+            .unwrap()
+            .len();
+        // 24 orders of one unit fit; 12 ask for more than there is; 12 name
+        // an unknown SKU beside a good line.
+        let body = |c: usize| match c % 4 {
+            0 | 1 => order(&format!("MIX-{c}"), 1),
+            2 => order(&format!("MIX-{c}"), 41),
+            _ => order_lines(
+                &format!("MIX-{c}"),
+                &[("SKU-1", 1, "50.00"), ("SKU-NOPE", 1, "50.00")],
+            ),
+        };
+        let calls = (0..48).map(|c| {
+            let app = &app;
+            async move { (c, app.post("/api/v1/orders", body(c)).await) }
+        });
+        for (c, (s, p)) in futures::future::join_all(calls).await {
+            match c % 4 {
+                0 | 1 => assert_eq!(s, StatusCode::CREATED, "MIX-{c}: {p}"),
+                2 => assert_eq!(
+                    (s, p["code"].as_str()),
+                    (StatusCode::CONFLICT, Some("insufficient_stock")),
+                    "MIX-{c}: {p}"
+                ),
+                _ => assert_eq!(
+                    (s, p["code"].as_str()),
+                    (StatusCode::UNPROCESSABLE_ENTITY, Some("unknown_sku")),
+                    "MIX-{c}: {p}"
+                ),
+            }
+        }
+        assert_eq!(
+            totals(&app).await,
+            json!({"available": 16, "locked": 24, "defective": 0, "total": 40})
+        );
+        let movements = app.get("/api/v1/inventory/movements?limit=1000").await.1["movements"]
+            .as_array()
+            .unwrap()
+            .len();
+        assert_eq!(
+            movements,
+            movements_before + 24,
+            "one lock movement per accepted order"
+        );
+        let (_, listed) = app.get("/api/v1/orders?limit=1000").await;
+        let mut nos: Vec<&str> = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["order_no"].as_str().unwrap())
+            .collect();
+        nos.sort();
+        let mut want: Vec<String> = (0..48)
+            .filter(|c| c % 4 < 2)
+            .map(|c| format!("MIX-{c}"))
+            .collect();
+        want.sort();
+        assert_eq!(nos, want);
+        // A refused order kept no claim on its number: the same number with a
+        // different (good) request is taken, not refused as a reuse.
+        for c in (0..48).filter(|c| c % 4 >= 2) {
+            assert_eq!(
+                app.get(&format!("/api/v1/orders/MIX-{c}")).await.0,
+                StatusCode::NOT_FOUND
+            );
+            if c % 4 == 2 {
+                let (s, p) = app
+                    .post("/api/v1/orders", order(&format!("MIX-{c}"), 1))
+                    .await;
+                assert_eq!(s, StatusCode::CREATED, "MIX-{c} again: {p}");
+            }
+        }
+        assert_eq!(totals(&app).await["locked"], 36);
+        app.integrity_clean().await;
+        app.finish().await;
+    }
+);
+
+both_backends!(
+    the_same_order_sent_many_times_at_once_is_one_order,
+    |b: Backend| async move {
+        let Some(app) = spawn_app(b).await else {
+            return;
+        };
+        app.seed().await;
+        receive_lot(&app, "R-1", "A-01", "B1", "2028-01-01", 30).await;
+        let calls = (0..24).map(|_| app.post("/api/v1/orders", order("DUP-1", 2)));
+        let answers = futures::future::join_all(calls).await;
+        let first = &answers[0].1;
+        for (s, p) in &answers {
+            assert_eq!(*s, StatusCode::CREATED, "{p}");
+            assert_eq!(p, first, "a replay answers exactly what the first did");
+        }
+        // The same number with other content, at once: refused, never merged.
+        let calls = (0..8).map(|_| app.post("/api/v1/orders", order("DUP-1", 3)));
+        for (s, p) in futures::future::join_all(calls).await {
+            assert_eq!(
+                (s, p["code"].as_str()),
+                (StatusCode::CONFLICT, Some("idempotency_conflict")),
+                "{p}"
+            );
+        }
+        let (_, listed) = app.get("/api/v1/orders?limit=1000").await;
+        assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+        assert_eq!(totals(&app).await["locked"], 2);
+        app.integrity_clean().await;
+        app.finish().await;
+    }
+);

@@ -507,3 +507,33 @@ both_backends!(
         app.finish().await;
     }
 );
+
+// A PDA that gets no answer sends its scan again, maybe several times before
+// the first is answered: on SQLite these may land in one group commit, where
+// the repeat finds the first's stored answer inside the same transaction.
+both_backends!(
+    the_same_scan_sent_many_times_at_once_is_done_once,
+    |b: Backend| async move {
+        let Some(app) = spawn_app(b).await else {
+            return;
+        };
+        app.seed().await;
+        app.receive("R-1", "A-01", 10).await;
+        app.post("/api/v1/orders", order("ORD-1", 2)).await;
+        wave(&app, "W-1", &["ORD-1"]).await;
+        let mut pda = WebPda::new(&app, "pia").await;
+        pda.scan_all(&TO_QTY_AT_A01).await;
+        pda.seq += 1;
+        let seq = pda.seq;
+        let answers = futures::future::join_all((0..16).map(|_| pda.scan_seq(seq, "2"))).await;
+        for a in &answers {
+            assert_eq!(a, &answers[0], "every repeat gets the first answer");
+        }
+        expect(&answers[0], true, "done");
+        assert_eq!(holding(&app, "A-01").await["locked"], 0);
+        assert_eq!(holding(&app, "TOTE-1").await["locked"], 2, "picked once");
+        assert_eq!(holding(&app, "TOTE-1").await["total"], 2);
+        app.integrity_clean().await;
+        app.finish().await;
+    }
+);
