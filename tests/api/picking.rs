@@ -82,6 +82,17 @@ async fn wave(app: &TestApp, no: &str, orders: &[&str]) -> Value {
     w
 }
 
+/// A server with `stock` units of SKU-1 in bin A-01 and order ORD-1 for
+/// `qty` of them in wave W-1; `None` where the backend is not available.
+async fn waved(b: Backend, stock: i64, qty: i64) -> Option<TestApp> {
+    let app = spawn_app(b).await?;
+    app.seed().await;
+    app.receive("R-1", "A-01", stock).await;
+    app.post("/api/v1/orders", order("ORD-1", qty)).await;
+    wave(&app, "W-1", &["ORD-1"]).await;
+    Some(app)
+}
+
 both_backends!(
     a_picker_walks_an_order_into_a_tote,
     |b: Backend| async move {
@@ -179,13 +190,9 @@ both_backends!(
 both_backends!(
     wrong_and_replayed_scans_change_nothing,
     |b: Backend| async move {
-        let Some(app) = spawn_app(b).await else {
+        let Some(app) = waved(b, 10, 2).await else {
             return;
         };
-        app.seed().await;
-        app.receive("R-1", "A-01", 10).await;
-        app.post("/api/v1/orders", order("ORD-1", 2)).await;
-        wave(&app, "W-1", &["ORD-1"]).await;
         let mut pda = WebPda::new(&app, "pia").await;
         pda.scan("start").await;
         // Not a tote, then a bin label where a tote is wanted.
@@ -318,13 +325,9 @@ both_backends!(
 both_backends!(
     an_empty_bin_with_no_stock_elsewhere_sends_the_order_to_exceptions,
     |b: Backend| async move {
-        let Some(app) = spawn_app(b).await else {
+        let Some(app) = waved(b, 4, 4).await else {
             return;
         };
-        app.seed().await;
-        app.receive("R-1", "A-01", 4).await;
-        app.post("/api/v1/orders", order("ORD-1", 4)).await;
-        wave(&app, "W-1", &["ORD-1"]).await;
         let mut pda = WebPda::new(&app, "pia").await;
         pda.scan_all(&["start", "TOTE-1"]).await;
         // Nothing in the bin at all.
@@ -514,13 +517,9 @@ both_backends!(
 both_backends!(
     the_same_scan_sent_many_times_at_once_is_done_once,
     |b: Backend| async move {
-        let Some(app) = spawn_app(b).await else {
+        let Some(app) = waved(b, 10, 2).await else {
             return;
         };
-        app.seed().await;
-        app.receive("R-1", "A-01", 10).await;
-        app.post("/api/v1/orders", order("ORD-1", 2)).await;
-        wave(&app, "W-1", &["ORD-1"]).await;
         let mut pda = WebPda::new(&app, "pia").await;
         pda.scan_all(&TO_QTY_AT_A01).await;
         pda.seq += 1;
