@@ -103,6 +103,7 @@ impl Server {
             LinkOptions::new(site, client_id, broker_addr),
             Arc::new(
                 crate::picking::PdaHandler::new(store.clone(), config.picking.tote_prefix.clone())
+                    .in_chinese(config.picking.pda_chinese)
                     .with_scales(scales.clone())
                     .with_gates(gate_link.clone())
                     .with_health(device_health.clone())

@@ -65,6 +65,9 @@ pub struct MqttConfig {
 pub struct PickingConfig {
     /// Tote labels start with this.
     pub tote_prefix: String,
+    /// The language of the prompts MQTT handhelds are sent (their `text`
+    /// is one language; the browser PDA gets both and shows its own).
+    pub pda_chinese: bool,
     /// Automatic waves; None: only managers cut waves.
     pub auto_wave: Option<crate::domain::picking::WavePolicy>,
     /// How often the automatic wave policy is checked.
@@ -493,6 +496,8 @@ struct FileConfig {
     /// The customs receipts inbox directory.
     customs_inbox: Option<PathBuf>,
     tote_prefix: Option<String>,
+    /// `en` or `zh`: the handhelds' prompt language.
+    pda_language: Option<String>,
     /// 0 turns automatic waves off.
     wave_max_orders: Option<usize>,
     wave_max_wait_secs: Option<i64>,
@@ -566,6 +571,7 @@ impl Config {
             },
             picking: PickingConfig {
                 tote_prefix: "TOTE".into(),
+                pda_chinese: false,
                 auto_wave: Some(crate::domain::picking::WavePolicy {
                     max_orders: 50,
                     max_wait_secs: 300,
@@ -645,6 +651,13 @@ impl Config {
                 "tote_prefix must be 1 to 8 letters or digits"
             );
             c.picking.tote_prefix = p.to_ascii_uppercase();
+        }
+        if let Some(lang) = file.pda_language {
+            c.picking.pda_chinese = match lang.as_str() {
+                "zh" => true,
+                "en" => false,
+                other => anyhow::bail!("pda_language must be \"en\" or \"zh\", not {other:?}"),
+            };
         }
         if let Some(policy) = &mut c.picking.auto_wave {
             if let Some(n) = file.wave_max_orders {
@@ -775,6 +788,38 @@ mod tests {
             ..args
         };
         assert_eq!(Config::resolve(&args).unwrap().listen.port(), 9100);
+    }
+
+    #[test]
+    fn the_handhelds_language_is_english_or_chinese() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        let resolve = |text: &str| {
+            std::fs::write(&f, text).unwrap();
+            Config::resolve(&Args {
+                config: Some(f.clone()),
+                data_dir: Some(dir.path().into()),
+                ..Default::default()
+            })
+        };
+        assert!(!resolve("").unwrap().picking.pda_chinese);
+        assert!(
+            resolve("pda_language = \"zh\"\n")
+                .unwrap()
+                .picking
+                .pda_chinese
+        );
+        assert!(
+            !resolve("pda_language = \"en\"\n")
+                .unwrap()
+                .picking
+                .pda_chinese
+        );
+        let err = resolve("pda_language = \"fr\"\n")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("pda_language"), "{err}");
     }
 
     #[test]

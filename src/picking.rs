@@ -23,6 +23,8 @@ use crate::store::{ScanAnswer, ScanContext, ScanInput, Store, StoreError};
 pub struct PdaHandler {
     store: Store,
     tote_prefix: String,
+    /// Handhelds are prompted in Chinese (`pda_language = "zh"`).
+    chinese: bool,
     scales: Option<crate::packing::ScaleHub>,
     gates: Option<Arc<crate::gate::GateLink>>,
     health: Option<crate::device_health::DeviceHealthBook>,
@@ -36,12 +38,18 @@ impl PdaHandler {
         PdaHandler {
             store,
             tote_prefix,
+            chinese: false,
             scales: None,
             gates: None,
             health: None,
             events: None,
             printers: None,
         }
+    }
+
+    /// Handhelds get their prompts in Chinese.
+    pub fn in_chinese(self, chinese: bool) -> PdaHandler {
+        PdaHandler { chinese, ..self }
     }
 
     /// Bridges' health reports (`devices/{id}/health`) are kept here.
@@ -111,16 +119,23 @@ impl PdaHandler {
                     user: None,
                     answer: a.clone(),
                 });
-                prompt_msg(a)
+                prompt_msg(a, self.chinese)
             }
             Err(StoreError::IdempotencyConflict { .. }) => PromptMsg {
                 seq: scan.seq,
                 ok: false,
                 tone: Tone::Error,
-                text: PromptText::clamp(&format!(
-                    "Scan number {} was already used for another code. Restart the PDA's scan counter",
-                    scan.seq
-                )),
+                text: PromptText::clamp(&if self.chinese {
+                    format!(
+                        "扫描序号 {} 已用于另一个条码。请重置手持终端的扫描计数",
+                        scan.seq
+                    )
+                } else {
+                    format!(
+                        "Scan number {} was already used for another code. Restart the PDA's scan counter",
+                        scan.seq
+                    )
+                }),
                 next: Next::Bin,
             },
             Err(e) => {
@@ -130,7 +145,11 @@ impl PdaHandler {
                     seq: scan.seq,
                     ok: false,
                     tone: Tone::Error,
-                    text: PromptText::clamp("Server problem: nothing was recorded. Scan again"),
+                    text: PromptText::clamp(if self.chinese {
+                        "服务器故障：未记录任何内容。请重新扫描"
+                    } else {
+                        "Server problem: nothing was recorded. Scan again"
+                    }),
                     next: Next::Bin,
                 }
             }
@@ -140,12 +159,16 @@ impl PdaHandler {
 
 /// The store's answer on the wire. The store words prompts for the PDA, so
 /// an over-long text is a bug; it is shown clamped rather than dropped.
-fn prompt_msg(a: ScanAnswer) -> PromptMsg {
+fn prompt_msg(a: ScanAnswer, chinese: bool) -> PromptMsg {
+    let text = match (&a.text_zh, chinese) {
+        (Some(zh), true) => zh,
+        _ => &a.text,
+    };
     PromptMsg {
         seq: a.seq,
         ok: a.ok,
         tone: a.tone,
-        text: PromptText::clamp(&a.text),
+        text: PromptText::clamp(text),
         next: a.next,
     }
 }

@@ -25,6 +25,15 @@ enum Via {
 /// holding badge `BADGE-pia`. On Mosquitto each test gets its own site, so
 /// parallel tests never see each other's devices.
 async fn floor(backend: Backend, via: Via) -> Option<(TestApp, String)> {
+    floor_with(backend, via, |_| {}).await
+}
+
+/// As [`floor`], after `adjust` changed the server's configuration.
+async fn floor_with(
+    backend: Backend,
+    via: Via,
+    adjust: impl FnOnce(&mut bondgate::config::Config) + Send + 'static,
+) -> Option<(TestApp, String)> {
     let site = format!("T{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
     let external = match via {
         Via::Embedded => None,
@@ -36,6 +45,7 @@ async fn floor(backend: Backend, via: Via) -> Option<(TestApp, String)> {
         if let Some(url) = external {
             c.mqtt.broker = MqttBroker::External(url);
         }
+        adjust(c);
     })
     .await?;
     app.seed().await;
@@ -317,5 +327,40 @@ async fn the_wave_policy_cuts_waves_by_itself() {
     let (_, w): (StatusCode, Value) = app.get(&format!("/api/v1/waves/{wave_no}")).await;
     assert_eq!(w["origin"], "auto");
     assert_eq!(w["order_nos"], json!(["ORD-1", "ORD-2"]));
+    app.finish().await;
+}
+
+/// `pda_language = "zh"`: the handhelds' prompts are in Chinese, with the
+/// code to scan in brackets as in English.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handhelds_can_be_prompted_in_chinese() {
+    let Some((app, site)) = floor_with(Backend::Sqlite, Via::Embedded, |c| {
+        c.picking.pda_chinese = true
+    })
+    .await
+    else {
+        return;
+    };
+    app.receive("R-1", "A-01", 5).await;
+    let (s, b) = app.post("/api/v1/orders", order("ORD-1", 1)).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let (s, b) = app
+        .post(
+            "/api/v1/waves",
+            json!({"wave_no": "W-1", "order_nos": ["ORD-1"]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let mut pda = pda(&app, &site, "PDA-ZH").await;
+    let p = pda.scan("BADGE-pia").await.unwrap();
+    assert_eq!(
+        p.text.as_str(),
+        "pia，你好。订单 ORD-1：请扫描一个空周转箱",
+        "{p:?}"
+    );
+    pda.scan("TOTE-1").await.unwrap();
+    let p = pda.scan("A-02").await.unwrap();
+    assert_eq!(p.text.as_str(), "库位错误 A-02。请去 [A-01]", "{p:?}");
+    pda.disconnect().await.unwrap();
     app.finish().await;
 }
