@@ -96,8 +96,8 @@ fn serve(path: &str, req: &HeaderMap) -> Response {
 }
 
 /// A page with its shared parts put in: each line `<!--#include NAME-->`
-/// becomes `partials/NAME.html` (the header bar, the "not for your role"
-/// panel), so what every page has is written once. One level only; an
+/// becomes `partials/NAME.html` (the head's common lines, the header bar,
+/// the "not for your role" panel), so what every page has is written once. One level only; an
 /// unknown name is left as the comment it is.
 fn with_partials(page: &[u8]) -> Vec<u8> {
     const OPEN: &str = "<!--#include ";
@@ -176,6 +176,7 @@ mod tests {
             let page = String::from_utf8(with_partials(&Assets::get(file).unwrap().data)).unwrap();
             assert!(!page.contains("<!--#include"), "{file}");
             assert_eq!(page.matches("id=\"lang-switch\"").count(), 1, "{file}");
+            assert!(page.contains("<meta charset=\"utf-8\">"), "{file}");
         }
         let denied =
             String::from_utf8(with_partials(&Assets::get("dashboard.html").unwrap().data)).unwrap();
