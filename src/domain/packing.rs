@@ -122,6 +122,22 @@ impl WeightCheck {
             self.allowed
         )
     }
+
+    /// [`WeightCheck::explain`] in Chinese.
+    pub fn explain_zh(&self) -> String {
+        let (way, hint) = if self.diff > 0 {
+            ("重", "是否多放了商品或用错了箱子？")
+        } else {
+            ("轻", "是否少放了商品？")
+        };
+        format!(
+            "包裹实称 {} 克，应为 {} 克：比允许范围 ±{} 克{way}了 {} 克（{hint}）",
+            self.actual,
+            self.expected,
+            self.allowed,
+            self.diff.unsigned_abs()
+        )
+    }
 }
 
 /// One order line as the pack station sees it.
@@ -160,6 +176,21 @@ impl fmt::Display for ItemRefusal {
                 f,
                 "{sku} from batch {batch} was not picked for this order: take it out"
             ),
+        }
+    }
+}
+
+impl ItemRefusal {
+    /// The refusal in Chinese.
+    pub fn text_zh(&self) -> String {
+        match self {
+            ItemRefusal::NotInOrder { code } => format!("{code} 不在本订单中：请取出"),
+            ItemRefusal::Extra { sku, qty } => {
+                format!("{sku} 多了：订单只有 {qty} 件，请取出多余的")
+            }
+            ItemRefusal::WrongBatch { sku, batch } => {
+                format!("批次 {batch} 的 {sku} 不是为本订单拣的：请取出")
+            }
         }
     }
 }
@@ -315,6 +346,17 @@ impl fmt::Display for NotYet {
             }
             NotYet::Empty => "the scale is empty: place the parcel",
         })
+    }
+}
+
+impl NotYet {
+    /// Why, in Chinese.
+    pub fn text_zh(self) -> &'static str {
+        match self {
+            NotYet::WaitingForStable => "等待重量稳定",
+            NotYet::StaleLoad => "秤上的重量在放包裹之前就有了：请拿起包裹重新放上",
+            NotYet::Empty => "秤上没有东西：请放上包裹",
+        }
     }
 }
 

@@ -67,6 +67,25 @@ pub enum WeighError {
     },
 }
 
+impl WeighError {
+    /// The error in Chinese, for the pack station's screen.
+    pub fn text_zh(&self) -> String {
+        match self {
+            WeighError::NoScale(station) => format!("打包台 {station} 没有配置电子秤"),
+            WeighError::Offline { station, reason } => {
+                format!("打包台 {station} 的电子秤离线：{reason}")
+            }
+            WeighError::Timeout { station, secs, why } => format!(
+                "打包台 {station} 的电子秤 {secs} 秒内没有可用的重量：{}",
+                why.text_zh()
+            ),
+            WeighError::OutOfRange { station, range } => {
+                format!("打包台 {station} 的电子秤显示{range}：请拿下货物并检查电子秤")
+            }
+        }
+    }
+}
+
 struct State {
     tracker: ScaleTracker,
     online: bool,

@@ -62,6 +62,9 @@ pub struct StationAnswer {
     pub tone: Tone,
     /// What to do; the code to scan next is in square brackets.
     pub text: String,
+    /// The same in Chinese (absent in answers saved before it existed).
+    #[serde(default)]
+    pub text_zh: Option<String>,
     pub next: StationNext,
     pub order_no: Option<String>,
     pub checklist: Vec<ChecklistLine>,
@@ -113,16 +116,18 @@ fn next_item(plan: &PackPlan, list: &Checklist) -> String {
 struct Reply {
     ok: bool,
     text: String,
+    text_zh: String,
     session: Session,
     checklist: Vec<ChecklistLine>,
     package: Option<PackageView>,
 }
 
 impl Reply {
-    fn refuse(text: impl Into<String>, session: Session) -> Reply {
+    fn refuse(text: impl Into<String>, text_zh: impl Into<String>, session: Session) -> Reply {
         Reply {
             ok: false,
             text: text.into(),
+            text_zh: text_zh.into(),
             session,
             checklist: Vec::new(),
             package: None,
@@ -176,6 +181,7 @@ impl Packing {
             ok: reply.ok,
             tone: if reply.ok { Tone::Ok } else { Tone::Error },
             text: reply.text,
+            text_zh: Some(reply.text_zh),
             next: reply.session.next,
             order_no: reply.session.order_no.clone(),
             checklist: reply.checklist,
@@ -216,6 +222,7 @@ impl Packing {
             return Ok(Reply {
                 ok: true,
                 text: "Cancelled: nothing was packed. Scan a [TOTE]".into(),
+                text_zh: "已取消：没有打包。请扫描 [TOTE]".into(),
                 session: Session::default(),
                 checklist: Vec::new(),
                 package: None,
@@ -235,11 +242,12 @@ impl Packing {
                 Ok(match outcome {
                     Err(refusal) => Reply {
                         checklist,
-                        ..Reply::refuse(refusal.to_string(), session)
+                        ..Reply::refuse(refusal.to_string(), refusal.text_zh(), session)
                     },
                     Ok(_) if complete => Reply {
                         ok: true,
                         text: format!("All {all} items in. Scan the [BOX] label"),
+                        text_zh: format!("{all} 件商品已齐。请扫描 [BOX] 箱子标签"),
                         session: Session {
                             next: StationNext::Box,
                             order_no: Some(order_no),
@@ -251,6 +259,10 @@ impl Packing {
                     Ok(_) => Reply {
                         ok: true,
                         text: format!("{done} of {all} in. Next: [{}]", next_item(&plan, &list)),
+                        text_zh: format!(
+                            "已装 {done} / {all} 件。下一件：[{}]",
+                            next_item(&plan, &list)
+                        ),
                         session: Session {
                             next: StationNext::Item,
                             order_no: Some(order_no),
@@ -266,6 +278,7 @@ impl Packing {
                 if !boxes.iter().any(|b| b.active && b.code == code) {
                     return Ok(Reply::refuse(
                         format!("{code} is not a box label. Scan the [BOX] label"),
+                        format!("{code} 不是箱子标签。请扫描 [BOX] 箱子标签"),
                         session,
                     ));
                 }
@@ -274,6 +287,11 @@ impl Packing {
                         ok: true,
                         text: format!(
                             "Packed {}: waybill {}, label printing. Scan the next [TOTE]",
+                            order_no,
+                            p.waybill_no.as_deref().unwrap_or("-")
+                        ),
+                        text_zh: format!(
+                            "{} 已打包：运单 {}，面单打印中。请扫描下一个 [TOTE]",
                             order_no,
                             p.waybill_no.as_deref().unwrap_or("-")
                         ),
@@ -290,16 +308,22 @@ impl Packing {
                                     "{}. Check the parcel, then scan the [BOX] label to weigh again, or call a manager",
                                     check.explain()
                                 ),
+                                format!(
+                                    "{}。请检查包裹，然后扫描 [BOX] 箱子标签重新称重，或联系主管",
+                                    check.explain_zh()
+                                ),
                                 session,
                             )
                         })
                     }
                     Err(PackError::Weigh(e)) => Ok(Reply::refuse(
                         format!("{e}. Scan the [BOX] label to weigh again"),
+                        format!("{}。请扫描 [BOX] 箱子标签重新称重", e.text_zh()),
                         session,
                     )),
                     Err(PackError::Store(StoreError::Invalid(e) | StoreError::NotFound(e))) => {
-                        Ok(Reply::refuse(e, Session::default()))
+                        let zh = format!("无法打包：{e}");
+                        Ok(Reply::refuse(e, zh, Session::default()))
                     }
                     Err(e) => Err(e),
                 }
@@ -313,10 +337,14 @@ impl Packing {
             Err(StoreError::NotFound(_)) => {
                 return Ok(Reply::refuse(
                     format!("No order or tote {code}. Scan a [TOTE]"),
+                    format!("没有订单或周转箱 {code}。请扫描 [TOTE]"),
                     Session::default(),
                 ))
             }
-            Err(StoreError::Invalid(e)) => return Ok(Reply::refuse(e, Session::default())),
+            Err(StoreError::Invalid(e)) => {
+                let zh = format!("无法打包：{e}");
+                return Ok(Reply::refuse(e, zh, Session::default()));
+            }
             Err(e) => return Err(e.into()),
         };
         if let Some(p) = plan
@@ -332,6 +360,11 @@ impl Packing {
                         plan.order_no,
                         p.waybill_no.as_deref().unwrap_or("-")
                     ),
+                    format!(
+                        "订单 {} 已经打包（运单 {}）。请扫描 [TOTE]",
+                        plan.order_no,
+                        p.waybill_no.as_deref().unwrap_or("-")
+                    ),
                     Session::default(),
                 )
             });
@@ -340,6 +373,10 @@ impl Packing {
             return Ok(Reply::refuse(
                 format!(
                     "Order {} is {}: only a picked order can be packed. Scan a [TOTE]",
+                    plan.order_no, plan.state
+                ),
+                format!(
+                    "订单 {} 的状态是 {}：只有已拣货的订单才能打包。请扫描 [TOTE]",
                     plan.order_no, plan.state
                 ),
                 Session::default(),
@@ -351,6 +388,11 @@ impl Packing {
             ok: true,
             text: format!(
                 "Order {}: scan its {all} items into the box. Next: [{}]",
+                plan.order_no,
+                next_item(&plan, &list)
+            ),
+            text_zh: format!(
+                "订单 {}：请把 {all} 件商品逐件扫描装箱。下一件：[{}]",
                 plan.order_no,
                 next_item(&plan, &list)
             ),

@@ -649,6 +649,7 @@ both_backends!(
             a["text"].as_str().unwrap().contains("not in this order"),
             "{a}"
         );
+        assert_eq!(a["text_zh"], "4006381333931 不在本订单中：请取出", "{a}");
         let a = scan(4, EAN).await;
         assert_eq!(
             (a["ok"].as_bool(), a["next"].as_str()),

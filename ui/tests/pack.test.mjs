@@ -220,6 +220,11 @@ test('a packer packs a tote with the scanner alone, watching the scale and the l
     );
     assert.equal(await page.textContent('#banner-word'), '重量不符');
     assert.equal(await page.textContent('#scale-word'), '稳定');
+    // The server's own words too.
+    assert.equal(
+      await page.textContent('#detail'),
+      '包裹实称 400 克，应为 215 克：比允许范围 ±30 克重了 185 克（是否多放了商品或用错了箱子？）。请检查包裹，然后扫描 [BOX] 箱子标签重新称重，或联系主管',
+    );
     await shot(page, 'pack-8-mismatch-zh');
     await assertAccessible(page, 'pack station, mismatch, 中文');
     await page.click('#lang-switch');

@@ -108,7 +108,10 @@ function renderPrompt() {
   const hint = answer && !answer.ok && !answer.local && next === 'box' && !answer.package ? t('pack.hint.box') : '';
   $('hint').textContent = hint;
   $('hint').hidden = !hint;
-  $('detail').textContent = answer ? answer.text : '';
+  // The server words its answer in both languages; the page shows its own.
+  const zh = currentLang() === 'zh' && answer?.text_zh;
+  $('detail').textContent = answer ? (zh ? answer.text_zh : answer.text) : '';
+  $('detail').lang = zh ? 'zh-CN' : 'en';
   $('cancel').hidden = !(answer && (answer.next === 'item' || answer.next === 'box'));
 }
 
