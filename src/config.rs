@@ -489,6 +489,9 @@ struct FileConfig {
     token_ttl_hours: Option<i64>,
     pg_max_connections: Option<u32>,
     sqlite_synchronous: Option<String>,
+    /// Order intake and PDA scans share commits (default: on for SQLite,
+    /// off for PostgreSQL).
+    group_commit: Option<bool>,
     adjustments_need_second_approver: Option<bool>,
     mqtt_url: Option<String>,
     mqtt_listen: Option<SocketAddr>,
@@ -633,6 +636,9 @@ impl Config {
         }
         if let Some(b) = file.adjustments_need_second_approver {
             c.store.four_eyes = b;
+        }
+        if let Some(b) = file.group_commit {
+            c.store.group_commit = Some(b);
         }
         if let Some(l) = args.mqtt_listen.or(file.mqtt_listen) {
             c.mqtt.broker = MqttBroker::Embedded(l);
@@ -782,6 +788,7 @@ mod tests {
         assert_eq!(c.listen.port(), 9000);
         assert_eq!(c.request_timeout, Duration::from_secs(3));
         assert!(!c.store.sqlite_sync_full);
+        assert_eq!(c.store.group_commit, None, "the backend's default");
         assert!(c.database_url.starts_with("sqlite://"));
         let args = Args {
             listen: Some("127.0.0.1:9100".parse().unwrap()),
@@ -791,7 +798,7 @@ mod tests {
     }
 
     #[test]
-    fn the_handhelds_language_is_english_or_chinese() {
+    fn the_handhelds_language_and_group_commit_come_from_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("c.toml");
         let resolve = |text: &str| {
@@ -803,6 +810,13 @@ mod tests {
             })
         };
         assert!(!resolve("").unwrap().picking.pda_chinese);
+        assert_eq!(
+            resolve("group_commit = false\n")
+                .unwrap()
+                .store
+                .group_commit,
+            Some(false)
+        );
         assert!(
             resolve("pda_language = \"zh\"\n")
                 .unwrap()
