@@ -152,6 +152,24 @@ pub(crate) fn tell(opened: &mut Option<crate::Opened>) {
     }
 }
 
+/// When a pulse's time starts, given the read-back `during` taken after
+/// "on" was `sent`: at the read-back when it says on (the relay was on by
+/// then, so it is on for at least the configured length however slow the
+/// answer; the caller is told it opened), otherwise at the send, so a fault
+/// never holds the relay on longer.
+pub(crate) fn pulse_started(
+    sent: tokio::time::Instant,
+    during: &Result<RelayState, OutputFault>,
+    opened: &mut Option<crate::Opened>,
+) -> tokio::time::Instant {
+    if matches!(during, Ok(RelayState::On)) {
+        tell(opened);
+        tokio::time::Instant::now()
+    } else {
+        sent
+    }
+}
+
 /// Passes `result` on; after a failure first drops the connection in
 /// `slot`, so the next call opens a new one.
 pub(crate) fn drop_on_fault<C, T>(

@@ -21,7 +21,8 @@ use tokio::time::Instant;
 use tokio_serial::{SerialPort as _, SerialStream};
 
 use crate::device::{
-    device_output, open_serial, tell, timeout_fault, wait_out, write_timed, Device, IO_TIMEOUT,
+    device_output, open_serial, pulse_started, timeout_fault, wait_out, write_timed, Device,
+    IO_TIMEOUT,
 };
 use crate::{Confirmation, OutputFault, Pulse, RelayState};
 
@@ -136,15 +137,7 @@ impl Inner {
         }
         let sent = Instant::now();
         let during = self.read_state(port).await;
-        // Timed from the read-back: the relay was on by then, so it is on
-        // for at least the configured length however slow the answer was.
-        // Without one, from the send, so a fault never holds it on longer.
-        let started = if matches!(during, Ok(RelayState::On)) {
-            tell(&mut opened);
-            Instant::now()
-        } else {
-            sent
-        };
+        let started = pulse_started(sent, &during, &mut opened);
         wait_out(started + pulse.length(), &self.cut).await;
         write_timed(port, &off).await?;
         let after = self.read_state(port).await;

@@ -38,7 +38,8 @@ use tokio::time::Instant;
 use tokio_serial::{SerialPort as _, SerialStream};
 
 use crate::device::{
-    device_output, open_serial, tell, timeout_fault, wait_out, write_timed, Device, IO_TIMEOUT,
+    device_output, open_serial, pulse_started, tell, timeout_fault, wait_out, write_timed, Device,
+    IO_TIMEOUT,
 };
 use crate::{Confirmation, ModbusCoil, OutputFault, Pulse, RelayState};
 
@@ -208,13 +209,7 @@ impl Inner {
         }
         let sent = Instant::now();
         let during = self.read_coil(slot).await;
-        // As the LCUS driver: timed from the read-back when there is one.
-        let started = if matches!(during, Ok(RelayState::On)) {
-            tell(&mut opened);
-            Instant::now()
-        } else {
-            sent
-        };
+        let started = pulse_started(sent, &during, &mut opened);
         wait_out(started + pulse.length(), &self.cut).await;
         if during.is_err() {
             // The connection may be broken: the off matters more than it.
