@@ -77,12 +77,11 @@ use bondgate::crypto::PiiCipher;
 use bondgate::domain::fefo::{self, Candidate};
 use bondgate::domain::order::annual_limit_warning;
 use bondgate::domain::{
-    BatchNo, BinCode, DocumentNo, LockState, Money, OrderState, Quantity, Role, SkuCode, TradeMode,
+    BatchNo, BinCode, DocumentNo, LockState, Money, Quantity, Role, SkuCode, TradeMode,
 };
 use bondgate::store::{
     Actor, AllocationView, BuyerInput, ConsigneeInput, LocationInput, LocationKind, OrderContext,
-    OrderInput, OrderLineInput, OrderLineView, OrderView, PartyView, ReceiptInput,
-    ReceiptLineInput, Store, StoreOptions,
+    OrderInput, OrderLineInput, OrderView, ReceiptInput, ReceiptLineInput, Store, StoreOptions,
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use common::{
@@ -867,70 +866,22 @@ fn order_view(
     warnings: Vec<String>,
     at: DateTime<Utc>,
 ) -> OrderView {
-    let s = &ctx.sealed;
-    let lines = input
-        .lines
+    let allocations = takes
         .iter()
-        .enumerate()
-        .map(|(i, line)| {
-            let mut allocations: Vec<AllocationView> = takes
-                .iter()
-                .filter(|t| t.line == i)
-                .map(|t| {
-                    let r = &rows[t.row];
-                    AllocationView {
-                        lock_id: t.lock_id,
-                        bin: r.3.clone(),
-                        batch: r.5.clone(),
-                        expiry: r.6,
-                        qty: t.qty,
-                        state: LockState::Held,
-                    }
-                })
-                .collect();
-            allocations.sort_by_key(|a| (a.expiry.is_none(), a.expiry, a.lock_id));
-            OrderLineView {
-                line_no: i as i64 + 1,
-                sku: line.sku.to_string(),
-                qty: line.qty.get(),
-                unit_price: line.unit_price,
-                allocations,
-            }
+        .map(|t| {
+            let r = &rows[t.row];
+            let a = AllocationView {
+                lock_id: t.lock_id,
+                bin: r.3.clone(),
+                batch: r.5.clone(),
+                expiry: r.6,
+                qty: t.qty,
+                state: LockState::Held,
+            };
+            (t.line, a)
         })
         .collect();
-    OrderView {
-        order_no: input.order_no.to_string(),
-        state: OrderState::Locked,
-        trade_mode: input.trade_mode,
-        ebp_code: input.ebp_code.trim().to_string(),
-        ebc_code: input.ebc_code.trim().to_string(),
-        cop_no: input.cop_no.to_string(),
-        buyer: PartyView {
-            name: input.buyer.name.trim().to_string(),
-            id_number: Some(s.buyer_id_masked.clone()),
-            phone: s.buyer_phone_masked.clone(),
-            address: None,
-        },
-        consignee: PartyView {
-            name: input.consignee.name.trim().to_string(),
-            id_number: None,
-            phone: s.consignee_phone_masked.clone(),
-            address: Some(input.consignee.address.trim().to_string()),
-        },
-        goods_value: input.goods_value,
-        freight: input.freight,
-        discount: input.discount,
-        tax: input.tax,
-        actual_paid: input.actual_paid,
-        lines,
-        warnings,
-        created_at: at,
-        cancelled_at: None,
-        cancel_reason: None,
-        wave_no: None,
-        tote: None,
-        exception_reason: None,
-    }
+    OrderView::taken(input, ctx, allocations, warnings, at)
 }
 
 // ------------------------------------------------------------------- driving

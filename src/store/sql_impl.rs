@@ -1536,9 +1536,9 @@ impl SqlStore {
         if !q.include_empty {
             filter.push_str(" AND h.available + h.locked + h.defective > 0");
         }
-        let limit = q
-            .limit
-            .map_or(STOCK_ROWS_MAX, |n| n.clamp(1, STOCK_ROWS_MAX as i64) as usize);
+        let limit = q.limit.map_or(STOCK_ROWS_MAX, |n| {
+            n.clamp(1, STOCK_ROWS_MAX as i64) as usize
+        });
         type Row = (
             String,
             String,
@@ -1564,7 +1564,8 @@ impl SqlStore {
         // The totals, and with a warning window the lots (with stock) past
         // or near their expiry, over every matching row, not only the page.
         let today = q.today.unwrap_or_else(|| now().date_naive());
-        let soon = today + chrono::Days::new(q.expiring_within_days.unwrap_or(0).clamp(0, 3650) as u64);
+        let soon =
+            today + chrono::Days::new(q.expiring_within_days.unwrap_or(0).clamp(0, 3650) as u64);
         let sql = format!(
             "SELECT CAST(COALESCE(SUM(h.available), 0) AS BIGINT), CAST(COALESCE(SUM(h.locked), 0) AS BIGINT),
                     CAST(COALESCE(SUM(h.defective), 0) AS BIGINT),
@@ -1578,8 +1579,11 @@ impl SqlStore {
         for v in &binds {
             totals_q = totals_q.bind(*v);
         }
-        let (available, locked, defective, expired, expiring) =
-            totals_q.bind(today).bind(soon).fetch_one(&self.read).await?;
+        let (available, locked, defective, expired, expiring) = totals_q
+            .bind(today)
+            .bind(soon)
+            .fetch_one(&self.read)
+            .await?;
         let truncated = rows.len() > limit;
         let rows = rows
             .into_iter()
@@ -2052,6 +2056,112 @@ async fn reserve(
     m.lock_id = Some(lock_id);
     post(tx, Some(op), actor, at, m).await?;
     Ok(lock_id)
+}
+
+/// Rows in one multi-row INSERT: far below either backend's limit on bound
+/// parameters (SQLite 32,766, PostgreSQL 65,535) at up to 8 per row.
+const INSERT_ROWS_MAX: usize = 500;
+
+/// `rows` copies of `template`, comma-separated, with each `?` in it replaced
+/// by the next numbered parameter from `$first` on: the VALUES list of a
+/// multi-row INSERT (or an IN list) in the numbered style both backends take.
+fn numbered(template: &str, rows: usize, first: usize) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(rows * (template.len() + 8));
+    let mut n = first;
+    for row in 0..rows {
+        if row > 0 {
+            out.push_str(", ");
+        }
+        for c in template.chars() {
+            if c == '?' {
+                let _ = write!(out, "${n}");
+                n += 1;
+            } else {
+                out.push(c);
+            }
+        }
+    }
+    out
+}
+
+/// One holding's units to reserve, for [`reserve_many`].
+struct Reservation {
+    sku_id: i64,
+    location_id: i64,
+    lot_id: i64,
+    qty: Quantity,
+}
+
+/// Reserves several holdings' units at once, as [`reserve`] does one: the
+/// lock rows and their lock movements, one multi-row INSERT each. The
+/// caller has read (and on PostgreSQL locked) the holdings and knows the
+/// units are there; the holdings' CHECKs under the trigger stay the
+/// backstop. Returns the locks' ids in the order of `rs`.
+async fn reserve_many(
+    tx: &mut Tx,
+    (op, actor, at): (i64, &Actor, DateTime<Utc>),
+    (doc_type, reference): (&str, &str),
+    rs: &[Reservation],
+) -> StoreResult<Vec<i64>> {
+    let mut ids = Vec::with_capacity(rs.len());
+    for chunk in rs.chunks(INSERT_ROWS_MAX) {
+        let sql = format!(
+            "INSERT INTO locks (operation_id, reference, sku_id, location_id, lot_id, qty, state, created_at)
+             VALUES {} RETURNING id, sku_id, location_id, lot_id, qty",
+            numbered("($1, $2, ?, ?, ?, ?, 'held', $3)", chunk.len(), 4)
+        );
+        let mut q = sqlx::query_as::<_, (i64, i64, i64, i64, i64)>(&sql)
+            .bind(op)
+            .bind(reference)
+            .bind(at);
+        for r in chunk {
+            q = q
+                .bind(r.sku_id)
+                .bind(r.location_id)
+                .bind(r.lot_id)
+                .bind(r.qty.get());
+        }
+        let mut inserted = q.fetch_all(&mut **tx).await.map_err(map_db)?;
+        // RETURNING does not promise its rows' order: each is matched back by
+        // what it holds (two alike are interchangeable).
+        let first = ids.len();
+        for r in chunk {
+            let key = (r.sku_id, r.location_id, r.lot_id, r.qty.get());
+            let pos = inserted
+                .iter()
+                .position(|k| (k.1, k.2, k.3, k.4) == key)
+                .ok_or_else(|| {
+                    StoreError::Corrupt("an inserted lock is missing from RETURNING".into())
+                })?;
+            ids.push(inserted.swap_remove(pos).0);
+        }
+        let sql = format!(
+            "INSERT INTO movements (operation_id, kind, sku_id, location_id, lot_id, qty, from_bucket, to_bucket,
+                 doc_type, doc_no, actor, lock_id, at)
+             VALUES {}",
+            numbered("($1, $2, ?, ?, ?, ?, $3, $4, $5, $6, $7, ?, $8)", chunk.len(), 9)
+        );
+        let mut q = sqlx::query(&sql)
+            .bind(op)
+            .bind(MovementKind::Lock.as_str())
+            .bind(Bucket::Available.as_str())
+            .bind(Bucket::Locked.as_str())
+            .bind(doc_type)
+            .bind(reference)
+            .bind(&actor.username)
+            .bind(at);
+        for (r, id) in chunk.iter().zip(&ids[first..]) {
+            q = q
+                .bind(r.sku_id)
+                .bind(r.location_id)
+                .bind(r.lot_id)
+                .bind(r.qty.get())
+                .bind(*id);
+        }
+        q.execute(&mut **tx).await.map_err(map_db)?;
+    }
+    Ok(ids)
 }
 
 /// Closes a held reservation by shipping or releasing it. Asking again for

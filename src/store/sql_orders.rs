@@ -49,20 +49,73 @@ fn money(fen: i64) -> StoreResult<crate::domain::Money> {
     crate::domain::Money::from_fen(fen).map_err(|e| StoreError::Corrupt(format!("amount: {e}")))
 }
 
-/// The holdings an order line may take from: available units in active
-/// storage or pick bins (never quarantine, inspection, defective, dock or
-/// pack, and not from a bin waiting to be counted after a short pick). On PostgreSQL the rows stay locked until the order commits, so two
-/// orders for the same SKU allocate one after the other; they are locked in
-/// one fixed order (location, lot) so that lockers cannot deadlock.
-const FEFO_CANDIDATES: &str = concat!(
-    "SELECT h.location_id, h.lot_id, l.code, l.walk_seq, lot.expiry, h.available
-     FROM holdings h JOIN locations l ON l.id = h.location_id JOIN lots lot ON lot.id = h.lot_id
-     WHERE h.sku_id = $1 AND h.available > 0 AND l.kind IN ('storage', 'pick') AND l.active = $2
-       AND NOT EXISTS (SELECT 1 FROM count_requests c
-                       WHERE c.sku_id = h.sku_id AND c.location_id = h.location_id AND c.closed_at IS NULL)
-     ORDER BY h.location_id, h.lot_id",
-    for_update!("h")
-);
+/// A holding an order line may take from, as [`fefo_candidates`] reads it.
+#[derive(sqlx::FromRow)]
+struct FefoRow {
+    sku_id: i64,
+    location_id: i64,
+    lot_id: i64,
+    bin: String,
+    walk_seq: i64,
+    batch: String,
+    expiry: Option<NaiveDate>,
+    available: i64,
+}
+
+/// The holdings the given SKUs' lines may take from, in one read: available
+/// units in active storage or pick bins (never quarantine, inspection,
+/// defective, dock or pack, and not from a bin waiting to be counted after a
+/// short pick). On PostgreSQL the rows stay locked until the transaction
+/// commits, so two orders for the same SKU allocate one after the other;
+/// every caller locks them in one fixed order (SKU, location, lot), so
+/// lockers cannot deadlock.
+async fn fefo_candidates(tx: &mut Tx, sku_ids: &[i64]) -> StoreResult<Vec<FefoRow>> {
+    let mut ids = sku_ids.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT h.sku_id, h.location_id, h.lot_id, l.code AS bin, l.walk_seq, lot.batch, lot.expiry, h.available
+         FROM holdings h JOIN locations l ON l.id = h.location_id JOIN lots lot ON lot.id = h.lot_id
+         WHERE h.sku_id IN ({}) AND h.available > 0 AND l.kind IN ('storage', 'pick') AND l.active = $1
+           AND NOT EXISTS (SELECT 1 FROM count_requests c
+                           WHERE c.sku_id = h.sku_id AND c.location_id = h.location_id AND c.closed_at IS NULL)
+         ORDER BY h.sku_id, h.location_id, h.lot_id{}",
+        numbered("?", ids.len(), 2),
+        for_update!("h")
+    );
+    let mut q = sqlx::query_as::<_, FefoRow>(&sql).bind(true);
+    for id in &ids {
+        q = q.bind(*id);
+    }
+    Ok(q.fetch_all(&mut **tx).await?)
+}
+
+/// The SKUs of an order's lines, in one read, by code: (id, record status).
+async fn skus_by_code(
+    tx: &mut Tx,
+    codes: &[&str],
+) -> StoreResult<BTreeMap<String, (i64, RecordStatus)>> {
+    let mut out = BTreeMap::new();
+    for chunk in codes.chunks(INSERT_ROWS_MAX) {
+        let sql = format!(
+            "SELECT code, id, record_status FROM skus WHERE code IN ({})",
+            numbered("?", chunk.len(), 1)
+        );
+        let mut q = sqlx::query_as::<_, (String, i64, String)>(&sql);
+        for c in chunk {
+            q = q.bind(*c);
+        }
+        for (code, id, status) in q.fetch_all(&mut **tx).await? {
+            let status = RecordStatus::parse(&status)
+                .ok_or_else(|| StoreError::Corrupt(format!("record status {status}")))?;
+            out.insert(code, (id, status));
+        }
+    }
+    Ok(out)
+}
 
 async fn order_view(tx: &mut Tx, order_id: i64) -> StoreResult<OrderView> {
     let o: OrderRow = sqlx::query_as(
@@ -153,14 +206,6 @@ async fn order_view(tx: &mut Tx, order_id: i64) -> StoreResult<OrderView> {
         exception_reason: o.exception_reason,
     })
 }
-
-/// One line's plan: its SKU and the holdings (location, lot, bin) it takes from.
-type LinePlan<'a> = (
-    i64,
-    i64,
-    &'a OrderLineInput,
-    Vec<crate::domain::fefo::Take<(i64, i64, String)>>,
-);
 
 impl SqlStore {
     /// Takes an order and reserves stock for every line, earliest expiry
@@ -351,7 +396,11 @@ pub(crate) async fn cancel_order_in(
 }
 
 /// The body of [`SqlStore::create_order`], inside its transaction (its own,
-/// or its savepoint in a group commit).
+/// or its savepoint in a group commit). Whatever the number of lines it makes
+/// ten round trips: the SKUs, the candidate holdings, the buyer's year, the
+/// order, its lines, the locks, their movements and the allocations (one
+/// statement each), plus the key's claim and the stored answer around it.
+/// The answer is built from what was written, not read back.
 async fn order_in(
     tx: &mut Tx,
     op: i64,
@@ -360,50 +409,59 @@ async fn order_in(
     input: &OrderInput,
     ctx: &OrderContext,
 ) -> StoreResult<OrderView> {
-    // Lines are allocated in SKU order, so two orders touching the
-    // same SKUs lock their holdings in the same order (no deadlock).
+    // Lines are allocated in SKU order, and the first unknown or revoked
+    // SKU in that order is the one reported.
     let mut by_sku: Vec<usize> = (0..input.lines.len()).collect();
     by_sku.sort_by(|a, b| input.lines[*a].sku.cmp(&input.lines[*b].sku));
-    let mut taken: BTreeMap<(i64, i64), i64> = BTreeMap::new();
-    let mut shortfalls = Vec::new();
-    let mut plan: Vec<LinePlan<'_>> = Vec::new();
-    for i in by_sku {
+    let codes: Vec<&str> = by_sku
+        .iter()
+        .map(|&i| input.lines[i].sku.as_str())
+        .collect();
+    let skus = skus_by_code(tx, &codes).await?;
+    let mut sku_ids = vec![0i64; input.lines.len()];
+    for &i in &by_sku {
         let line = &input.lines[i];
-        let line_no = i as i64 + 1;
-        let sku = sku_ref(tx, line.sku.as_str()).await?;
-        if sku.status == RecordStatus::Revoked {
+        let (id, status) = *skus
+            .get(line.sku.as_str())
+            .ok_or_else(|| StoreError::UnknownSku(line.sku.to_string()))?;
+        if status == RecordStatus::Revoked {
             return Err(StoreError::Invalid(format!(
-                "line {line_no}: SKU {}'s customs record is revoked, so it cannot be sold",
+                "line {}: SKU {}'s customs record is revoked, so it cannot be sold",
+                i + 1,
                 line.sku
             )));
         }
-        let rows: Vec<(i64, i64, String, i64, Option<NaiveDate>, i64)> =
-            sqlx::query_as(FEFO_CANDIDATES)
-                .bind(sku.id)
-                .bind(true)
-                .fetch_all(&mut **tx)
-                .await?;
+        sku_ids[i] = id;
+    }
+    let rows = fefo_candidates(tx, &sku_ids).await?;
+    // Units already planned from each candidate row by earlier lines.
+    let mut taken = vec![0i64; rows.len()];
+    let mut shortfalls = Vec::new();
+    // (line index, candidate row, units)
+    let mut takes: Vec<(usize, usize, i64)> = Vec::new();
+    for &i in &by_sku {
+        let line = &input.lines[i];
         let candidates: Vec<_> = rows
-            .into_iter()
-            .map(
-                |(loc, lot, bin, walk_seq, expiry, available)| crate::domain::fefo::Candidate {
-                    available: available - taken.get(&(loc, lot)).copied().unwrap_or(0),
-                    key: (loc, lot, bin.clone()),
-                    expiry,
-                    walk_seq,
-                    bin,
-                },
-            )
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.sku_id == sku_ids[i])
+            .map(|(n, r)| crate::domain::fefo::Candidate {
+                key: n,
+                expiry: r.expiry,
+                walk_seq: r.walk_seq,
+                bin: r.bin.clone(),
+                available: r.available - taken[n],
+            })
             .collect();
         match crate::domain::fefo::allocate(&candidates, line.qty.get(), ctx.today) {
-            Ok(takes) => {
-                for t in &takes {
-                    *taken.entry((t.key.0, t.key.1)).or_default() += t.qty;
+            Ok(plan) => {
+                for t in plan {
+                    taken[t.key] += t.qty;
+                    takes.push((i, t.key, t.qty));
                 }
-                plan.push((line_no, sku.id, line, takes));
             }
             Err(s) => shortfalls.push(LineShortfall {
-                line_no,
+                line_no: i as i64 + 1,
                 sku: line.sku.to_string(),
                 requested: s.requested,
                 available: s.usable,
@@ -428,71 +486,121 @@ async fn order_in(
             .collect();
     let s = &ctx.sealed;
     let order_id: i64 = sqlx::query_scalar(
-                "INSERT INTO orders (order_no, state, trade_mode, ebp_code, ebc_code, cop_no, buyer_name, buyer_id_sealed,
-                     buyer_id_masked, buyer_ref, buyer_phone_sealed, buyer_phone_masked, consignee_name,
-                     consignee_phone_sealed, consignee_phone_masked, consignee_address, goods_value_fen, freight_fen,
-                     discount_fen, tax_fen, actual_paid_fen, warnings, created_by, created_at, state_at)
-                 VALUES ($1, 'locked', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
-                     $20, $21, $22, $23, $23) RETURNING id",
-            )
-            .bind(input.order_no.as_str())
-            .bind(input.trade_mode.code())
-            .bind(input.ebp_code.trim())
-            .bind(input.ebc_code.trim())
-            .bind(input.cop_no.as_str())
-            .bind(input.buyer.name.trim())
-            .bind(&s.buyer_id_sealed)
-            .bind(&s.buyer_id_masked)
-            .bind(&s.buyer_ref)
-            .bind(&s.buyer_phone_sealed)
-            .bind(&s.buyer_phone_masked)
-            .bind(input.consignee.name.trim())
-            .bind(&s.consignee_phone_sealed)
-            .bind(&s.consignee_phone_masked)
-            .bind(input.consignee.address.trim())
-            .bind(input.goods_value.fen())
-            .bind(input.freight.fen())
-            .bind(input.discount.fen())
-            .bind(input.tax.fen())
-            .bind(input.actual_paid.fen())
-            .bind(serde_json::to_string(&warnings).map_err(|e| StoreError::Corrupt(e.to_string()))?)
-            .bind(&actor.username)
-            .bind(at)
-            .fetch_one(&mut **tx)
-            .await
-            .map_err(map_db)?;
-    for (line_no, sku_id, line, takes) in &plan {
-        sqlx::query("INSERT INTO order_lines (order_id, line_no, sku_id, qty, unit_price_fen) VALUES ($1, $2, $3, $4, $5)")
-                    .bind(order_id)
-                    .bind(line_no)
-                    .bind(sku_id)
-                    .bind(line.qty.get())
-                    .bind(line.unit_price.fen())
-                    .execute(&mut **tx)
-                    .await
-                    .map_err(map_db)?;
-        for t in takes {
-            let (loc, lot, bin) = &t.key;
-            let qty = Quantity::new(t.qty).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            let lock_id = reserve(
-                tx,
-                (op, actor, at),
-                ("order", input.order_no.as_str()),
-                (line.sku.as_str(), *sku_id),
-                (bin, *loc),
-                *lot,
-                qty,
-            )
-            .await?;
-            sqlx::query(
-                "INSERT INTO order_allocations (lock_id, order_id, line_no) VALUES ($1, $2, $3)",
-            )
-            .bind(lock_id)
-            .bind(order_id)
-            .bind(line_no)
-            .execute(&mut **tx)
-            .await?;
+        "INSERT INTO orders (order_no, state, trade_mode, ebp_code, ebc_code, cop_no, buyer_name, buyer_id_sealed,
+             buyer_id_masked, buyer_ref, buyer_phone_sealed, buyer_phone_masked, consignee_name,
+             consignee_phone_sealed, consignee_phone_masked, consignee_address, goods_value_fen, freight_fen,
+             discount_fen, tax_fen, actual_paid_fen, warnings, created_by, created_at, state_at)
+         VALUES ($1, 'locked', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
+             $20, $21, $22, $23, $23) RETURNING id",
+    )
+    .bind(input.order_no.as_str())
+    .bind(input.trade_mode.code())
+    .bind(input.ebp_code.trim())
+    .bind(input.ebc_code.trim())
+    .bind(input.cop_no.as_str())
+    .bind(input.buyer.name.trim())
+    .bind(&s.buyer_id_sealed)
+    .bind(&s.buyer_id_masked)
+    .bind(&s.buyer_ref)
+    .bind(&s.buyer_phone_sealed)
+    .bind(&s.buyer_phone_masked)
+    .bind(input.consignee.name.trim())
+    .bind(&s.consignee_phone_sealed)
+    .bind(&s.consignee_phone_masked)
+    .bind(input.consignee.address.trim())
+    .bind(input.goods_value.fen())
+    .bind(input.freight.fen())
+    .bind(input.discount.fen())
+    .bind(input.tax.fen())
+    .bind(input.actual_paid.fen())
+    .bind(serde_json::to_string(&warnings).map_err(|e| StoreError::Corrupt(e.to_string()))?)
+    .bind(&actor.username)
+    .bind(at)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(map_db)?;
+    let lines: Vec<(usize, &OrderLineInput)> = input.lines.iter().enumerate().collect();
+    for chunk in lines.chunks(INSERT_ROWS_MAX) {
+        let sql = format!(
+            "INSERT INTO order_lines (order_id, line_no, sku_id, qty, unit_price_fen) VALUES {}",
+            numbered("($1, ?, ?, ?, ?)", chunk.len(), 2)
+        );
+        let mut q = sqlx::query(&sql).bind(order_id);
+        for (i, line) in chunk {
+            q = q
+                .bind(*i as i64 + 1)
+                .bind(sku_ids[*i])
+                .bind(line.qty.get())
+                .bind(line.unit_price.fen());
         }
+        q.execute(&mut **tx).await.map_err(map_db)?;
     }
-    order_view(tx, order_id).await
+    let reservations = takes
+        .iter()
+        .map(|&(_, n, qty)| {
+            Ok(Reservation {
+                sku_id: rows[n].sku_id,
+                location_id: rows[n].location_id,
+                lot_id: rows[n].lot_id,
+                qty: Quantity::new(qty).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            })
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
+    let lock_ids = reserve_many(
+        tx,
+        (op, actor, at),
+        ("order", input.order_no.as_str()),
+        &reservations,
+    )
+    .await?;
+    allocate_locks(
+        tx,
+        order_id,
+        takes
+            .iter()
+            .zip(&lock_ids)
+            .map(|(&(i, _, _), &id)| (id, i as i64 + 1)),
+    )
+    .await?;
+    let allocations = takes
+        .iter()
+        .zip(&lock_ids)
+        .map(|(&(i, n, qty), &lock_id)| {
+            let r = &rows[n];
+            (
+                i,
+                AllocationView {
+                    lock_id,
+                    bin: r.bin.clone(),
+                    batch: r.batch.clone(),
+                    expiry: r.expiry,
+                    qty,
+                    state: LockState::Held,
+                },
+            )
+        })
+        .collect();
+    Ok(OrderView::taken(input, ctx, allocations, warnings, at))
+}
+
+/// Records which reservation serves which line of order `order_id`:
+/// (lock id, line number) pairs, one multi-row INSERT.
+async fn allocate_locks(
+    tx: &mut Tx,
+    order_id: i64,
+    pairs: impl Iterator<Item = (i64, i64)>,
+) -> StoreResult<()> {
+    let pairs: Vec<(i64, i64)> = pairs.collect();
+    for chunk in pairs.chunks(INSERT_ROWS_MAX) {
+        let sql = format!(
+            "INSERT INTO order_allocations (lock_id, order_id, line_no) VALUES {}",
+            numbered("(?, $1, ?)", chunk.len(), 2)
+        );
+        let mut q = sqlx::query(&sql).bind(order_id);
+        for (lock_id, line_no) in chunk {
+            q = q.bind(*lock_id).bind(*line_no);
+        }
+        q.execute(&mut **tx).await.map_err(map_db)?;
+    }
+    Ok(())
 }

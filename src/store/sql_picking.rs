@@ -493,24 +493,17 @@ async fn short_pick(
     .await?;
 
     // Make the shortfall good from other bins, earliest expiry first.
-    let rows: Vec<(i64, i64, String, i64, Option<NaiveDate>, i64)> =
-        sqlx::query_as(FEFO_CANDIDATES)
-            .bind(w.sku_id)
-            .bind(true)
-            .fetch_all(&mut **tx)
-            .await?;
+    let rows = fefo_candidates(tx, &[w.sku_id]).await?;
     let candidates: Vec<_> = rows
         .into_iter()
-        .filter(|r| r.0 != w.location_id)
-        .map(
-            |(loc, lot, bin, walk_seq, expiry, available)| crate::domain::fefo::Candidate {
-                key: (loc, lot, bin.clone(), walk_seq),
-                expiry,
-                walk_seq,
-                bin,
-                available,
-            },
-        )
+        .filter(|r| r.location_id != w.location_id)
+        .map(|r| crate::domain::fefo::Candidate {
+            key: (r.location_id, r.lot_id, r.bin.clone(), r.walk_seq),
+            expiry: r.expiry,
+            walk_seq: r.walk_seq,
+            bin: r.bin,
+            available: r.available,
+        })
         .collect();
     let note = match crate::domain::fefo::allocate(
         &candidates,

@@ -767,6 +767,78 @@ pub struct AllocationView {
     pub state: LockState,
 }
 
+impl OrderView {
+    /// The answer to an order just taken, built from what intake wrote
+    /// rather than read back: `allocations` are its reservations, each with
+    /// the index of the input line it serves. It equals what reading the
+    /// order back gives (`Store::get_order`) at that moment; the lines'
+    /// allocations come earliest expiry first (none last), then by lock id.
+    pub fn taken(
+        input: &OrderInput,
+        ctx: &OrderContext,
+        allocations: Vec<(usize, AllocationView)>,
+        warnings: Vec<String>,
+        at: DateTime<Utc>,
+    ) -> OrderView {
+        let mut per_line: Vec<Vec<AllocationView>> = vec![Vec::new(); input.lines.len()];
+        for (i, a) in allocations {
+            if let Some(line) = per_line.get_mut(i) {
+                line.push(a);
+            }
+        }
+        let lines = input
+            .lines
+            .iter()
+            .zip(per_line)
+            .enumerate()
+            .map(|(i, (line, mut allocations))| {
+                allocations.sort_by_key(|a| (a.expiry.is_none(), a.expiry, a.lock_id));
+                OrderLineView {
+                    line_no: i as i64 + 1,
+                    sku: line.sku.to_string(),
+                    qty: line.qty.get(),
+                    unit_price: line.unit_price,
+                    allocations,
+                }
+            })
+            .collect();
+        let s = &ctx.sealed;
+        OrderView {
+            order_no: input.order_no.to_string(),
+            state: crate::domain::OrderState::Locked,
+            trade_mode: input.trade_mode,
+            ebp_code: input.ebp_code.trim().to_string(),
+            ebc_code: input.ebc_code.trim().to_string(),
+            cop_no: input.cop_no.to_string(),
+            buyer: PartyView {
+                name: input.buyer.name.trim().to_string(),
+                id_number: Some(s.buyer_id_masked.clone()),
+                phone: s.buyer_phone_masked.clone(),
+                address: None,
+            },
+            consignee: PartyView {
+                name: input.consignee.name.trim().to_string(),
+                id_number: None,
+                phone: s.consignee_phone_masked.clone(),
+                address: Some(input.consignee.address.trim().to_string()),
+            },
+            goods_value: input.goods_value,
+            freight: input.freight,
+            discount: input.discount,
+            tax: input.tax,
+            actual_paid: input.actual_paid,
+            lines,
+            warnings,
+            created_at: at,
+            cancelled_at: None,
+            cancel_reason: None,
+            wave_no: None,
+            tote: None,
+            exception_reason: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct LineShortfall {
     pub line_no: i64,
