@@ -26,6 +26,9 @@
 //! - `BENCH_GROUP_COMMIT`: `on` or `off` forces the store's group-commit
 //!   writer on or off on every backend (default: the store's choice, on for
 //!   SQLite and off for PostgreSQL).
+//! - `BENCH_CHECKPOINT`: `background` (the store's default) or `writer`:
+//!   where SQLite's WAL checkpoints run, on a connection of their own or
+//!   inside the commit that crosses 1,000 WAL pages (as before).
 //! - `BENCH_MQTT_URL`: an external broker (e.g. `mqtt://127.0.0.1:1883`, a
 //!   Mosquitto) instead of the server's embedded rumqttd.
 
@@ -227,6 +230,11 @@ async fn run(
         Ok("1" | "on" | "true") => Some(true),
         Ok("0" | "off" | "false") => Some(false),
         Ok(other) => bail!("BENCH_GROUP_COMMIT must be on or off, got {other}"),
+    };
+    config.store.sqlite_background_checkpoint = match std::env::var("BENCH_CHECKPOINT").as_deref() {
+        Err(_) | Ok("background") => true,
+        Ok("writer") => false,
+        Ok(other) => bail!("BENCH_CHECKPOINT must be background or writer, got {other}"),
     };
     if let Some(url) = db_url {
         config.database_url = url;

@@ -52,6 +52,10 @@ pub struct StoreOptions {
     /// takes the backend's default, [`GROUP_COMMIT_SQLITE`] or
     /// [`GROUP_COMMIT_POSTGRES`].
     pub group_commit: Option<bool>,
+    /// SQLite: WAL checkpoints run on a connection of their own beside the
+    /// writer, instead of inside whichever commit crosses SQLite's
+    /// threshold (BENCHMARKS.md `pda`). On by default; off only to measure.
+    pub sqlite_background_checkpoint: bool,
 }
 
 /// SQLite commits one transaction at a time through one connection, and each
@@ -69,6 +73,7 @@ impl Default for StoreOptions {
             sqlite_sync_full: true,
             four_eyes: true,
             group_commit: None,
+            sqlite_background_checkpoint: true,
         }
     }
 }

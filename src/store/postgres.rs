@@ -35,7 +35,10 @@ macro_rules! for_update {
     };
 }
 
-async fn connect_pools(url: &str, opts: &StoreOptions) -> StoreResult<(Pool, Pool)> {
+/// Nothing runs beside the pool on PostgreSQL: the server checkpoints.
+type Housekeeping = ();
+
+async fn connect_pools(url: &str, opts: &StoreOptions) -> StoreResult<(Pool, Pool, Housekeeping)> {
     let pool = PgPoolOptions::new()
         .max_connections(opts.pg_max_connections)
         .acquire_timeout(opts.acquire_timeout)
@@ -45,7 +48,7 @@ async fn connect_pools(url: &str, opts: &StoreOptions) -> StoreResult<(Pool, Poo
         .run(&pool)
         .await
         .map_err(|e| StoreError::Db(e.into()))?;
-    Ok((pool.clone(), pool))
+    Ok((pool.clone(), pool, ()))
 }
 
 /// Whether order intake and PDA scans use the group-commit writer unless

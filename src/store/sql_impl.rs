@@ -40,6 +40,9 @@ pub struct SqlStore {
     /// The group-commit writer over `write`, when this backend uses one: order
     /// intake and PDA scans run through it (`store::batch`).
     batch: Option<Batcher<Pool>>,
+    /// What the backend runs beside the pools (SQLite: the WAL checkpointer),
+    /// kept alive as long as the store.
+    _housekeeping: Housekeeping,
 }
 
 /// The group-commit writer's transactions: the write pool's, with one
@@ -661,7 +664,7 @@ fn check_lines<T>(what: &str, lines: &[T]) -> StoreResult<()> {
 
 impl SqlStore {
     pub async fn connect(url: &str, opts: &StoreOptions) -> StoreResult<Self> {
-        let (write, read) = connect_pools(url, opts).await?;
+        let (write, read, housekeeping) = connect_pools(url, opts).await?;
         let batch = opts
             .group_commit
             .unwrap_or(GROUP_COMMIT_DEFAULT)
@@ -671,6 +674,7 @@ impl SqlStore {
             read,
             opts: opts.clone(),
             batch,
+            _housekeeping: housekeeping,
         })
     }
 

@@ -42,7 +42,23 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// without holding many file handles.
 const READ_CONNECTIONS: u32 = 4;
 
-async fn connect_pools(url: &str, opts: &StoreOptions) -> StoreResult<(Pool, Pool)> {
+/// How often the background checkpointer copies committed WAL frames into
+/// the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+
+/// WAL pages after which the writer checkpoints by itself (SQLite's own
+/// automatic checkpoint, in the committing connection): only if the
+/// background checkpointer has fallen this far behind (about 40 MB).
+const WRITER_CHECKPOINT_PAGES: u32 = 10_000;
+
+/// The WAL file is cut back to this size whenever it starts over.
+const WAL_SIZE_LIMIT_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Keeps the background checkpointer alive: it stops once the last clone of
+/// the store holding this is dropped.
+type Housekeeping = Option<std::sync::Arc<tokio::sync::oneshot::Sender<()>>>;
+
+async fn connect_pools(url: &str, opts: &StoreOptions) -> StoreResult<(Pool, Pool, Housekeeping)> {
     let base = SqliteConnectOptions::from_str(url)?
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
@@ -52,13 +68,25 @@ async fn connect_pools(url: &str, opts: &StoreOptions) -> StoreResult<(Pool, Poo
             SqliteSynchronous::Normal
         })
         .busy_timeout(BUSY_TIMEOUT)
-        .foreign_keys(true);
+        .foreign_keys(true)
+        .pragma("journal_size_limit", WAL_SIZE_LIMIT_BYTES.to_string());
+    // SQLite's automatic checkpoint runs inside the commit that crosses 1,000
+    // WAL pages, so every thousandth page or so one writer's transaction (and
+    // every scan queued behind it) waits for the database file to be written
+    // and synced. A connection of its own does that beside the writer
+    // instead; the writer keeps a far-off automatic checkpoint as a backstop.
+    let writer = if opts.sqlite_background_checkpoint {
+        base.clone()
+            .pragma("wal_autocheckpoint", WRITER_CHECKPOINT_PAGES.to_string())
+    } else {
+        base.clone()
+    };
     // One writer: writers queue for the connection instead of failing with
     // SQLITE_BUSY half-way through a transaction.
     let write = SqlitePoolOptions::new()
         .max_connections(1)
         .acquire_timeout(opts.acquire_timeout)
-        .connect_with(base.clone())
+        .connect_with(writer)
         .await?;
     sqlx::migrate!("./migrations/sqlite")
         .run(&write)
@@ -67,9 +95,54 @@ async fn connect_pools(url: &str, opts: &StoreOptions) -> StoreResult<(Pool, Poo
     let read = SqlitePoolOptions::new()
         .max_connections(READ_CONNECTIONS)
         .acquire_timeout(opts.acquire_timeout)
-        .connect_with(base.read_only(true))
+        .connect_with(base.clone().read_only(true))
         .await?;
-    Ok((write, read))
+    let housekeeping = if opts.sqlite_background_checkpoint {
+        use sqlx::ConnectOptions;
+        let conn = base.connect().await?;
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        tokio::spawn(checkpointer(conn, stopped));
+        Some(std::sync::Arc::new(stop))
+    } else {
+        None
+    };
+    Ok((write, read, housekeeping))
+}
+
+/// Copies the WAL's committed frames into the database file every
+/// [`CHECKPOINT_EVERY`], without waiting for readers or the writer
+/// (`PASSIVE`): what a reader still needs stays in the WAL for the next
+/// round. A failure is logged and retried; the writer's own automatic
+/// checkpoint catches up if this falls far behind.
+async fn checkpointer(
+    mut conn: sqlx::SqliteConnection,
+    mut stopped: tokio::sync::oneshot::Receiver<()>,
+) {
+    let mut failing = false;
+    loop {
+        tokio::select! {
+            _ = &mut stopped => break,
+            _ = tokio::time::sleep(CHECKPOINT_EVERY) => {}
+        }
+        match sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(PASSIVE)")
+            .fetch_one(&mut conn)
+            .await
+        {
+            Ok((_, wal_pages, copied)) => {
+                if failing {
+                    tracing::info!(wal_pages, copied, "WAL checkpoints work again");
+                    failing = false;
+                }
+            }
+            Err(e) => {
+                if !failing {
+                    tracing::warn!(error = %e, "WAL checkpoint failed; retrying every {CHECKPOINT_EVERY:?}");
+                    failing = true;
+                }
+            }
+        }
+    }
+    let _ = sqlx::Connection::close(conn).await;
 }
 
 /// Whether order intake and PDA scans use the group-commit writer unless
