@@ -40,6 +40,9 @@ pub struct SqlStore {
     /// The group-commit writer over `write`, when this backend uses one: order
     /// intake and PDA scans run through it (`store::batch`).
     batch: Option<Batcher<Pool>>,
+    /// Order intake's queue in front of `batch`: orders queued together are
+    /// taken as one unit (`sql_orders.rs`).
+    intake: Option<Intake>,
     /// What the backend runs beside the pools (SQLite: the WAL checkpointer),
     /// kept alive as long as the store.
     _housekeeping: Housekeeping,
@@ -669,11 +672,13 @@ impl SqlStore {
             .group_commit
             .unwrap_or(GROUP_COMMIT_DEFAULT)
             .then(|| Batcher::start(write.clone()));
+        let intake = batch.clone().map(Intake::start);
         Ok(SqlStore {
             write,
             read,
             opts: opts.clone(),
             batch,
+            intake,
             _housekeeping: housekeeping,
         })
     }
@@ -2089,38 +2094,44 @@ fn numbered(template: &str, rows: usize, first: usize) -> String {
     out
 }
 
-/// One holding's units to reserve, for [`reserve_many`].
-struct Reservation {
+/// One holding's units to reserve for a document, for [`reserve_many`].
+struct Reservation<'a> {
+    /// The operation (idempotency record) the reservation belongs to.
+    op: i64,
+    /// The document's number, e.g. the order's.
+    reference: &'a str,
+    /// Who asked for it (the movement's actor).
+    actor: &'a str,
     sku_id: i64,
     location_id: i64,
     lot_id: i64,
     qty: Quantity,
 }
 
-/// Reserves several holdings' units at once, as [`reserve`] does one: the
-/// lock rows and their lock movements, one multi-row INSERT each. The
-/// caller has read (and on PostgreSQL locked) the holdings and knows the
-/// units are there; the holdings' CHECKs under the trigger stay the
-/// backstop. Returns the locks' ids in the order of `rs`.
+/// Reserves several holdings' units at once, for one document or several of
+/// the same type, as [`reserve`] does one: the lock rows and their lock
+/// movements, one multi-row INSERT each. The caller has read (and on
+/// PostgreSQL locked) the holdings and knows the units are there; the
+/// holdings' CHECKs under the trigger stay the backstop. Returns the locks'
+/// ids in the order of `rs`.
 async fn reserve_many(
     tx: &mut Tx,
-    (op, actor, at): (i64, &Actor, DateTime<Utc>),
-    (doc_type, reference): (&str, &str),
-    rs: &[Reservation],
+    at: DateTime<Utc>,
+    doc_type: &str,
+    rs: &[Reservation<'_>],
 ) -> StoreResult<Vec<i64>> {
     let mut ids = Vec::with_capacity(rs.len());
     for chunk in rs.chunks(INSERT_ROWS_MAX) {
         let sql = format!(
             "INSERT INTO locks (operation_id, reference, sku_id, location_id, lot_id, qty, state, created_at)
-             VALUES {} RETURNING id, sku_id, location_id, lot_id, qty",
-            numbered("($1, $2, ?, ?, ?, ?, 'held', $3)", chunk.len(), 4)
+             VALUES {} RETURNING id, operation_id, sku_id, location_id, lot_id, qty",
+            numbered("(?, ?, ?, ?, ?, ?, 'held', $1)", chunk.len(), 2)
         );
-        let mut q = sqlx::query_as::<_, (i64, i64, i64, i64, i64)>(&sql)
-            .bind(op)
-            .bind(reference)
-            .bind(at);
+        let mut q = sqlx::query_as::<_, (i64, i64, i64, i64, i64, i64)>(&sql).bind(at);
         for r in chunk {
             q = q
+                .bind(r.op)
+                .bind(r.reference)
                 .bind(r.sku_id)
                 .bind(r.location_id)
                 .bind(r.lot_id)
@@ -2128,13 +2139,13 @@ async fn reserve_many(
         }
         let mut inserted = q.fetch_all(&mut **tx).await.map_err(map_db)?;
         // RETURNING does not promise its rows' order: each is matched back by
-        // what it holds (two alike are interchangeable).
+        // what it holds (two alike of one operation are interchangeable).
         let first = ids.len();
         for r in chunk {
-            let key = (r.sku_id, r.location_id, r.lot_id, r.qty.get());
+            let key = (r.op, r.sku_id, r.location_id, r.lot_id, r.qty.get());
             let pos = inserted
                 .iter()
-                .position(|k| (k.1, k.2, k.3, k.4) == key)
+                .position(|k| (k.1, k.2, k.3, k.4, k.5) == key)
                 .ok_or_else(|| {
                     StoreError::Corrupt("an inserted lock is missing from RETURNING".into())
                 })?;
@@ -2144,23 +2155,23 @@ async fn reserve_many(
             "INSERT INTO movements (operation_id, kind, sku_id, location_id, lot_id, qty, from_bucket, to_bucket,
                  doc_type, doc_no, actor, lock_id, at)
              VALUES {}",
-            numbered("($1, $2, ?, ?, ?, ?, $3, $4, $5, $6, $7, ?, $8)", chunk.len(), 9)
+            numbered("(?, $1, ?, ?, ?, ?, $2, $3, $4, ?, ?, ?, $5)", chunk.len(), 6)
         );
         let mut q = sqlx::query(&sql)
-            .bind(op)
             .bind(MovementKind::Lock.as_str())
             .bind(Bucket::Available.as_str())
             .bind(Bucket::Locked.as_str())
             .bind(doc_type)
-            .bind(reference)
-            .bind(&actor.username)
             .bind(at);
         for (r, id) in chunk.iter().zip(&ids[first..]) {
             q = q
+                .bind(r.op)
                 .bind(r.sku_id)
                 .bind(r.location_id)
                 .bind(r.lot_id)
                 .bind(r.qty.get())
+                .bind(r.reference)
+                .bind(r.actor)
                 .bind(*id);
         }
         q.execute(&mut **tx).await.map_err(map_db)?;

@@ -209,38 +209,37 @@ async fn order_view(tx: &mut Tx, order_id: i64) -> StoreResult<OrderView> {
 
 impl SqlStore {
     /// Takes an order and reserves stock for every line, earliest expiry
-    /// first, or reserves nothing and says per line what is short.
+    /// first, or reserves nothing and says per line what is short. With
+    /// group commit the order waits in the intake queue and is taken with
+    /// whatever orders queued beside it ([`orders_in`]); otherwise alone, in
+    /// its own transaction.
     pub async fn create_order(
         &self,
         actor: &Actor,
         input: &OrderInput,
         ctx: &OrderContext,
     ) -> StoreResult<OrderView> {
-        let Some(batch) = &self.batch else {
-            return idempotent!(
-                self,
-                actor,
-                "order",
-                input.order_no.as_str(),
-                ctx.fingerprint.clone(),
-                |tx, op, at| order_in(&mut tx, op, at, actor, input, ctx).await?
-            );
-        };
-        let (actor, input, ctx) = (actor.clone(), input.clone(), ctx.clone());
-        batch
-            .run(move |tx| {
-                Box::pin(async move {
-                    idempotent_in!(
-                        tx,
-                        &actor,
-                        "order",
-                        input.order_no.as_str(),
-                        ctx.fingerprint.clone(),
-                        |op, at| order_in(tx, op, at, &actor, &input, &ctx).await?
-                    )
-                })
-            })
-            .await
+        let req = (actor.clone(), input.clone(), ctx.clone());
+        if let Some(intake) = &self.intake {
+            return intake.take(req).await;
+        }
+        for _ in 0..IDEMPOTENCY_ATTEMPTS {
+            let mut tx = self.write.begin().await?;
+            match orders_in(&mut tx, std::slice::from_ref(&req))
+                .await?
+                .pop()
+                .flatten()
+            {
+                Some(Ok(view)) => {
+                    tx.commit().await?;
+                    return Ok(view);
+                }
+                Some(Err(e)) => return Err(e),
+                // Claimed by a transaction not committed yet: read its answer.
+                None => continue,
+            }
+        }
+        Err(StoreError::Contended)
     }
 
     pub async fn get_order(&self, order_no: &str) -> StoreResult<OrderView> {
@@ -395,31 +394,464 @@ pub(crate) async fn cancel_order_in(
     Ok(())
 }
 
-/// The body of [`SqlStore::create_order`], inside its transaction (its own,
-/// or its savepoint in a group commit). Whatever the number of lines it makes
-/// ten round trips: the SKUs, the candidate holdings, the buyer's year, the
-/// order, its lines, the locks, their movements and the allocations (one
-/// statement each), plus the key's claim and the stored answer around it.
-/// The answer is built from what was written, not read back.
-async fn order_in(
+/// An order to take: who sends it, the order, and what intake derived.
+type OrderRequest = (Actor, OrderInput, OrderContext);
+
+/// An order waiting in the intake queue, with the way back to its caller.
+type Queued = (
+    OrderRequest,
+    tokio::sync::oneshot::Sender<StoreResult<OrderView>>,
+);
+
+/// The most orders taken together in one group.
+const INTAKE_GROUP_MAX: usize = crate::store::batch::BATCH_MAX;
+
+/// One order's reservations as planned: (line index, candidate row, units).
+type OrderTakes = Vec<(usize, usize, i64)>;
+
+/// The orders queued for the group-commit writer. One task takes whatever
+/// orders are queued (at most [`INTAKE_GROUP_MAX`], never waiting for more)
+/// and hands them to the writer as one unit, [`orders_in`]: a group of 64
+/// orders costs the statements of one. Orders a group cannot settle (the
+/// same number twice, a key another session holds) and the orders of a
+/// group whose statements fail are then taken one by one, each in its own
+/// unit, so one bad order cannot sink the others.
+#[derive(Clone)]
+struct Intake {
+    queue: tokio::sync::mpsc::Sender<Queued>,
+}
+
+impl std::fmt::Debug for Intake {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Intake").finish_non_exhaustive()
+    }
+}
+
+impl Intake {
+    fn start(batch: Batcher<Pool>) -> Intake {
+        let (queue, rx) = tokio::sync::mpsc::channel(1_024);
+        tokio::spawn(intake_groups(batch, rx));
+        Intake { queue }
+    }
+
+    async fn take(&self, req: OrderRequest) -> StoreResult<OrderView> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let stopped = || StoreError::NotCommitted("the order intake has stopped".into());
+        self.queue.send((req, reply)).await.map_err(|_| stopped())?;
+        answer.await.unwrap_or_else(|_| Err(stopped()))
+    }
+}
+
+async fn intake_groups(batch: Batcher<Pool>, mut rx: tokio::sync::mpsc::Receiver<Queued>) {
+    // The group before, until the writer starts on it.
+    let mut waiting: Option<tokio::sync::oneshot::Receiver<()>> = None;
+    while let Some(first) = rx.recv().await {
+        // Only one group waits for the writer at a time: what arrives while
+        // it waits (and while the batch before it commits) forms the next
+        // group, so groups grow with the load instead of staying at the
+        // handful that happened to be queued together.
+        if let Some(started) = waiting.take() {
+            let _ = started.await;
+        }
+        let mut group = vec![first];
+        while group.len() < INTAKE_GROUP_MAX {
+            match rx.try_recv() {
+                Ok(more) => group.push(more),
+                Err(_) => break,
+            }
+        }
+        let (tell, started) = tokio::sync::oneshot::channel();
+        waiting = Some(started);
+        // Settled on its own task, so the next group can form meanwhile.
+        tokio::spawn(settle_group(batch.clone(), group, tell));
+    }
+}
+
+/// Runs one group as one unit of the writer, and answers each caller once
+/// the batch holding it committed.
+async fn settle_group(
+    batch: Batcher<Pool>,
+    group: Vec<Queued>,
+    started: tokio::sync::oneshot::Sender<()>,
+) {
+    let (reqs, replies): (Vec<OrderRequest>, Vec<_>) = group.into_iter().unzip();
+    let reqs = std::sync::Arc::new(reqs);
+    let shared = reqs.clone();
+    let outs = match batch
+        .run(move |tx| {
+            Box::pin(async move {
+                let _ = started.send(());
+                orders_in(tx, &shared).await
+            })
+        })
+        .await
+    {
+        Ok(outs) => outs,
+        Err(StoreError::NotCommitted(why)) => {
+            for reply in replies {
+                let _ = reply.send(Err(StoreError::NotCommitted(why.clone())));
+            }
+            return;
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, orders = reqs.len(), "order intake: a group failed as a whole; its orders are taken one by one");
+            reqs.iter().map(|_| None).collect()
+        }
+    };
+    let mut alone = Vec::new();
+    for ((i, out), reply) in outs.into_iter().enumerate().zip(replies) {
+        match out {
+            Some(answer) => {
+                let _ = reply.send(answer);
+            }
+            None => alone.push((i, reply)),
+        }
+    }
+    let runs = alone.into_iter().map(|(i, reply)| {
+        let (batch, reqs) = (batch.clone(), reqs.clone());
+        async move {
+            let answer = batch
+                .run(move |tx| {
+                    Box::pin(async move {
+                        orders_in(tx, std::slice::from_ref(&reqs[i]))
+                            .await?
+                            .pop()
+                            .flatten()
+                            .unwrap_or(Err(StoreError::Contended))
+                    })
+                })
+                .await;
+            let _ = reply.send(answer);
+        }
+    });
+    futures_util::future::join_all(runs).await;
+}
+
+/// Takes a group of orders (at most [`INTAKE_GROUP_MAX`]) inside `tx`, in
+/// their queue order, as if one after the other: each order sees the stock
+/// and the buyer's year as the orders before it left them. Each gets its
+/// answer (a refusal writes nothing), or `None`: take it alone (the same
+/// order number earlier in the group, a key another session has claimed and
+/// not committed, a group that spans New Year in China).
+///
+/// Whatever the group's size, about ten statements: claim the keys, read
+/// the SKUs, the candidate holdings and the buyers' year, then one
+/// multi-row INSERT each for the orders, their lines, the locks, the lock
+/// movements and the allocations, and store the answers, which are built
+/// from what was written rather than read back. An error of any statement
+/// is the whole group's (its savepoint is rolled back).
+async fn orders_in(
     tx: &mut Tx,
-    op: i64,
-    at: DateTime<Utc>,
-    actor: &Actor,
-    input: &OrderInput,
-    ctx: &OrderContext,
-) -> StoreResult<OrderView> {
-    // Lines are allocated in SKU order, and the first unknown or revoked
-    // SKU in that order is the one reported.
-    let mut by_sku: Vec<usize> = (0..input.lines.len()).collect();
-    by_sku.sort_by(|a, b| input.lines[*a].sku.cmp(&input.lines[*b].sku));
-    let codes: Vec<&str> = by_sku
+    reqs: &[OrderRequest],
+) -> StoreResult<Vec<Option<StoreResult<OrderView>>>> {
+    let n = reqs.len();
+    let mut out: Vec<Option<StoreResult<OrderView>>> = (0..n).map(|_| None).collect();
+    let Some(year_start) = reqs.first().map(|r| r.2.year_start) else {
+        return Ok(out);
+    };
+    if reqs.iter().any(|r| r.2.year_start != year_start) {
+        return Ok(out);
+    }
+    let at = now();
+    let mut first_of: BTreeMap<&str, usize> = BTreeMap::new();
+    let fresh: Vec<usize> = (0..n)
+        .filter(|&i| *first_of.entry(reqs[i].1.order_no.as_str()).or_insert(i) == i)
+        .collect();
+
+    // 1. Claim the order numbers.
+    let mut ops: Vec<Option<i64>> = vec![None; n];
+    let sql = format!(
+        "INSERT INTO operations (scope, key, request_hash, actor, at) VALUES {}
+         ON CONFLICT (scope, key) DO NOTHING RETURNING key, id",
+        numbered("('order', ?, ?, ?, $1)", fresh.len(), 2)
+    );
+    let mut q = sqlx::query_as::<_, (String, i64)>(&sql).bind(at);
+    for &i in &fresh {
+        let (actor, input, ctx) = &reqs[i];
+        q = q
+            .bind(input.order_no.as_str())
+            .bind(&ctx.fingerprint)
+            .bind(&actor.username);
+    }
+    for (key, id) in q.fetch_all(&mut **tx).await? {
+        if let Some(&i) = first_of.get(key.as_str()) {
+            ops[i] = Some(id);
+        }
+    }
+    let used: Vec<usize> = fresh
         .iter()
-        .map(|&i| input.lines[i].sku.as_str())
+        .copied()
+        .filter(|&i| ops[i].is_none())
+        .collect();
+    if !used.is_empty() {
+        let sql = format!(
+            "SELECT key, request_hash, response FROM operations WHERE scope = 'order' AND key IN ({})",
+            numbered("?", used.len(), 1)
+        );
+        let mut q = sqlx::query_as::<_, (String, String, Option<String>)>(&sql);
+        for &i in &used {
+            q = q.bind(reqs[i].1.order_no.as_str());
+        }
+        let found: BTreeMap<String, (String, Option<String>)> = q
+            .fetch_all(&mut **tx)
+            .await?
+            .into_iter()
+            .map(|(key, hash, response)| (key, (hash, response)))
+            .collect();
+        for &i in &used {
+            let key = reqs[i].1.order_no.as_str();
+            out[i] = match found.get(key) {
+                Some((hash, _)) if *hash != reqs[i].2.fingerprint => {
+                    Some(Err(StoreError::IdempotencyConflict {
+                        scope: "order",
+                        key: key.to_string(),
+                    }))
+                }
+                Some((_, Some(response))) => Some(decode_response(response)),
+                // Claimed by a transaction we cannot see yet.
+                _ => None,
+            };
+        }
+    }
+    let live: Vec<usize> = (0..n).filter(|&i| ops[i].is_some()).collect();
+    if live.is_empty() {
+        return Ok(out);
+    }
+
+    // 2. The SKUs, and each order's in its lines' order.
+    let codes: Vec<&str> = live
+        .iter()
+        .flat_map(|&i| reqs[i].1.lines.iter().map(|l| l.sku.as_str()))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
         .collect();
     let skus = skus_by_code(tx, &codes).await?;
-    let mut sku_ids = vec![0i64; input.lines.len()];
-    for &i in &by_sku {
+    let mut sku_ids: Vec<Vec<i64>> = vec![Vec::new(); n];
+    for &i in &live {
+        match line_skus(&reqs[i].1, &skus) {
+            Ok(ids) => sku_ids[i] = ids,
+            Err(e) => out[i] = Some(Err(e)),
+        }
+    }
+
+    // 3. Their candidate holdings, and the buyers' year so far.
+    let ok: Vec<usize> = live.iter().copied().filter(|&i| out[i].is_none()).collect();
+    let all_skus: Vec<i64> = ok
+        .iter()
+        .flat_map(|&i| sku_ids[i].iter().copied())
+        .collect();
+    let rows = fefo_candidates(tx, &all_skus).await?;
+    let mut year = buyers_year(
+        tx,
+        ok.iter().map(|&i| reqs[i].2.sealed.buyer_ref.as_str()),
+        year_start,
+    )
+    .await?;
+
+    // 4. Each order in turn, on what the orders before it left.
+    let mut taken = vec![0i64; rows.len()];
+    let mut plans: Vec<(usize, OrderTakes, Vec<String>)> = Vec::new();
+    for &i in &ok {
+        let (_, input, ctx) = &reqs[i];
+        match allocate_order(input, ctx, &sku_ids[i], &rows, &mut taken) {
+            Ok(takes) => {
+                let seen = year.entry(ctx.sealed.buyer_ref.clone()).or_insert(0);
+                let warnings =
+                    crate::domain::order::annual_limit_warning(money(*seen)?, input.actual_paid)
+                        .into_iter()
+                        .collect();
+                *seen += input.actual_paid.fen();
+                plans.push((i, takes, warnings));
+            }
+            Err(e) => out[i] = Some(Err(e)),
+        }
+    }
+    // A refused order leaves no trace: its key is free again.
+    let refused: Vec<i64> = live
+        .iter()
+        .filter(|&&i| out[i].is_some())
+        .filter_map(|&i| ops[i])
+        .collect();
+    if !refused.is_empty() {
+        let sql = format!(
+            "DELETE FROM operations WHERE id IN ({})",
+            numbered("?", refused.len(), 1)
+        );
+        let mut q = sqlx::query(&sql);
+        for id in &refused {
+            q = q.bind(*id);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    if plans.is_empty() {
+        return Ok(out);
+    }
+
+    // 5. The orders.
+    let sql = format!(
+        "INSERT INTO orders (order_no, state, trade_mode, ebp_code, ebc_code, cop_no, buyer_name, buyer_id_sealed,
+             buyer_id_masked, buyer_ref, buyer_phone_sealed, buyer_phone_masked, consignee_name,
+             consignee_phone_sealed, consignee_phone_masked, consignee_address, goods_value_fen, freight_fen,
+             discount_fen, tax_fen, actual_paid_fen, warnings, created_by, created_at, state_at)
+         VALUES {} RETURNING order_no, id",
+        numbered(
+            "(?, 'locked', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, $1, $1)",
+            plans.len(),
+            2
+        )
+    );
+    let mut q = sqlx::query_as::<_, (String, i64)>(&sql).bind(at);
+    for (i, _, warnings) in &plans {
+        let (actor, input, ctx) = &reqs[*i];
+        let s = &ctx.sealed;
+        q = q
+            .bind(input.order_no.as_str())
+            .bind(input.trade_mode.code())
+            .bind(input.ebp_code.trim())
+            .bind(input.ebc_code.trim())
+            .bind(input.cop_no.as_str())
+            .bind(input.buyer.name.trim())
+            .bind(&s.buyer_id_sealed)
+            .bind(&s.buyer_id_masked)
+            .bind(&s.buyer_ref)
+            .bind(&s.buyer_phone_sealed)
+            .bind(&s.buyer_phone_masked)
+            .bind(input.consignee.name.trim())
+            .bind(&s.consignee_phone_sealed)
+            .bind(&s.consignee_phone_masked)
+            .bind(input.consignee.address.trim())
+            .bind(input.goods_value.fen())
+            .bind(input.freight.fen())
+            .bind(input.discount.fen())
+            .bind(input.tax.fen())
+            .bind(input.actual_paid.fen())
+            .bind(serde_json::to_string(warnings).map_err(|e| StoreError::Corrupt(e.to_string()))?)
+            .bind(&actor.username);
+    }
+    let ids: BTreeMap<String, i64> = q
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(map_db)?
+        .into_iter()
+        .collect();
+    let order_id = |i: usize| {
+        ids.get(reqs[i].1.order_no.as_str())
+            .copied()
+            .ok_or_else(|| {
+                StoreError::Corrupt("an inserted order is missing from RETURNING".into())
+            })
+    };
+
+    // 6. Their lines.
+    let mut lines: Vec<(i64, i64, i64, &OrderLineInput)> = Vec::new();
+    for (i, _, _) in &plans {
+        let id = order_id(*i)?;
+        for (l, line) in reqs[*i].1.lines.iter().enumerate() {
+            lines.push((id, l as i64 + 1, sku_ids[*i][l], line));
+        }
+    }
+    for chunk in lines.chunks(INSERT_ROWS_MAX) {
+        let sql = format!(
+            "INSERT INTO order_lines (order_id, line_no, sku_id, qty, unit_price_fen) VALUES {}",
+            numbered("(?, ?, ?, ?, ?)", chunk.len(), 1)
+        );
+        let mut q = sqlx::query(&sql);
+        for (id, line_no, sku_id, line) in chunk {
+            q = q
+                .bind(*id)
+                .bind(*line_no)
+                .bind(*sku_id)
+                .bind(line.qty.get())
+                .bind(line.unit_price.fen());
+        }
+        q.execute(&mut **tx).await.map_err(map_db)?;
+    }
+
+    // 7. The reservations, and which line each serves.
+    let mut reservations = Vec::new();
+    let mut serves: Vec<(i64, i64)> = Vec::new();
+    for (i, takes, _) in &plans {
+        let (op, id) = (ops[*i].unwrap_or_default(), order_id(*i)?);
+        for &(line, row, qty) in takes {
+            let r = &rows[row];
+            reservations.push(Reservation {
+                op,
+                reference: reqs[*i].1.order_no.as_str(),
+                actor: reqs[*i].0.username.as_str(),
+                sku_id: r.sku_id,
+                location_id: r.location_id,
+                lot_id: r.lot_id,
+                qty: Quantity::new(qty).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            });
+            serves.push((id, line as i64 + 1));
+        }
+    }
+    let lock_ids = reserve_many(tx, at, "order", &reservations).await?;
+    let allocations: Vec<(i64, i64, i64)> = lock_ids
+        .iter()
+        .zip(&serves)
+        .map(|(&lock, &(order, line))| (lock, order, line))
+        .collect();
+    for chunk in allocations.chunks(INSERT_ROWS_MAX) {
+        let sql = format!(
+            "INSERT INTO order_allocations (lock_id, order_id, line_no) VALUES {}",
+            numbered("(?, ?, ?)", chunk.len(), 1)
+        );
+        let mut q = sqlx::query(&sql);
+        for (lock, order, line) in chunk {
+            q = q.bind(*lock).bind(*order).bind(*line);
+        }
+        q.execute(&mut **tx).await.map_err(map_db)?;
+    }
+
+    // 8. The answers, stored with the work they describe.
+    let mut answers: Vec<(i64, String)> = Vec::with_capacity(plans.len());
+    let mut next_lock = lock_ids.iter();
+    for (i, takes, warnings) in plans {
+        let (_, input, ctx) = &reqs[i];
+        let allocations = takes
+            .iter()
+            .zip(next_lock.by_ref())
+            .map(|(&(line, row, qty), &lock_id)| {
+                let r = &rows[row];
+                let view = AllocationView {
+                    lock_id,
+                    bin: r.bin.clone(),
+                    batch: r.batch.clone(),
+                    expiry: r.expiry,
+                    qty,
+                    state: LockState::Held,
+                };
+                (line, view)
+            })
+            .collect();
+        let view = OrderView::taken(input, ctx, allocations, warnings, at);
+        let text = serde_json::to_string(&view).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        answers.push((ops[i].unwrap_or_default(), text));
+        out[i] = Some(Ok(view));
+    }
+    let sql = format!(
+        "UPDATE operations SET response = v.column2 FROM (VALUES {}) AS v WHERE operations.id = v.column1",
+        numbered("(CAST(? AS BIGINT), ?)", answers.len(), 1)
+    );
+    let mut q = sqlx::query(&sql);
+    for (op, text) in &answers {
+        q = q.bind(*op).bind(text);
+    }
+    q.execute(&mut **tx).await?;
+    Ok(out)
+}
+
+/// An order's SKU ids, line by line; refused if one is unknown or its
+/// customs record revoked (the first such in SKU order is named).
+fn line_skus(
+    input: &OrderInput,
+    skus: &BTreeMap<String, (i64, RecordStatus)>,
+) -> StoreResult<Vec<i64>> {
+    let mut by_sku: Vec<usize> = (0..input.lines.len()).collect();
+    by_sku.sort_by(|a, b| input.lines[*a].sku.cmp(&input.lines[*b].sku));
+    let mut ids = vec![0i64; input.lines.len()];
+    for i in by_sku {
         let line = &input.lines[i];
         let (id, status) = *skus
             .get(line.sku.as_str())
@@ -431,15 +863,28 @@ async fn order_in(
                 line.sku
             )));
         }
-        sku_ids[i] = id;
+        ids[i] = id;
     }
-    let rows = fefo_candidates(tx, &sku_ids).await?;
-    // Units already planned from each candidate row by earlier lines.
-    let mut taken = vec![0i64; rows.len()];
+    Ok(ids)
+}
+
+/// Plans an order's reservations on the candidate `rows`, line by line in
+/// SKU order, earliest expiry first; `taken` is what earlier orders (and
+/// lines) have planned from each row, and grows only if every line can be
+/// served. Otherwise the order is refused with every short line.
+fn allocate_order(
+    input: &OrderInput,
+    ctx: &OrderContext,
+    sku_ids: &[i64],
+    rows: &[FefoRow],
+    taken: &mut [i64],
+) -> StoreResult<OrderTakes> {
+    let mut by_sku: Vec<usize> = (0..input.lines.len()).collect();
+    by_sku.sort_by(|a, b| input.lines[*a].sku.cmp(&input.lines[*b].sku));
+    let mut mine: BTreeMap<usize, i64> = BTreeMap::new();
+    let mut takes = Vec::new();
     let mut shortfalls = Vec::new();
-    // (line index, candidate row, units)
-    let mut takes: Vec<(usize, usize, i64)> = Vec::new();
-    for &i in &by_sku {
+    for i in by_sku {
         let line = &input.lines[i];
         let candidates: Vec<_> = rows
             .iter()
@@ -450,13 +895,13 @@ async fn order_in(
                 expiry: r.expiry,
                 walk_seq: r.walk_seq,
                 bin: r.bin.clone(),
-                available: r.available - taken[n],
+                available: r.available - taken[n] - mine.get(&n).copied().unwrap_or(0),
             })
             .collect();
         match crate::domain::fefo::allocate(&candidates, line.qty.get(), ctx.today) {
             Ok(plan) => {
                 for t in plan {
-                    taken[t.key] += t.qty;
+                    *mine.entry(t.key).or_default() += t.qty;
                     takes.push((i, t.key, t.qty));
                 }
             }
@@ -472,135 +917,34 @@ async fn order_in(
         shortfalls.sort_by_key(|s| s.line_no);
         return Err(StoreError::OrderShortfall(shortfalls));
     }
-    let seen_fen: i64 = sqlx::query_scalar(
-        "SELECT CAST(COALESCE(SUM(actual_paid_fen), 0) AS BIGINT) FROM orders
-                 WHERE buyer_ref = $1 AND created_at >= $2 AND state <> 'cancelled'",
-    )
-    .bind(&ctx.sealed.buyer_ref)
-    .bind(ctx.year_start)
-    .fetch_one(&mut **tx)
-    .await?;
-    let warnings: Vec<String> =
-        crate::domain::order::annual_limit_warning(money(seen_fen)?, input.actual_paid)
-            .into_iter()
-            .collect();
-    let s = &ctx.sealed;
-    let order_id: i64 = sqlx::query_scalar(
-        "INSERT INTO orders (order_no, state, trade_mode, ebp_code, ebc_code, cop_no, buyer_name, buyer_id_sealed,
-             buyer_id_masked, buyer_ref, buyer_phone_sealed, buyer_phone_masked, consignee_name,
-             consignee_phone_sealed, consignee_phone_masked, consignee_address, goods_value_fen, freight_fen,
-             discount_fen, tax_fen, actual_paid_fen, warnings, created_by, created_at, state_at)
-         VALUES ($1, 'locked', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
-             $20, $21, $22, $23, $23) RETURNING id",
-    )
-    .bind(input.order_no.as_str())
-    .bind(input.trade_mode.code())
-    .bind(input.ebp_code.trim())
-    .bind(input.ebc_code.trim())
-    .bind(input.cop_no.as_str())
-    .bind(input.buyer.name.trim())
-    .bind(&s.buyer_id_sealed)
-    .bind(&s.buyer_id_masked)
-    .bind(&s.buyer_ref)
-    .bind(&s.buyer_phone_sealed)
-    .bind(&s.buyer_phone_masked)
-    .bind(input.consignee.name.trim())
-    .bind(&s.consignee_phone_sealed)
-    .bind(&s.consignee_phone_masked)
-    .bind(input.consignee.address.trim())
-    .bind(input.goods_value.fen())
-    .bind(input.freight.fen())
-    .bind(input.discount.fen())
-    .bind(input.tax.fen())
-    .bind(input.actual_paid.fen())
-    .bind(serde_json::to_string(&warnings).map_err(|e| StoreError::Corrupt(e.to_string()))?)
-    .bind(&actor.username)
-    .bind(at)
-    .fetch_one(&mut **tx)
-    .await
-    .map_err(map_db)?;
-    let lines: Vec<(usize, &OrderLineInput)> = input.lines.iter().enumerate().collect();
-    for chunk in lines.chunks(INSERT_ROWS_MAX) {
-        let sql = format!(
-            "INSERT INTO order_lines (order_id, line_no, sku_id, qty, unit_price_fen) VALUES {}",
-            numbered("($1, ?, ?, ?, ?)", chunk.len(), 2)
-        );
-        let mut q = sqlx::query(&sql).bind(order_id);
-        for (i, line) in chunk {
-            q = q
-                .bind(*i as i64 + 1)
-                .bind(sku_ids[*i])
-                .bind(line.qty.get())
-                .bind(line.unit_price.fen());
-        }
-        q.execute(&mut **tx).await.map_err(map_db)?;
+    for (n, qty) in mine {
+        taken[n] += qty;
     }
-    let reservations = takes
-        .iter()
-        .map(|&(_, n, qty)| {
-            Ok(Reservation {
-                sku_id: rows[n].sku_id,
-                location_id: rows[n].location_id,
-                lot_id: rows[n].lot_id,
-                qty: Quantity::new(qty).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-            })
-        })
-        .collect::<StoreResult<Vec<_>>>()?;
-    let lock_ids = reserve_many(
-        tx,
-        (op, actor, at),
-        ("order", input.order_no.as_str()),
-        &reservations,
-    )
-    .await?;
-    allocate_locks(
-        tx,
-        order_id,
-        takes
-            .iter()
-            .zip(&lock_ids)
-            .map(|(&(i, _, _), &id)| (id, i as i64 + 1)),
-    )
-    .await?;
-    let allocations = takes
-        .iter()
-        .zip(&lock_ids)
-        .map(|(&(i, n, qty), &lock_id)| {
-            let r = &rows[n];
-            (
-                i,
-                AllocationView {
-                    lock_id,
-                    bin: r.bin.clone(),
-                    batch: r.batch.clone(),
-                    expiry: r.expiry,
-                    qty,
-                    state: LockState::Held,
-                },
-            )
-        })
-        .collect();
-    Ok(OrderView::taken(input, ctx, allocations, warnings, at))
+    Ok(takes)
 }
 
-/// Records which reservation serves which line of order `order_id`:
-/// (lock id, line number) pairs, one multi-row INSERT.
-async fn allocate_locks(
+/// What each buyer has paid in orders (not cancelled) since `year_start`,
+/// in fen, by keyed fingerprint: the annual limit's running total.
+async fn buyers_year(
     tx: &mut Tx,
-    order_id: i64,
-    pairs: impl Iterator<Item = (i64, i64)>,
-) -> StoreResult<()> {
-    let pairs: Vec<(i64, i64)> = pairs.collect();
-    for chunk in pairs.chunks(INSERT_ROWS_MAX) {
-        let sql = format!(
-            "INSERT INTO order_allocations (lock_id, order_id, line_no) VALUES {}",
-            numbered("(?, $1, ?)", chunk.len(), 2)
-        );
-        let mut q = sqlx::query(&sql).bind(order_id);
-        for (lock_id, line_no) in chunk {
-            q = q.bind(*lock_id).bind(*line_no);
-        }
-        q.execute(&mut **tx).await.map_err(map_db)?;
+    buyers: impl Iterator<Item = &str>,
+    year_start: DateTime<Utc>,
+) -> StoreResult<BTreeMap<String, i64>> {
+    let buyers: Vec<&str> = buyers
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if buyers.is_empty() {
+        return Ok(BTreeMap::new());
     }
-    Ok(())
+    let sql = format!(
+        "SELECT buyer_ref, CAST(COALESCE(SUM(actual_paid_fen), 0) AS BIGINT) FROM orders
+         WHERE buyer_ref IN ({}) AND created_at >= $1 AND state <> 'cancelled' GROUP BY buyer_ref",
+        numbered("?", buyers.len(), 2)
+    );
+    let mut q = sqlx::query_as::<_, (String, i64)>(&sql).bind(year_start);
+    for b in &buyers {
+        q = q.bind(*b);
+    }
+    Ok(q.fetch_all(&mut **tx).await?.into_iter().collect())
 }

@@ -340,4 +340,138 @@ mod tests {
         assert_eq!(unit(&b, "A", "h", 7, false).await.unwrap().unwrap(), 7);
         store.close().await;
     }
+
+    /// An order request as the HTTP handler builds it: `qty` units of `sku`
+    /// for 4,900.00 CNY in all, from one buyer.
+    fn order(no: &str, sku: &str, qty: i64) -> OrderRequest {
+        let paid = "4900.00";
+        let price = rust_decimal::Decimal::new(490_000 / qty, 2).to_string();
+        let input: OrderInput = serde_json::from_value(serde_json::json!({
+            "order_no": no, "trade_mode": "1210", "ebp_code": "3301964J31", "ebc_code": "3301964J31",
+            "cop_no": format!("COP-{no}"),
+            "buyer": {"name": "张三", "id_number": "11010519491231002X", "phone": "13812345678"},
+            "consignee": {"name": "张三", "phone": "13912345678", "address": "杭州市西湖区文三路 1 号"},
+            "lines": [{"sku": sku, "qty": qty, "unit_price": price}],
+            "goods_value": paid, "freight": "0", "discount": "0", "tax": "0", "actual_paid": paid,
+        }))
+        .unwrap();
+        let pii = crate::crypto::PiiCipher::from_key(&[7u8; 32]);
+        let ctx = crate::orders::prepare(&input, &pii, Utc::now()).unwrap();
+        (Actor::system_named("platform"), input, ctx)
+    }
+
+    #[tokio::test]
+    async fn one_intake_group_takes_its_orders_as_if_one_after_another() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir).await;
+        let admin = Actor::system();
+        use serde_json::json;
+        store
+            .create_location(
+                &admin,
+                &serde_json::from_value(
+                    json!({"code": "A-01", "zone": "A", "walk_seq": 1, "kind": "storage"}),
+                )
+                .unwrap(),
+            )
+            .await
+            .unwrap();
+        store
+            .create_sku(
+                &admin,
+                &serde_json::from_value(
+                    json!({"code": "SKU-1", "name": "Serum", "unit_weight_grams": 95}),
+                )
+                .unwrap(),
+            )
+            .await
+            .unwrap();
+        store
+            .receive(
+                &admin,
+                &serde_json::from_value(
+                    json!({"receipt_no": "R-1", "customs_doc_no": "QD-1", "lines": [
+                {"sku": "SKU-1", "bin": "A-01", "batch": "B1", "expiry": "2030-01-01", "qty": 8}]}),
+                )
+                .unwrap(),
+            )
+            .await
+            .unwrap();
+        // Two orders taken before the group: one sent again as it was, one
+        // sent again under the same number with other content.
+        let old = order("O-OLD", "SKU-1", 1);
+        let (a, i, c) = &old;
+        let old_view = store.create_order(a, i, c).await.unwrap();
+        let (a, i, c) = &order("O-OLD2", "SKU-1", 1);
+        store.create_order(a, i, c).await.unwrap();
+
+        let group = vec![
+            order("O-1", "SKU-1", 1),
+            order("O-BIG", "SKU-1", 100), // short (5 left after O-1): refused, writes nothing
+            order("O-2", "SKU-1", 1),
+            order("O-1", "SKU-1", 1), // the same number again in the group: taken alone
+            old.clone(),              // a replay
+            order("O-OLD2", "SKU-1", 2), // another order under a used number
+            order("O-X", "SKU-NONE", 1), // unknown SKU
+            order("O-3", "SKU-1", 1),
+            order("O-4", "SKU-1", 1),
+            order("O-5", "SKU-1", 1),
+            order("O-6", "SKU-1", 1),
+            order("O-7", "SKU-1", 1), // no stock left: 8 received, 2 + 6 taken
+        ];
+        let mut tx = store.write.begin().await.unwrap();
+        let out = orders_in(&mut tx, &group).await.unwrap();
+        tx.commit().await.unwrap();
+
+        let ok = |n: usize| out[n].as_ref().unwrap().as_ref().unwrap();
+        let refused = |n: usize| out[n].as_ref().unwrap().as_ref().unwrap_err();
+        assert!(
+            matches!(refused(1), StoreError::OrderShortfall(s) if s[0].available == 5),
+            "{:?}",
+            out[1]
+        );
+        assert!(
+            out[3].is_none(),
+            "a number seen earlier in the group is left for later"
+        );
+        assert_eq!(ok(4), &old_view, "a replay gets the stored answer");
+        assert!(matches!(refused(5), StoreError::IdempotencyConflict { .. }));
+        assert!(matches!(refused(6), StoreError::UnknownSku(s) if s == "SKU-NONE"));
+        assert!(matches!(refused(11), StoreError::OrderShortfall(s) if s[0].available == 0));
+        for n in [0, 2, 7, 8, 9, 10] {
+            let view = ok(n);
+            assert_eq!(
+                view,
+                &store.get_order(&view.order_no).await.unwrap(),
+                "{}",
+                view.order_no
+            );
+        }
+        // The buyer's year counts the orders before each in the group: with
+        // 2 × 4,900 before the group and O-1 to O-3 in it, O-4 makes 29,400
+        // CNY, past the 26,000 of the annual limit.
+        let warned: Vec<&str> = [0, 2, 7, 8, 9, 10]
+            .into_iter()
+            .filter(|&n| !ok(n).warnings.is_empty())
+            .map(|n| ok(n).order_no.as_str())
+            .collect();
+        assert_eq!(warned, vec!["O-4", "O-5", "O-6"]);
+        // Refused orders leave no key behind; every unit is reserved once.
+        let keys: Vec<String> =
+            sqlx::query_scalar("SELECT key FROM operations WHERE scope = 'order' ORDER BY key")
+                .fetch_all(&store.read)
+                .await
+                .unwrap();
+        assert_eq!(
+            keys,
+            ["O-1", "O-2", "O-3", "O-4", "O-5", "O-6", "O-OLD", "O-OLD2"]
+        );
+        let locked: i64 = sqlx::query_scalar("SELECT SUM(locked) FROM holdings")
+            .fetch_one(&store.read)
+            .await
+            .unwrap();
+        assert_eq!(locked, 8);
+        assert!(store.integrity().await.unwrap().is_clean());
+        store.close().await;
+    }
 }
