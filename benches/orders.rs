@@ -50,7 +50,8 @@
 //! - `BENCH_ORDERS`: measured orders per path and backend (default 3,000).
 //! - `BENCH_PG_URL`: PostgreSQL server to create scratch databases on
 //!   (default `postgres://postgres@127.0.0.1:5432/postgres`).
-//! - `BENCH_PG_TASKS`: concurrent tasks on PostgreSQL (default 8).
+//! - `BENCH_PG_TASKS`: concurrent tasks on PostgreSQL (default 8, or
+//!   `BENCH_SQLITE_TASKS`' 64 when the store groups order intake there, its default).
 //! - `BENCH_SQLITE_TASKS`: concurrent tasks on SQLite (default 64).
 //! - `BENCH_SQLITE_GROUP_COMMIT`: `off` runs the SQLite rows as before group
 //!   commit (store without it, raw one commit per order, one task), for
@@ -1417,7 +1418,17 @@ async fn bench_pg_on(
         group_commit: cfg.pg_group_commit,
         ..StoreOptions::default()
     };
-    let grouped = cfg.pg_group_commit == Some(true);
+    let grouped = bondgate::store::GroupCommit::resolve(
+        cfg.pg_group_commit,
+        bondgate::store::GROUP_COMMIT_POSTGRES,
+    )
+    .intake;
+    // Queued orders are taken together: with 8 callers a group is at most
+    // 8, so the grouped row runs as many callers as SQLite's unless told.
+    let tasks = match std::env::var("BENCH_PG_TASKS") {
+        Err(_) if grouped => cfg.sqlite_tasks,
+        _ => cfg.pg_tasks,
+    };
 
     let store = Store::connect(&urls[0], &opts).await?;
     seed(&store, stock).await?;
@@ -1437,7 +1448,7 @@ async fn bench_pg_on(
             (&Target::Store(store.clone()), Some(databases[0].as_str())),
             (&raw_target, Some(databases[1].as_str())),
         ],
-        cfg.pg_tasks,
+        tasks,
     )
     .await;
     store.close().await;
@@ -1454,7 +1465,7 @@ async fn bench_pg_on(
         } else {
             "postgres".into()
         },
-        tasks: cfg.pg_tasks,
+        tasks,
         store: store_run,
         raw: raw_run,
         shape: by_store.shape(),

@@ -53,7 +53,7 @@ async fn connect_pools(url: &str, opts: &StoreOptions) -> StoreResult<(Pool, Poo
 
 /// Whether order intake and PDA scans use the group-commit writer unless
 /// `StoreOptions::group_commit` says otherwise.
-const GROUP_COMMIT_DEFAULT: bool = crate::store::GROUP_COMMIT_POSTGRES;
+const GROUP_COMMIT_DEFAULT: crate::store::GroupCommit = crate::store::GROUP_COMMIT_POSTGRES;
 
 include!("sql_impl.rs");
 include!("sql_orders.rs");

@@ -37,8 +37,8 @@ pub struct SqlStore {
     write: Pool,
     read: Pool,
     opts: StoreOptions,
-    /// The group-commit writer over `write`, when this backend uses one: order
-    /// intake and PDA scans run through it (`store::batch`).
+    /// The group-commit writer over `write`, when PDA scans run through it
+    /// (`store::batch`).
     batch: Option<Batcher<Pool>>,
     /// Order intake's queue in front of `batch`: orders queued together are
     /// taken as one unit (`sql_orders.rs`).
@@ -668,11 +668,10 @@ fn check_lines<T>(what: &str, lines: &[T]) -> StoreResult<()> {
 impl SqlStore {
     pub async fn connect(url: &str, opts: &StoreOptions) -> StoreResult<Self> {
         let (write, read, housekeeping) = connect_pools(url, opts).await?;
-        let batch = opts
-            .group_commit
-            .unwrap_or(GROUP_COMMIT_DEFAULT)
-            .then(|| Batcher::start(write.clone()));
-        let intake = batch.clone().map(Intake::start);
+        let grouped = crate::store::GroupCommit::resolve(opts.group_commit, GROUP_COMMIT_DEFAULT);
+        let writer = (grouped.intake || grouped.scans).then(|| Batcher::start(write.clone()));
+        let intake = writer.clone().filter(|_| grouped.intake).map(Intake::start);
+        let batch = writer.filter(|_| grouped.scans);
         Ok(SqlStore {
             write,
             read,

@@ -147,7 +147,7 @@ async fn checkpointer(
 
 /// Whether order intake and PDA scans use the group-commit writer unless
 /// `StoreOptions::group_commit` says otherwise.
-const GROUP_COMMIT_DEFAULT: bool = crate::store::GROUP_COMMIT_SQLITE;
+const GROUP_COMMIT_DEFAULT: crate::store::GroupCommit = crate::store::GROUP_COMMIT_SQLITE;
 
 include!("sql_impl.rs");
 include!("sql_orders.rs");
