@@ -15,29 +15,30 @@
 //!
 //! The raw path runs on a second fresh database with the same migrations and
 //! stock, calls the same `prepare`, and writes the same rows with the fewest
-//! statements that are still correct: SKU codes resolved once at set-up (a
-//! cache that still refuses revoked SKUs), the key claimed with one
-//! `INSERT .. ON CONFLICT DO NOTHING RETURNING`, one FEFO select for all the
-//! order's SKUs (the store's WHERE, `FOR UPDATE OF h` on PostgreSQL), the same
-//! `fefo::allocate`, one multi-row INSERT per table, and the answer built in
-//! memory rather than read back. Both paths are warmed up, then measured in
+//! statements that are still correct (`create_group_in`, for one order or a
+//! group): SKU codes resolved once at set-up (a cache that still refuses
+//! revoked SKUs), the keys claimed with one `INSERT .. ON CONFLICT DO NOTHING
+//! RETURNING`, one FEFO select for all the SKUs (the store's WHERE, `FOR
+//! UPDATE OF h` on PostgreSQL), the same `fefo::allocate` order after order,
+//! one read of the buyers' year, one multi-row INSERT per table, and the
+//! answers built in memory rather than read back. Both paths are warmed up, then measured in
 //! alternating rounds. Afterwards both databases must pass `Store::integrity`,
 //! hold the same number of rows in every ledger table and the same stock, and
 //! have stored the same answer for every order (on SQLite, where the order of
 //! the orders is fixed, the same reservations to the lock id), or the
 //! benchmark fails: a baseline that skipped a write would flatter the store.
 //!
-//! On SQLite the store commits through its group-commit writer
-//! (`store::batch`: whatever orders are queued, at most 64, one savepoint
-//! each, one commit), so `BENCH_SQLITE_TASKS` tasks (default 64) submit
-//! orders concurrently, and the raw path goes through the same kind of writer
-//! (`Batched`: same cap, a savepoint per order, one commit), so the ratio
-//! compares like with like. Concurrent tasks reach the two writers in
+//! The store takes the orders queued together as one group (its intake queue
+//! in front of the group-commit writer, `store::batch`: at most 64, one unit
+//! with shared statements), so `BENCH_SQLITE_TASKS` tasks (default 64) submit
+//! orders concurrently, and the raw path goes through a writer of the same
+//! shape (`Batched`: whatever is queued, at most 64, one group in one
+//! savepoint, one commit), so the ratio compares like with like. Concurrent tasks reach the two writers in
 //! different orders, so on SQLite as on PostgreSQL the answers are compared
 //! apart from which holdings served a line.
 //!
 //! Then, for the raw path only, SQLite `synchronous=FULL` with fixed groups
-//! (16 and 64 orders per transaction from one task, no savepoints, one fresh
+//! (16 and 64 orders per transaction and per group from one task, no savepoints, one fresh
 //! database each, checked against the store's like the raw one): the upper
 //! bound a batching writer could reach on this disk.
 //!
@@ -490,8 +491,8 @@ fn values(template: &str, rows: usize, first: usize) -> String {
 /// A FEFO candidate row: sku, location, lot, bin code, walk, batch, expiry,
 /// available.
 type FefoRow = (i64, i64, i64, String, i64, String, Option<NaiveDate>, i64);
-/// A lock row as inserted: id, sku, location, lot, qty.
-type LockRow = (i64, i64, i64, i64, i64);
+/// A lock row as inserted: id, operation, sku, location, lot, qty.
+type LockRow = (i64, i64, i64, i64, i64, i64);
 
 /// One reservation of the raw plan: line index, sku id, and the FEFO row and
 /// units it takes.
@@ -545,49 +546,56 @@ macro_rules! raw_path {
                 /// One order in its own transaction (without group commit).
                 pub async fn create_order(&self, actor: &Actor, input: &OrderInput, ctx: &OrderContext) -> Result<()> {
                     let mut tx = self.pool.begin().await?;
-                    self.create_order_in(&mut tx, actor, input, ctx).await?;
+                    self.create_group_in(&mut tx, actor, &[(input, ctx)]).await?;
                     tx.commit().await?;
                     Ok(())
                 }
 
-                /// The order's writes inside `tx`: 9 statements whatever the
-                /// number of lines and reservations.
-                pub async fn create_order_in(
+                /// Orders inside `tx` with their statements shared, as the
+                /// store's grouped intake writes them: 9 statements whatever
+                /// the number of orders, lines and reservations. Each order
+                /// is planned on what the ones before it left. The benchmark
+                /// sends no order that is refused or repeated, so there is
+                /// nothing to set apart: any surprise fails the group.
+                pub async fn create_group_in(
                     &self,
                     tx: &mut Tx,
                     actor: &Actor,
-                    input: &OrderInput,
-                    ctx: &OrderContext,
+                    orders: &[(&OrderInput, &OrderContext)],
                 ) -> Result<()> {
                     let at = now();
-                    let order_no = input.order_no.as_str();
-                    let mut sku_ids = Vec::with_capacity(input.lines.len());
-                    for (i, line) in input.lines.iter().enumerate() {
-                        let (id, sellable) = *self
-                            .skus
-                            .get(line.sku.as_str())
-                            .with_context(|| format!("line {}: unknown SKU {}", i + 1, line.sku))?;
-                        ensure!(sellable, "line {}: SKU {}'s customs record is revoked", i + 1, line.sku);
-                        sku_ids.push(id);
+                    let year_start = orders.first().context("an empty group")?.1.year_start;
+                    ensure!(orders.iter().all(|o| o.1.year_start == year_start), "a group across New Year");
+                    let mut sku_ids: Vec<Vec<i64>> = Vec::with_capacity(orders.len());
+                    for (input, _) in orders {
+                        let mut ids = Vec::with_capacity(input.lines.len());
+                        for (i, line) in input.lines.iter().enumerate() {
+                            let (id, sellable) = *self
+                                .skus
+                                .get(line.sku.as_str())
+                                .with_context(|| format!("line {}: unknown SKU {}", i + 1, line.sku))?;
+                            ensure!(sellable, "line {}: SKU {}'s customs record is revoked", i + 1, line.sku);
+                            ids.push(id);
+                        }
+                        sku_ids.push(ids);
                     }
 
-                    // 1. Claim the key; the benchmark never repeats one.
-                    let op: Option<i64> = sqlx::query_scalar(
-                        "INSERT INTO operations (scope, key, request_hash, actor, at) VALUES ($1, $2, $3, $4, $5)
-                         ON CONFLICT (scope, key) DO NOTHING RETURNING id",
-                    )
-                    .bind("order")
-                    .bind(order_no)
-                    .bind(&ctx.fingerprint)
-                    .bind(&actor.username)
-                    .bind(at)
-                    .fetch_optional(&mut **tx)
-                    .await?;
-                    let op = op.with_context(|| format!("order {order_no} was already taken"))?;
+                    // 1. Claim the keys; the benchmark never repeats one.
+                    let sql = format!(
+                        "INSERT INTO operations (scope, key, request_hash, actor, at) VALUES {}
+                         ON CONFLICT (scope, key) DO NOTHING RETURNING key, id",
+                        values("('order', ?, ?, $1, $2)", orders.len(), 3)
+                    );
+                    let mut q = sqlx::query_as::<_, (String, i64)>(&sql).bind(&actor.username).bind(at);
+                    for (input, ctx) in orders {
+                        q = q.bind(input.order_no.as_str()).bind(&ctx.fingerprint);
+                    }
+                    let ops: HashMap<String, i64> = q.fetch_all(&mut **tx).await?.into_iter().collect();
+                    ensure!(ops.len() == orders.len(), "an order number was already taken");
 
-                    // 2. Every candidate holding of the order's SKUs, locked in
+                    // 2. Every candidate holding of the group's SKUs, locked in
                     //    one fixed order (sku, location, lot): no deadlocks.
-                    let mut distinct = sku_ids.clone();
+                    let mut distinct: Vec<i64> = sku_ids.iter().flatten().copied().collect();
                     distinct.sort_unstable();
                     distinct.dedup();
                     let sql = format!(
@@ -606,120 +614,151 @@ macro_rules! raw_path {
                     }
                     let rows = q.fetch_all(&mut **tx).await?;
 
-                    // The store's rule, in the store's line order (by SKU code).
-                    let mut by_sku: Vec<usize> = (0..input.lines.len()).collect();
-                    by_sku.sort_by(|a, b| input.lines[*a].sku.cmp(&input.lines[*b].sku));
+                    // 3. The buyers' orders this year, for the annual-limit warning.
+                    let mut buyers: Vec<&str> = orders.iter().map(|o| o.1.sealed.buyer_ref.as_str()).collect();
+                    buyers.sort_unstable();
+                    buyers.dedup();
+                    let sql = format!(
+                        "SELECT buyer_ref, CAST(COALESCE(SUM(actual_paid_fen), 0) AS BIGINT) FROM orders
+                         WHERE buyer_ref IN ({}) AND created_at >= $1 AND state <> 'cancelled' GROUP BY buyer_ref",
+                        values("?", buyers.len(), 2)
+                    );
+                    let mut q = sqlx::query_as::<_, (String, i64)>(&sql).bind(year_start);
+                    for b in &buyers {
+                        q = q.bind(*b);
+                    }
+                    let mut year: HashMap<String, i64> = q.fetch_all(&mut **tx).await?.into_iter().collect();
+
+                    // The store's rule, order by order in queue order, each
+                    // order's lines in SKU-code order.
                     let mut taken = vec![0i64; rows.len()];
-                    let mut takes: Vec<Take> = Vec::new();
-                    for i in by_sku {
-                        let line = &input.lines[i];
-                        let candidates: Vec<Candidate<usize>> = rows
-                            .iter()
-                            .enumerate()
-                            .filter(|(_, r)| r.0 == sku_ids[i])
-                            .map(|(n, r)| Candidate {
-                                key: n,
-                                expiry: r.6,
-                                walk_seq: r.4,
-                                bin: r.3.clone(),
-                                available: r.7 - taken[n],
-                            })
-                            .collect();
-                        let plan = fefo::allocate(&candidates, line.qty.get(), ctx.today).map_err(|s| {
-                            anyhow::anyhow!(
-                                "line {}: SKU {} is short: {} requested, {} usable",
-                                i + 1,
-                                line.sku,
-                                s.requested,
-                                s.usable
-                            )
-                        })?;
-                        for t in plan {
-                            taken[t.key] += t.qty;
-                            takes.push(Take { line: i, sku_id: sku_ids[i], row: t.key, qty: t.qty, lock_id: 0 });
+                    let mut plans: Vec<(Vec<Take>, Vec<String>)> = Vec::with_capacity(orders.len());
+                    for (o, (input, ctx)) in orders.iter().enumerate() {
+                        let mut by_sku: Vec<usize> = (0..input.lines.len()).collect();
+                        by_sku.sort_by(|a, b| input.lines[*a].sku.cmp(&input.lines[*b].sku));
+                        let mut takes: Vec<Take> = Vec::new();
+                        for i in by_sku {
+                            let line = &input.lines[i];
+                            let candidates: Vec<Candidate<usize>> = rows
+                                .iter()
+                                .enumerate()
+                                .filter(|(_, r)| r.0 == sku_ids[o][i])
+                                .map(|(n, r)| Candidate {
+                                    key: n,
+                                    expiry: r.6,
+                                    walk_seq: r.4,
+                                    bin: r.3.clone(),
+                                    available: r.7 - taken[n],
+                                })
+                                .collect();
+                            let plan = fefo::allocate(&candidates, line.qty.get(), ctx.today).map_err(|s| {
+                                anyhow::anyhow!(
+                                    "order {} line {}: SKU {} is short: {} requested, {} usable",
+                                    input.order_no,
+                                    i + 1,
+                                    line.sku,
+                                    s.requested,
+                                    s.usable
+                                )
+                            })?;
+                            for t in plan {
+                                taken[t.key] += t.qty;
+                                takes.push(Take { line: i, sku_id: sku_ids[o][i], row: t.key, qty: t.qty, lock_id: 0 });
+                            }
                         }
+                        let seen = year.entry(ctx.sealed.buyer_ref.clone()).or_insert(0);
+                        let warnings: Vec<String> =
+                            annual_limit_warning(Money::from_fen(*seen)?, input.actual_paid).into_iter().collect();
+                        *seen += input.actual_paid.fen();
+                        plans.push((takes, warnings));
                     }
 
-                    // 3. The buyer's orders this year, for the annual-limit warning.
-                    let seen_fen: i64 = sqlx::query_scalar(
-                        "SELECT CAST(COALESCE(SUM(actual_paid_fen), 0) AS BIGINT) FROM orders
-                         WHERE buyer_ref = $1 AND created_at >= $2 AND state <> 'cancelled'",
-                    )
-                    .bind(&ctx.sealed.buyer_ref)
-                    .bind(ctx.year_start)
-                    .fetch_one(&mut **tx)
-                    .await?;
-                    let warnings: Vec<String> =
-                        annual_limit_warning(Money::from_fen(seen_fen)?, input.actual_paid).into_iter().collect();
-
-                    // 4. The order.
-                    let s = &ctx.sealed;
-                    let order_id: i64 = sqlx::query_scalar(
+                    // 4. The orders.
+                    let sql = format!(
                         "INSERT INTO orders (order_no, state, trade_mode, ebp_code, ebc_code, cop_no, buyer_name, buyer_id_sealed,
                              buyer_id_masked, buyer_ref, buyer_phone_sealed, buyer_phone_masked, consignee_name,
                              consignee_phone_sealed, consignee_phone_masked, consignee_address, goods_value_fen, freight_fen,
-                             discount_fen, tax_fen, actual_paid_fen, warnings, created_by, created_at)
-                         VALUES ($1, 'locked', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
-                             $20, $21, $22, $23) RETURNING id",
-                    )
-                    .bind(order_no)
-                    .bind(input.trade_mode.code())
-                    .bind(input.ebp_code.trim())
-                    .bind(input.ebc_code.trim())
-                    .bind(input.cop_no.as_str())
-                    .bind(input.buyer.name.trim())
-                    .bind(&s.buyer_id_sealed)
-                    .bind(&s.buyer_id_masked)
-                    .bind(&s.buyer_ref)
-                    .bind(&s.buyer_phone_sealed)
-                    .bind(&s.buyer_phone_masked)
-                    .bind(input.consignee.name.trim())
-                    .bind(&s.consignee_phone_sealed)
-                    .bind(&s.consignee_phone_masked)
-                    .bind(input.consignee.address.trim())
-                    .bind(input.goods_value.fen())
-                    .bind(input.freight.fen())
-                    .bind(input.discount.fen())
-                    .bind(input.tax.fen())
-                    .bind(input.actual_paid.fen())
-                    .bind(serde_json::to_string(&warnings)?)
-                    .bind(&actor.username)
-                    .bind(at)
-                    .fetch_one(&mut **tx)
-                    .await?;
+                             discount_fen, tax_fen, actual_paid_fen, warnings, created_by, created_at, state_at)
+                         VALUES {} RETURNING order_no, id",
+                        values(
+                            "(?, 'locked', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, $1, $2, $2)",
+                            orders.len(),
+                            3
+                        )
+                    );
+                    let mut q = sqlx::query_as::<_, (String, i64)>(&sql).bind(&actor.username).bind(at);
+                    for ((input, ctx), (_, warnings)) in orders.iter().zip(&plans) {
+                        let s = &ctx.sealed;
+                        q = q
+                            .bind(input.order_no.as_str())
+                            .bind(input.trade_mode.code())
+                            .bind(input.ebp_code.trim())
+                            .bind(input.ebc_code.trim())
+                            .bind(input.cop_no.as_str())
+                            .bind(input.buyer.name.trim())
+                            .bind(&s.buyer_id_sealed)
+                            .bind(&s.buyer_id_masked)
+                            .bind(&s.buyer_ref)
+                            .bind(&s.buyer_phone_sealed)
+                            .bind(&s.buyer_phone_masked)
+                            .bind(input.consignee.name.trim())
+                            .bind(&s.consignee_phone_sealed)
+                            .bind(&s.consignee_phone_masked)
+                            .bind(input.consignee.address.trim())
+                            .bind(input.goods_value.fen())
+                            .bind(input.freight.fen())
+                            .bind(input.discount.fen())
+                            .bind(input.tax.fen())
+                            .bind(input.actual_paid.fen())
+                            .bind(serde_json::to_string(warnings)?);
+                    }
+                    let ids: HashMap<String, i64> = q.fetch_all(&mut **tx).await?.into_iter().collect();
+                    let order_id = |input: &OrderInput| ids.get(input.order_no.as_str()).copied().context("an order missing from RETURNING");
+                    let op_id = |input: &OrderInput| ops.get(input.order_no.as_str()).copied().context("a key missing from RETURNING");
 
-                    // 5. Its lines.
+                    // 5. Their lines.
+                    let line_count: usize = orders.iter().map(|o| o.0.lines.len()).sum();
                     let sql = format!(
                         "INSERT INTO order_lines (order_id, line_no, sku_id, qty, unit_price_fen) VALUES {}",
-                        values("($1, ?, ?, ?, ?)", input.lines.len(), 2)
+                        values("(?, ?, ?, ?, ?)", line_count, 1)
                     );
-                    let mut q = sqlx::query(&sql).bind(order_id);
-                    for (i, line) in input.lines.iter().enumerate() {
-                        q = q.bind(i as i64 + 1).bind(sku_ids[i]).bind(line.qty.get()).bind(line.unit_price.fen());
+                    let mut q = sqlx::query(&sql);
+                    for (o, (input, _)) in orders.iter().enumerate() {
+                        let id = order_id(input)?;
+                        for (i, line) in input.lines.iter().enumerate() {
+                            q = q.bind(id).bind(i as i64 + 1).bind(sku_ids[o][i]).bind(line.qty.get()).bind(line.unit_price.fen());
+                        }
                     }
                     q.execute(&mut **tx).await?;
 
                     // 6. The reservations. RETURNING's row order is not
                     //    promised, so each row is matched back by what it holds.
+                    let take_count: usize = plans.iter().map(|p| p.0.len()).sum();
                     let sql = format!(
                         "INSERT INTO locks (operation_id, reference, sku_id, location_id, lot_id, qty, state, created_at)
-                         VALUES {} RETURNING id, sku_id, location_id, lot_id, qty",
-                        values("($1, $2, ?, ?, ?, ?, 'held', $3)", takes.len(), 4)
+                         VALUES {} RETURNING id, operation_id, sku_id, location_id, lot_id, qty",
+                        values("(?, ?, ?, ?, ?, ?, 'held', $1)", take_count, 2)
                     );
-                    let mut q = sqlx::query_as::<_, LockRow>(&sql).bind(op).bind(order_no).bind(at);
-                    for t in &takes {
-                        let r = &rows[t.row];
-                        q = q.bind(t.sku_id).bind(r.1).bind(r.2).bind(t.qty);
+                    let mut q = sqlx::query_as::<_, LockRow>(&sql).bind(at);
+                    for ((input, _), (takes, _)) in orders.iter().zip(&plans) {
+                        let op = op_id(input)?;
+                        for t in takes {
+                            let r = &rows[t.row];
+                            q = q.bind(op).bind(input.order_no.as_str()).bind(t.sku_id).bind(r.1).bind(r.2).bind(t.qty);
+                        }
                     }
                     let mut locks = q.fetch_all(&mut **tx).await?;
-                    ensure!(locks.len() == takes.len(), "{} locks inserted for {} takes", locks.len(), takes.len());
-                    for t in &mut takes {
-                        let r = &rows[t.row];
-                        let pos = locks
-                            .iter()
-                            .position(|k| (k.1, k.2, k.3, k.4) == (t.sku_id, r.1, r.2, t.qty))
-                            .context("an inserted lock is missing from RETURNING")?;
-                        t.lock_id = locks.swap_remove(pos).0;
+                    ensure!(locks.len() == take_count, "{} locks inserted for {take_count} takes", locks.len());
+                    for ((input, _), (takes, _)) in orders.iter().zip(plans.iter_mut()) {
+                        let op = op_id(input)?;
+                        for t in takes.iter_mut() {
+                            let r = &rows[t.row];
+                            let pos = locks
+                                .iter()
+                                .position(|k| (k.1, k.2, k.3, k.4, k.5) == (op, t.sku_id, r.1, r.2, t.qty))
+                                .context("an inserted lock is missing from RETURNING")?;
+                            t.lock_id = locks.swap_remove(pos).0;
+                        }
                     }
 
                     // 7. The lock movements; the trigger moves the balances and
@@ -728,33 +767,43 @@ macro_rules! raw_path {
                         "INSERT INTO movements (operation_id, kind, sku_id, location_id, lot_id, qty, from_bucket, to_bucket,
                              doc_type, doc_no, actor, lock_id, at)
                          VALUES {}",
-                        values("($1, 'lock', ?, ?, ?, ?, 'available', 'locked', 'order', $2, $3, ?, $4)", takes.len(), 5)
+                        values("(?, 'lock', ?, ?, ?, ?, 'available', 'locked', 'order', ?, $1, ?, $2)", take_count, 3)
                     );
-                    let mut q = sqlx::query(&sql).bind(op).bind(order_no).bind(&actor.username).bind(at);
-                    for t in &takes {
-                        let r = &rows[t.row];
-                        q = q.bind(t.sku_id).bind(r.1).bind(r.2).bind(t.qty).bind(t.lock_id);
+                    let mut q = sqlx::query(&sql).bind(&actor.username).bind(at);
+                    for ((input, _), (takes, _)) in orders.iter().zip(&plans) {
+                        let op = op_id(input)?;
+                        for t in takes {
+                            let r = &rows[t.row];
+                            q = q.bind(op).bind(t.sku_id).bind(r.1).bind(r.2).bind(t.qty).bind(input.order_no.as_str()).bind(t.lock_id);
+                        }
                     }
                     q.execute(&mut **tx).await?;
 
                     // 8. Which reservation serves which line.
                     let sql = format!(
                         "INSERT INTO order_allocations (lock_id, order_id, line_no) VALUES {}",
-                        values("(?, $1, ?)", takes.len(), 2)
+                        values("(?, ?, ?)", take_count, 1)
                     );
-                    let mut q = sqlx::query(&sql).bind(order_id);
-                    for t in &takes {
-                        q = q.bind(t.lock_id).bind(t.line as i64 + 1);
+                    let mut q = sqlx::query(&sql);
+                    for ((input, _), (takes, _)) in orders.iter().zip(&plans) {
+                        let id = order_id(input)?;
+                        for t in takes {
+                            q = q.bind(t.lock_id).bind(id).bind(t.line as i64 + 1);
+                        }
                     }
                     q.execute(&mut **tx).await?;
 
-                    // 9. The answer, built from what was written.
-                    let view = order_view(input, ctx, &rows, &takes, warnings, at);
-                    sqlx::query("UPDATE operations SET response = $1 WHERE id = $2")
-                        .bind(serde_json::to_string(&view)?)
-                        .bind(op)
-                        .execute(&mut **tx)
-                        .await?;
+                    // 9. The answers, built from what was written.
+                    let sql = format!(
+                        "UPDATE operations SET response = v.column2 FROM (VALUES {}) AS v WHERE operations.id = v.column1",
+                        values("(CAST(? AS BIGINT), ?)", orders.len(), 1)
+                    );
+                    let mut q = sqlx::query(&sql);
+                    for ((input, ctx), (takes, warnings)) in orders.iter().zip(plans) {
+                        let view = order_view(input, ctx, &rows, &takes, warnings, at);
+                        q = q.bind(op_id(input)?).bind(serde_json::to_string(&view)?);
+                    }
+                    q.execute(&mut **tx).await?;
                     Ok(())
                 }
             }
@@ -781,11 +830,11 @@ macro_rules! raw_path {
             /// One order handed to the raw group-commit writer, with the way back.
             type Job = (OrderInput, OrderContext, tokio::sync::oneshot::Sender<Result<()>>);
 
-            /// The raw path batched the way the store's group-commit writer
-            /// (`bondgate::store`'s `batch` module) batches: callers queue
-            /// their orders, one writer task takes whatever is queued (at most
-            /// `BATCH_MAX`, never waiting for more), runs each order in its own
-            /// savepoint, commits once and then answers.
+            /// The raw path grouped the way the store's order intake groups:
+            /// callers queue their orders, one writer task takes whatever is
+            /// queued (at most `BATCH_MAX`, never waiting for more), writes
+            /// them with shared statements in one savepoint, commits and then
+            /// answers.
             #[derive(Clone)]
             pub struct Batched {
                 queue: tokio::sync::mpsc::Sender<Job>,
@@ -819,18 +868,15 @@ macro_rules! raw_path {
                         }
                         let outcome = async {
                             let mut tx = raw.begin().await?;
-                            let mut results = Vec::with_capacity(jobs.len());
-                            for (input, ctx, _) in &jobs {
-                                sqlx::Executor::execute(&mut *tx, "SAVEPOINT unit").await?;
-                                let r = raw.create_order_in(&mut tx, &actor, input, ctx).await;
-                                if r.is_err() {
-                                    sqlx::Executor::execute(&mut *tx, "ROLLBACK TO SAVEPOINT unit").await?;
-                                }
-                                sqlx::Executor::execute(&mut *tx, "RELEASE SAVEPOINT unit").await?;
-                                results.push(r);
-                            }
+                            // The whole group in one savepoint, as the store's
+                            // intake runs its group as one unit of its writer.
+                            sqlx::Executor::execute(&mut *tx, "SAVEPOINT unit").await?;
+                            let group: Vec<(&OrderInput, &OrderContext)> =
+                                jobs.iter().map(|(input, ctx, _)| (input, ctx)).collect();
+                            raw.create_group_in(&mut tx, &actor, &group).await?;
+                            sqlx::Executor::execute(&mut *tx, "RELEASE SAVEPOINT unit").await?;
                             tx.commit().await?;
-                            anyhow::Ok(results)
+                            anyhow::Ok(jobs.iter().map(|_| Ok(())).collect::<Vec<Result<()>>>())
                         }
                         .await;
                         match outcome {
@@ -1123,15 +1169,18 @@ async fn drive_grouped(
     while first < range.end {
         let end = (first + group).min(range.end);
         let mut starts = Vec::with_capacity(end - first);
-        let mut tx = raw.begin().await?;
+        let mut orders = Vec::with_capacity(end - first);
         for i in first..end {
             let input = work(tag, i);
             starts.push(Instant::now());
             let ctx = bondgate::orders::prepare(&input, pii, Utc::now())?;
-            raw.create_order_in(&mut tx, &actor, &input, &ctx)
-                .await
-                .with_context(|| format!("order {tag}{i}"))?;
+            orders.push((input, ctx));
         }
+        let group: Vec<(&OrderInput, &OrderContext)> = orders.iter().map(|(i, c)| (i, c)).collect();
+        let mut tx = raw.begin().await?;
+        raw.create_group_in(&mut tx, &actor, &group)
+            .await
+            .with_context(|| format!("orders {tag}{first}..{tag}{end}"))?;
         tx.commit().await?;
         latencies_us.extend(starts.iter().map(|t| t.elapsed().as_micros() as u64));
         first = end;
@@ -1491,8 +1540,9 @@ fn prepare_cost(cfg: &Config, pii: &PiiCipher) -> Result<Duration> {
 /// select, the buyer's year, orders, lines, locks, lock movements,
 /// allocations, answer, `COMMIT`); with group commit the same 12 (a
 /// savepoint and its release instead of `BEGIN` and `COMMIT`) per *group*
-/// of the orders queued together. The raw path makes 11 per order (its SKUs
-/// are cached), in a savepoint of its own when batched.
+/// of the orders queued together. The raw path makes 11 the same way (9
+/// statements, its SKUs being cached, plus `BEGIN` and `COMMIT` or a
+/// savepoint and its release), per order alone or per group when batched.
 const STORE_ROUND_TRIPS: u32 = 12;
 const RAW_ROUND_TRIPS: u32 = 11;
 
@@ -1561,11 +1611,11 @@ fn print_table(rows: &[Row], groups: &[GroupRow]) {
     );
     for row in rows {
         println!(
-            "{}: {:.2} lines and {:.2} reservations per order; round trips: store {STORE_ROUND_TRIPS} per order{}, raw {RAW_ROUND_TRIPS} per order",
+            "{}: {:.2} lines and {:.2} reservations per order; round trips: store {STORE_ROUND_TRIPS}, raw {RAW_ROUND_TRIPS}, per {}",
             row.backend,
             row.shape.0,
             row.shape.1,
-            if row.backend.contains("group") { " group (the orders queued together)" } else { "" }
+            if row.backend.contains("group") { "group of the orders queued together" } else { "order" }
         );
     }
     for row in rows {
