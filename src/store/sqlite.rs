@@ -474,4 +474,89 @@ mod tests {
         assert!(store.integrity().await.unwrap().is_clean());
         store.close().await;
     }
+
+    #[tokio::test]
+    async fn a_group_that_fails_as_a_whole_is_taken_order_by_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir).await;
+        let admin = Actor::system();
+        use serde_json::json;
+        store
+            .create_location(
+                &admin,
+                &serde_json::from_value(
+                    json!({"code": "A-01", "zone": "A", "walk_seq": 1, "kind": "storage"}),
+                )
+                .unwrap(),
+            )
+            .await
+            .unwrap();
+        store
+            .create_sku(
+                &admin,
+                &serde_json::from_value(
+                    json!({"code": "SKU-1", "name": "Serum", "unit_weight_grams": 95}),
+                )
+                .unwrap(),
+            )
+            .await
+            .unwrap();
+        store
+            .receive(
+                &admin,
+                &serde_json::from_value(
+                    json!({"receipt_no": "R-1", "customs_doc_no": "QD-1", "lines": [
+                {"sku": "SKU-1", "bin": "A-01", "batch": "B1", "expiry": "2030-01-01", "qty": 5}]}),
+                )
+                .unwrap(),
+            )
+            .await
+            .unwrap();
+        // The database refuses one order of the group: the group's INSERT
+        // fails, so the whole unit is rolled back.
+        sqlx::query(
+            "CREATE TRIGGER refuse_bad BEFORE INSERT ON orders WHEN NEW.order_no = 'O-BAD'
+             BEGIN SELECT RAISE(ABORT, 'O-BAD is refused by the database'); END",
+        )
+        .execute(&store.write)
+        .await
+        .unwrap();
+        let mut answers = Vec::new();
+        let mut group = Vec::new();
+        for no in ["O-1", "O-BAD", "O-2"] {
+            let (reply, answer) = oneshot::channel();
+            group.push((order(no, "SKU-1", 1), reply));
+            answers.push(answer);
+        }
+        let (started, _) = oneshot::channel();
+        settle_group(store.batch.clone().unwrap(), group, started).await;
+        let mut got = Vec::new();
+        for a in answers {
+            got.push(a.await.unwrap());
+        }
+        assert_eq!(got[0].as_ref().unwrap().order_no, "O-1");
+        assert!(
+            format!("{:?}", got[1]).contains("O-BAD is refused"),
+            "{:?}",
+            got[1]
+        );
+        assert_eq!(got[2].as_ref().unwrap().order_no, "O-2");
+        for n in [0, 2] {
+            let view = got[n].as_ref().unwrap();
+            assert_eq!(view, &store.get_order(&view.order_no).await.unwrap());
+        }
+        let keys: Vec<String> =
+            sqlx::query_scalar("SELECT key FROM operations WHERE scope = 'order' ORDER BY key")
+                .fetch_all(&store.read)
+                .await
+                .unwrap();
+        assert_eq!(keys, ["O-1", "O-2"]);
+        let locked: i64 = sqlx::query_scalar("SELECT SUM(locked) FROM holdings")
+            .fetch_one(&store.read)
+            .await
+            .unwrap();
+        assert_eq!(locked, 2);
+        assert!(store.integrity().await.unwrap().is_clean());
+        store.close().await;
+    }
 }
