@@ -68,7 +68,6 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt::Write as _;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -82,8 +81,9 @@ use bondgate::domain::{
     BatchNo, BinCode, DocumentNo, LockState, Money, Quantity, Role, SkuCode, TradeMode,
 };
 use bondgate::store::{
-    Actor, AllocationView, BuyerInput, ConsigneeInput, LocationInput, LocationKind, OrderContext,
-    OrderInput, OrderLineInput, OrderView, ReceiptInput, ReceiptLineInput, Store, StoreOptions,
+    numbered, Actor, AllocationView, BuyerInput, ConsigneeInput, LocationInput, LocationKind,
+    OrderContext, OrderInput, OrderLineInput, OrderView, ReceiptInput, ReceiptLineInput, Store,
+    StoreOptions,
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use common::{
@@ -466,28 +466,6 @@ async fn seed(store: &Store, stock: &Stock) -> Result<()> {
 
 // ------------------------------------------------------------------ raw path
 
-/// `rows` copies of `template` joined by commas, each `?` replaced by the next
-/// numbered placeholder from `$first` on (`$n` written in the template stays:
-/// a value shared by every row is bound once).
-fn values(template: &str, rows: usize, first: usize) -> String {
-    let mut out = String::with_capacity(rows * (template.len() + 8));
-    let mut n = first;
-    for row in 0..rows {
-        if row > 0 {
-            out.push_str(", ");
-        }
-        for c in template.chars() {
-            if c == '?' {
-                let _ = write!(out, "${n}");
-                n += 1;
-            } else {
-                out.push(c);
-            }
-        }
-    }
-    out
-}
-
 /// A FEFO candidate row: sku, location, lot, bin code, walk, batch, expiry,
 /// available.
 type FefoRow = (i64, i64, i64, String, i64, String, Option<NaiveDate>, i64);
@@ -584,7 +562,7 @@ macro_rules! raw_path {
                     let sql = format!(
                         "INSERT INTO operations (scope, key, request_hash, actor, at) VALUES {}
                          ON CONFLICT (scope, key) DO NOTHING RETURNING key, id",
-                        values("('order', ?, ?, $1, $2)", orders.len(), 3)
+                        numbered("('order', ?, ?, $1, $2)", orders.len(), 3)
                     );
                     let mut q = sqlx::query_as::<_, (String, i64)>(&sql).bind(&actor.username).bind(at);
                     for (input, ctx) in orders {
@@ -605,7 +583,7 @@ macro_rules! raw_path {
                            AND NOT EXISTS (SELECT 1 FROM count_requests c
                                            WHERE c.sku_id = h.sku_id AND c.location_id = h.location_id AND c.closed_at IS NULL)
                          ORDER BY h.sku_id, h.location_id, h.lot_id{}",
-                        values("?", distinct.len(), 2),
+                        numbered("?", distinct.len(), 2),
                         $lock_holdings
                     );
                     let mut q = sqlx::query_as::<_, FefoRow>(&sql).bind(true);
@@ -621,7 +599,7 @@ macro_rules! raw_path {
                     let sql = format!(
                         "SELECT buyer_ref, CAST(COALESCE(SUM(actual_paid_fen), 0) AS BIGINT) FROM orders
                          WHERE buyer_ref IN ({}) AND created_at >= $1 AND state <> 'cancelled' GROUP BY buyer_ref",
-                        values("?", buyers.len(), 2)
+                        numbered("?", buyers.len(), 2)
                     );
                     let mut q = sqlx::query_as::<_, (String, i64)>(&sql).bind(year_start);
                     for b in &buyers {
@@ -680,7 +658,7 @@ macro_rules! raw_path {
                              consignee_phone_sealed, consignee_phone_masked, consignee_address, goods_value_fen, freight_fen,
                              discount_fen, tax_fen, actual_paid_fen, warnings, created_by, created_at, state_at)
                          VALUES {} RETURNING order_no, id",
-                        values(
+                        numbered(
                             "(?, 'locked', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, $1, $2, $2)",
                             orders.len(),
                             3
@@ -720,7 +698,7 @@ macro_rules! raw_path {
                     let line_count: usize = orders.iter().map(|o| o.0.lines.len()).sum();
                     let sql = format!(
                         "INSERT INTO order_lines (order_id, line_no, sku_id, qty, unit_price_fen) VALUES {}",
-                        values("(?, ?, ?, ?, ?)", line_count, 1)
+                        numbered("(?, ?, ?, ?, ?)", line_count, 1)
                     );
                     let mut q = sqlx::query(&sql);
                     for (o, (input, _)) in orders.iter().enumerate() {
@@ -737,7 +715,7 @@ macro_rules! raw_path {
                     let sql = format!(
                         "INSERT INTO locks (operation_id, reference, sku_id, location_id, lot_id, qty, state, created_at)
                          VALUES {} RETURNING id, operation_id, sku_id, location_id, lot_id, qty",
-                        values("(?, ?, ?, ?, ?, ?, 'held', $1)", take_count, 2)
+                        numbered("(?, ?, ?, ?, ?, ?, 'held', $1)", take_count, 2)
                     );
                     let mut q = sqlx::query_as::<_, LockRow>(&sql).bind(at);
                     for ((input, _), (takes, _)) in orders.iter().zip(&plans) {
@@ -767,7 +745,7 @@ macro_rules! raw_path {
                         "INSERT INTO movements (operation_id, kind, sku_id, location_id, lot_id, qty, from_bucket, to_bucket,
                              doc_type, doc_no, actor, lock_id, at)
                          VALUES {}",
-                        values("(?, 'lock', ?, ?, ?, ?, 'available', 'locked', 'order', ?, $1, ?, $2)", take_count, 3)
+                        numbered("(?, 'lock', ?, ?, ?, ?, 'available', 'locked', 'order', ?, $1, ?, $2)", take_count, 3)
                     );
                     let mut q = sqlx::query(&sql).bind(&actor.username).bind(at);
                     for ((input, _), (takes, _)) in orders.iter().zip(&plans) {
@@ -782,7 +760,7 @@ macro_rules! raw_path {
                     // 8. Which reservation serves which line.
                     let sql = format!(
                         "INSERT INTO order_allocations (lock_id, order_id, line_no) VALUES {}",
-                        values("(?, ?, ?)", take_count, 1)
+                        numbered("(?, ?, ?)", take_count, 1)
                     );
                     let mut q = sqlx::query(&sql);
                     for ((input, _), (takes, _)) in orders.iter().zip(&plans) {
@@ -796,7 +774,7 @@ macro_rules! raw_path {
                     // 9. The answers, built from what was written.
                     let sql = format!(
                         "UPDATE operations SET response = v.column2 FROM (VALUES {}) AS v WHERE operations.id = v.column1",
-                        values("(CAST(? AS BIGINT), ?)", orders.len(), 1)
+                        numbered("(CAST(? AS BIGINT), ?)", orders.len(), 1)
                     );
                     let mut q = sqlx::query(&sql);
                     for ((input, ctx), (takes, warnings)) in orders.iter().zip(plans) {

@@ -35,6 +35,31 @@ pub const MOVEMENT_PAGE_MAX: i64 = 1_000;
 /// Rows in one stock answer; the totals always cover every matching row.
 pub const STOCK_ROWS_MAX: usize = 10_000;
 
+/// `rows` copies of `template`, comma-separated, with each `?` in it replaced
+/// by the next numbered parameter from `$first` on: the VALUES list of a
+/// multi-row INSERT (or an IN list) in the numbered style both backends take
+/// (SQLite binds `$n` by its number). Used by the store and by the
+/// benchmarks' raw SQL.
+pub fn numbered(template: &str, rows: usize, first: usize) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(rows * (template.len() + 8));
+    let mut n = first;
+    for row in 0..rows {
+        if row > 0 {
+            out.push_str(", ");
+        }
+        for c in template.chars() {
+            if c == '?' {
+                let _ = write!(out, "${n}");
+                n += 1;
+            } else {
+                out.push(c);
+            }
+        }
+    }
+    out
+}
+
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
     /// PostgreSQL pool size. Each server instance holds this many connections.

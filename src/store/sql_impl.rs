@@ -2070,28 +2070,7 @@ async fn reserve(
 /// parameters (SQLite 32,766, PostgreSQL 65,535) at up to 8 per row.
 const INSERT_ROWS_MAX: usize = 500;
 
-/// `rows` copies of `template`, comma-separated, with each `?` in it replaced
-/// by the next numbered parameter from `$first` on: the VALUES list of a
-/// multi-row INSERT (or an IN list) in the numbered style both backends take.
-fn numbered(template: &str, rows: usize, first: usize) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::with_capacity(rows * (template.len() + 8));
-    let mut n = first;
-    for row in 0..rows {
-        if row > 0 {
-            out.push_str(", ");
-        }
-        for c in template.chars() {
-            if c == '?' {
-                let _ = write!(out, "${n}");
-                n += 1;
-            } else {
-                out.push(c);
-            }
-        }
-    }
-    out
-}
+use crate::store::numbered;
 
 /// One holding's units to reserve for a document, for [`reserve_many`].
 struct Reservation<'a> {

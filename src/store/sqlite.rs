@@ -360,43 +360,29 @@ mod tests {
         (Actor::system_named("platform"), input, ctx)
     }
 
+    /// A store with one storage bin A-01 holding `qty` units of SKU-1 (batch
+    /// B1, in date).
+    async fn stocked(dir: &tempfile::TempDir, qty: i64) -> SqlStore {
+        use serde_json::json;
+        let store = store(dir).await;
+        let admin = Actor::system();
+        let bin = json!({"code": "A-01", "zone": "A", "walk_seq": 1, "kind": "storage"});
+        let sku = json!({"code": "SKU-1", "name": "Serum", "unit_weight_grams": 95});
+        let receipt = json!({"receipt_no": "R-1", "customs_doc_no": "QD-1", "lines": [
+            {"sku": "SKU-1", "bin": "A-01", "batch": "B1", "expiry": "2030-01-01", "qty": qty}]});
+        fn from<T: DeserializeOwned>(v: serde_json::Value) -> T {
+            serde_json::from_value(v).unwrap()
+        }
+        store.create_location(&admin, &from(bin)).await.unwrap();
+        store.create_sku(&admin, &from(sku)).await.unwrap();
+        store.receive(&admin, &from(receipt)).await.unwrap();
+        store
+    }
+
     #[tokio::test]
     async fn one_intake_group_takes_its_orders_as_if_one_after_another() {
         let dir = tempfile::tempdir().unwrap();
-        let store = store(&dir).await;
-        let admin = Actor::system();
-        use serde_json::json;
-        store
-            .create_location(
-                &admin,
-                &serde_json::from_value(
-                    json!({"code": "A-01", "zone": "A", "walk_seq": 1, "kind": "storage"}),
-                )
-                .unwrap(),
-            )
-            .await
-            .unwrap();
-        store
-            .create_sku(
-                &admin,
-                &serde_json::from_value(
-                    json!({"code": "SKU-1", "name": "Serum", "unit_weight_grams": 95}),
-                )
-                .unwrap(),
-            )
-            .await
-            .unwrap();
-        store
-            .receive(
-                &admin,
-                &serde_json::from_value(
-                    json!({"receipt_no": "R-1", "customs_doc_no": "QD-1", "lines": [
-                {"sku": "SKU-1", "bin": "A-01", "batch": "B1", "expiry": "2030-01-01", "qty": 8}]}),
-                )
-                .unwrap(),
-            )
-            .await
-            .unwrap();
+        let store = stocked(&dir, 8).await;
         // Two orders taken before the group: one sent again as it was, one
         // sent again under the same number with other content.
         let old = order("O-OLD", "SKU-1", 1);
@@ -478,40 +464,7 @@ mod tests {
     #[tokio::test]
     async fn a_group_that_fails_as_a_whole_is_taken_order_by_order() {
         let dir = tempfile::tempdir().unwrap();
-        let store = store(&dir).await;
-        let admin = Actor::system();
-        use serde_json::json;
-        store
-            .create_location(
-                &admin,
-                &serde_json::from_value(
-                    json!({"code": "A-01", "zone": "A", "walk_seq": 1, "kind": "storage"}),
-                )
-                .unwrap(),
-            )
-            .await
-            .unwrap();
-        store
-            .create_sku(
-                &admin,
-                &serde_json::from_value(
-                    json!({"code": "SKU-1", "name": "Serum", "unit_weight_grams": 95}),
-                )
-                .unwrap(),
-            )
-            .await
-            .unwrap();
-        store
-            .receive(
-                &admin,
-                &serde_json::from_value(
-                    json!({"receipt_no": "R-1", "customs_doc_no": "QD-1", "lines": [
-                {"sku": "SKU-1", "bin": "A-01", "batch": "B1", "expiry": "2030-01-01", "qty": 5}]}),
-                )
-                .unwrap(),
-            )
-            .await
-            .unwrap();
+        let store = stocked(&dir, 5).await;
         // The database refuses one order of the group: the group's INSERT
         // fails, so the whole unit is rolled back.
         sqlx::query(

@@ -562,19 +562,15 @@ both_backends!(
             )
             .await;
         assert_eq!(s, StatusCode::CREATED, "{b}");
-        let (s, o) = app
-            .post(
-                "/api/v1/orders",
-                order_lines(
-                    "ORD-MANY",
-                    &[
-                        ("SKU-2", 3, "20.00"),
-                        ("SKU-1", 4, "10.00"),
-                        ("SKU-1", 2, "10.00"),
-                    ],
-                ),
-            )
-            .await;
+        let body = order_lines(
+            "ORD-MANY",
+            &[
+                ("SKU-2", 3, "20.00"),
+                ("SKU-1", 4, "10.00"),
+                ("SKU-1", 2, "10.00"),
+            ],
+        );
+        let (s, o) = app.post("/api/v1/orders", body.clone()).await;
         assert_eq!(s, StatusCode::CREATED, "{o}");
         let (_, again) = app.get("/api/v1/orders/ORD-MANY").await;
         assert_eq!(again, o);
@@ -599,19 +595,7 @@ both_backends!(
         let locked = app.get("/api/v1/inventory").await.1["totals"]["locked"].clone();
         assert_eq!(locked, 9);
         // A replay answers the same, byte for byte, and books nothing more.
-        let (s, replay) = app
-            .post(
-                "/api/v1/orders",
-                order_lines(
-                    "ORD-MANY",
-                    &[
-                        ("SKU-2", 3, "20.00"),
-                        ("SKU-1", 4, "10.00"),
-                        ("SKU-1", 2, "10.00"),
-                    ],
-                ),
-            )
-            .await;
+        let (s, replay) = app.post("/api/v1/orders", body).await;
         assert!(s.is_success(), "{s} {replay}");
         assert_eq!(replay, o);
         // Cancelling releases exactly those reservations.
