@@ -886,11 +886,14 @@ fn allocate_order(
     let mut shortfalls = Vec::new();
     for i in by_sku {
         let line = &input.lines[i];
-        let candidates: Vec<_> = rows
+        // `rows` come ordered by SKU first (`fefo_candidates`): this line's
+        // SKU is one run of them.
+        let from = rows.partition_point(|r| r.sku_id < sku_ids[i]);
+        let to = rows.partition_point(|r| r.sku_id <= sku_ids[i]);
+        let candidates: Vec<_> = rows[from..to]
             .iter()
-            .enumerate()
-            .filter(|(_, r)| r.sku_id == sku_ids[i])
-            .map(|(n, r)| crate::domain::fefo::Candidate {
+            .zip(from..)
+            .map(|(r, n)| crate::domain::fefo::Candidate {
                 key: n,
                 expiry: r.expiry,
                 walk_seq: r.walk_seq,
