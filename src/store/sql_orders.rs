@@ -139,14 +139,14 @@ async fn order_view(tx: &mut Tx, order_id: i64) -> StoreResult<OrderView> {
         "SELECT a.line_no, k.id, l.code, lot.batch, lot.expiry, k.qty, k.state
          FROM order_allocations a JOIN locks k ON k.id = a.lock_id JOIN locations l ON l.id = k.location_id
          JOIN lots lot ON lot.id = k.lot_id
-         WHERE a.order_id = $1 ORDER BY a.line_no, lot.expiry NULLS LAST, k.id",
+         WHERE a.order_id = $1",
     )
     .bind(order_id)
     .fetch_all(&mut **tx)
     .await?;
     let mut line_views = Vec::with_capacity(lines.len());
     for (line_no, sku, qty, price) in lines {
-        let allocations = allocs
+        let mut allocations = allocs
             .iter()
             .filter(|a| a.0 == line_no)
             .map(|a| {
@@ -161,6 +161,7 @@ async fn order_view(tx: &mut Tx, order_id: i64) -> StoreResult<OrderView> {
                 })
             })
             .collect::<StoreResult<Vec<_>>>()?;
+        AllocationView::sort(&mut allocations);
         line_views.push(OrderLineView {
             line_no,
             sku,
@@ -225,11 +226,7 @@ impl SqlStore {
         }
         for _ in 0..IDEMPOTENCY_ATTEMPTS {
             let mut tx = self.write.begin().await?;
-            match orders_in(&mut tx, std::slice::from_ref(&req))
-                .await?
-                .pop()
-                .flatten()
-            {
+            match one_order_in(&mut tx, &req).await? {
                 Some(Ok(view)) => {
                     tx.commit().await?;
                     return Ok(view);
@@ -513,10 +510,8 @@ async fn settle_group(
             let answer = batch
                 .run(move |tx| {
                     Box::pin(async move {
-                        orders_in(tx, std::slice::from_ref(&reqs[i]))
+                        one_order_in(tx, &reqs[i])
                             .await?
-                            .pop()
-                            .flatten()
                             .unwrap_or(Err(StoreError::Contended))
                     })
                 })
@@ -525,6 +520,18 @@ async fn settle_group(
         }
     });
     futures_util::future::join_all(runs).await;
+}
+
+/// [`orders_in`] for one order taken alone: its answer, or `None` while
+/// another session holds its key uncommitted (retry to read that answer).
+async fn one_order_in(
+    tx: &mut Tx,
+    req: &OrderRequest,
+) -> StoreResult<Option<StoreResult<OrderView>>> {
+    Ok(orders_in(tx, std::slice::from_ref(req))
+        .await?
+        .pop()
+        .flatten())
 }
 
 /// Takes a group of orders (at most [`INTAKE_GROUP_MAX`]) inside `tx`, in
@@ -786,23 +793,7 @@ async fn orders_in(
             serves.push((id, line as i64 + 1));
         }
     }
-    let lock_ids = reserve_many(tx, at, "order", &reservations).await?;
-    let allocations: Vec<(i64, i64, i64)> = lock_ids
-        .iter()
-        .zip(&serves)
-        .map(|(&lock, &(order, line))| (lock, order, line))
-        .collect();
-    for chunk in allocations.chunks(INSERT_ROWS_MAX) {
-        let sql = format!(
-            "INSERT INTO order_allocations (lock_id, order_id, line_no) VALUES {}",
-            numbered("(?, ?, ?)", chunk.len(), 1)
-        );
-        let mut q = sqlx::query(&sql);
-        for (lock, order, line) in chunk {
-            q = q.bind(*lock).bind(*order).bind(*line);
-        }
-        q.execute(&mut **tx).await.map_err(map_db)?;
-    }
+    let lock_ids = reserve_for_lines(tx, at, &reservations, &serves).await?;
 
     // 8. The answers, stored with the work they describe.
     let mut answers: Vec<(i64, String)> = Vec::with_capacity(plans.len());
@@ -950,4 +941,34 @@ async fn buyers_year(
         q = q.bind(*b);
     }
     Ok(q.fetch_all(&mut **tx).await?.into_iter().collect())
+}
+
+/// Reserves FEFO-planned holdings for order lines: the locks and their lock
+/// movements ([`reserve_many`]) and, for each, the (order id, line number) it
+/// serves (`order_allocations`), one multi-row INSERT each. Returns the
+/// locks' ids in the order of `rs`.
+async fn reserve_for_lines(
+    tx: &mut Tx,
+    at: DateTime<Utc>,
+    rs: &[Reservation<'_>],
+    lines: &[(i64, i64)],
+) -> StoreResult<Vec<i64>> {
+    let lock_ids = reserve_many(tx, at, "order", rs).await?;
+    let allocations: Vec<(i64, i64, i64)> = lock_ids
+        .iter()
+        .zip(lines)
+        .map(|(&lock, &(order, line))| (lock, order, line))
+        .collect();
+    for chunk in allocations.chunks(INSERT_ROWS_MAX) {
+        let sql = format!(
+            "INSERT INTO order_allocations (lock_id, order_id, line_no) VALUES {}",
+            numbered("(?, ?, ?)", chunk.len(), 1)
+        );
+        let mut q = sqlx::query(&sql);
+        for (lock, order, line) in chunk {
+            q = q.bind(*lock).bind(*order).bind(*line);
+        }
+        q.execute(&mut **tx).await.map_err(map_db)?;
+    }
+    Ok(lock_ids)
 }

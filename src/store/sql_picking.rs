@@ -511,26 +511,26 @@ async fn short_pick(
         crate::orders::business_dates(at).0,
     ) {
         Ok(takes) => {
+            let reservations = takes
+                .iter()
+                .map(|t| {
+                    Ok(Reservation {
+                        op,
+                        reference: &w.order_no,
+                        actor: &actor.username,
+                        sku_id: w.sku_id,
+                        location_id: t.key.0,
+                        lot_id: t.key.1,
+                        qty: Quantity::new(t.qty)
+                            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    })
+                })
+                .collect::<StoreResult<Vec<_>>>()?;
+            let serves = vec![(w.order_id, w.line_no); takes.len()];
+            let lock_ids = reserve_for_lines(tx, at, &reservations, &serves).await?;
             let mut bins = Vec::new();
-            for t in takes {
+            for (t, lock_id) in takes.into_iter().zip(lock_ids) {
                 let (loc, lot, bin, walk_seq) = t.key;
-                let qty = Quantity::new(t.qty).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                let lock_id = reserve(
-                    tx,
-                    (op, actor, at),
-                    ("order", &w.order_no),
-                    (&w.sku, w.sku_id),
-                    (&bin, loc),
-                    lot,
-                    qty,
-                )
-                .await?;
-                sqlx::query("INSERT INTO order_allocations (lock_id, order_id, line_no) VALUES ($1, $2, $3)")
-                    .bind(lock_id)
-                    .bind(w.order_id)
-                    .bind(w.line_no)
-                    .execute(&mut **tx)
-                    .await?;
                 sqlx::query(
                     "INSERT INTO pick_tasks (wave_id, order_id, line_no, lock_id, sku_id, location_id, lot_id, walk_seq,
                          qty, state, picker_id, tote, created_at, updated_at)

@@ -379,6 +379,23 @@ mod tests {
         store
     }
 
+    /// Exactly these order numbers are taken (a refused order leaves no key
+    /// behind), `locked` units are reserved, and the ledger adds up.
+    async fn books_hold(store: &SqlStore, keys: &[&str], locked: i64) {
+        let taken: Vec<String> =
+            sqlx::query_scalar("SELECT key FROM operations WHERE scope = 'order' ORDER BY key")
+                .fetch_all(&store.read)
+                .await
+                .unwrap();
+        assert_eq!(taken, keys);
+        let held: i64 = sqlx::query_scalar("SELECT SUM(locked) FROM holdings")
+            .fetch_one(&store.read)
+            .await
+            .unwrap();
+        assert_eq!(held, locked);
+        assert!(store.integrity().await.unwrap().is_clean());
+    }
+
     #[tokio::test]
     async fn one_intake_group_takes_its_orders_as_if_one_after_another() {
         let dir = tempfile::tempdir().unwrap();
@@ -443,21 +460,12 @@ mod tests {
             .collect();
         assert_eq!(warned, vec!["O-4", "O-5", "O-6"]);
         // Refused orders leave no key behind; every unit is reserved once.
-        let keys: Vec<String> =
-            sqlx::query_scalar("SELECT key FROM operations WHERE scope = 'order' ORDER BY key")
-                .fetch_all(&store.read)
-                .await
-                .unwrap();
-        assert_eq!(
-            keys,
-            ["O-1", "O-2", "O-3", "O-4", "O-5", "O-6", "O-OLD", "O-OLD2"]
-        );
-        let locked: i64 = sqlx::query_scalar("SELECT SUM(locked) FROM holdings")
-            .fetch_one(&store.read)
-            .await
-            .unwrap();
-        assert_eq!(locked, 8);
-        assert!(store.integrity().await.unwrap().is_clean());
+        books_hold(
+            &store,
+            &["O-1", "O-2", "O-3", "O-4", "O-5", "O-6", "O-OLD", "O-OLD2"],
+            8,
+        )
+        .await;
         store.close().await;
     }
 
@@ -498,18 +506,7 @@ mod tests {
             let view = got[n].as_ref().unwrap();
             assert_eq!(view, &store.get_order(&view.order_no).await.unwrap());
         }
-        let keys: Vec<String> =
-            sqlx::query_scalar("SELECT key FROM operations WHERE scope = 'order' ORDER BY key")
-                .fetch_all(&store.read)
-                .await
-                .unwrap();
-        assert_eq!(keys, ["O-1", "O-2"]);
-        let locked: i64 = sqlx::query_scalar("SELECT SUM(locked) FROM holdings")
-            .fetch_one(&store.read)
-            .await
-            .unwrap();
-        assert_eq!(locked, 2);
-        assert!(store.integrity().await.unwrap().is_clean());
+        books_hold(&store, &["O-1", "O-2"], 2).await;
         store.close().await;
     }
 }

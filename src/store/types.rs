@@ -792,7 +792,7 @@ impl OrderView {
             .zip(per_line)
             .enumerate()
             .map(|(i, (line, mut allocations))| {
-                allocations.sort_by_key(|a| (a.expiry.is_none(), a.expiry, a.lock_id));
+                AllocationView::sort(&mut allocations);
                 OrderLineView {
                     line_no: i as i64 + 1,
                     sku: line.sku.to_string(),
@@ -836,6 +836,14 @@ impl OrderView {
             tote: None,
             exception_reason: None,
         }
+    }
+}
+
+impl AllocationView {
+    /// The order an order line's reservations are shown in: earliest expiry
+    /// first (none last), then by lock id.
+    pub fn sort(allocations: &mut [AllocationView]) {
+        allocations.sort_by_key(|a| (a.expiry.is_none(), a.expiry, a.lock_id));
     }
 }
 
