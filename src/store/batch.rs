@@ -13,6 +13,8 @@
 //! - a later unit sees what the earlier units of its batch wrote (the same
 //!   transaction), so an idempotency key claimed earlier in the batch is
 //!   found as a replay;
+//! - a unit that comes alone runs without a savepoint: if it fails, its
+//!   transaction is rolled back whole, which undoes only its own work;
 //! - after the last unit, one `COMMIT`; only when it succeeds is each caller
 //!   answered with its unit's result. If the `COMMIT` (or `BEGIN`, or a
 //!   savepoint statement) fails, every caller of the batch gets
@@ -190,7 +192,42 @@ async fn writer<S: Session>(session: S, mut rx: mpsc::Receiver<Box<dyn Job<S::Tx
                 Err(_) => break,
             }
         }
-        run_batch(&session, batch).await;
+        if batch.len() == 1 {
+            run_alone(&session, batch.pop().expect("one unit")).await;
+        } else {
+            run_batch(&session, batch).await;
+        }
+    }
+}
+
+/// Runs a unit that came alone in its own transaction, without the
+/// savepoint a batch needs to undo one unit among others: if it fails, the
+/// whole transaction (its work only) is rolled back and its caller gets its
+/// own error, as in a batch.
+async fn run_alone<S: Session>(session: &S, job: Box<dyn Job<S::Tx>>) {
+    let mut tx = match session.begin().await {
+        Ok(tx) => tx,
+        Err(e) => {
+            let why = format!("the transaction could not begin: {e}");
+            tracing::error!(units = 1, "group commit: {why}");
+            job.refuse(&why);
+            return;
+        }
+    };
+    let done = job.run(&mut tx).await;
+    if done.failed() {
+        // Dropping the transaction rolls it back.
+        drop(tx);
+        done.answer();
+        return;
+    }
+    match S::commit(tx).await {
+        Ok(()) => done.answer(),
+        Err(e) => {
+            let why = format!("the commit failed: {e}");
+            tracing::error!(units = 1, "group commit: {why}");
+            done.refuse(&why);
+        }
     }
 }
 
@@ -306,7 +343,6 @@ mod tests {
                 return Box::pin(async { Err(sqlx::Error::Protocol("connection lost".into())) });
             }
             tx.mark = Some(tx.writes.len());
-            tx.units += 1;
             Box::pin(async { Ok(()) })
         }
         fn release(tx: &mut FakeTx) -> BoxFuture<'_, Result<(), sqlx::Error>> {
@@ -341,6 +377,7 @@ mod tests {
             b.run(move |tx: &mut FakeTx| {
                 Box::pin(async move {
                     tx.writes.push(what.clone());
+                    tx.units += 1;
                     tokio::task::yield_now().await;
                     if ok {
                         Ok(what)
@@ -377,13 +414,31 @@ mod tests {
             .collect();
         want.sort();
         assert_eq!(got, want);
+        // A batch counts its refused units too; a refused unit alone
+        // commits nothing.
         let batches = batches.lock().unwrap();
-        assert_eq!(batches.iter().sum::<usize>(), 100);
+        let units = batches.iter().sum::<usize>();
+        assert!((want.len()..=100).contains(&units), "{batches:?}");
         assert!(batches.iter().all(|n| *n <= BATCH_MAX));
         assert!(
-            batches.len() < 100,
+            batches.len() < want.len(),
             "units were committed together: {batches:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_unit_alone_needs_no_savepoint_and_fails_alone() {
+        let fake = Fake::default();
+        let (committed, savepoints) = (fake.committed.clone(), fake.savepoints.clone());
+        let b = Batcher::start(fake);
+        match write(&b, "refused", false).await {
+            Err(StoreError::Invalid(m)) => assert_eq!(m, "refused refused"),
+            other => panic!("a refused unit answered {other:?}"),
+        }
+        assert!(committed.lock().unwrap().is_empty(), "its write was undone");
+        assert_eq!(write(&b, "kept", true).await.unwrap(), "kept");
+        assert_eq!(*committed.lock().unwrap(), vec!["kept".to_string()]);
+        assert_eq!(savepoints.load(Ordering::SeqCst), 0);
     }
 
     #[tokio::test]

@@ -26,6 +26,18 @@ macro_rules! hour_of {
     };
 }
 
+/// A SKU's barcodes as one JSON array of text, in barcode order (`[]` when
+/// it has none): `$sku` names the SKU id column of the outer query.
+macro_rules! barcodes_of {
+    ($sku:literal) => {
+        concat!(
+            "(SELECT COALESCE(json_agg(b.barcode ORDER BY b.barcode)::text, '[]') FROM sku_barcodes b WHERE b.sku_id = ",
+            $sku,
+            ")"
+        )
+    };
+}
+
 macro_rules! for_update {
     () => {
         " FOR UPDATE"

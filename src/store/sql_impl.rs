@@ -181,34 +181,6 @@ macro_rules! idempotent {
     }};
 }
 
-/// [`idempotent!`] for a unit of the group-commit writer (`store::batch`):
-/// `$body` runs on the batch's transaction `$tx` (a `&mut Tx`), inside the
-/// unit's savepoint, and the answer is stored beside its work. A key claimed
-/// earlier in the same batch is found here as a replay. There is no retry:
-/// only a transaction of another session can hold a key without its answer
-/// (PostgreSQL), and then the caller is told to retry.
-macro_rules! idempotent_in {
-    ($tx:ident, $actor:expr, $scope:expr, $key:expr, $hash:expr, |$op:ident, $at:ident| $body:expr) => {{
-        let hash: String = $hash;
-        let $at = now();
-        match idem_begin($tx, $scope, $key, &hash, $actor, $at).await? {
-            Idem::Done(resp) => decode_response(&resp),
-            Idem::Race => Err(StoreError::Contended),
-            Idem::New($op) => {
-                let out = $body;
-                let text =
-                    serde_json::to_string(&out).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                sqlx::query("UPDATE operations SET response = $1 WHERE id = $2")
-                    .bind(text)
-                    .bind($op)
-                    .execute(&mut **$tx)
-                    .await?;
-                Ok(out)
-            }
-        }
-    }};
-}
-
 async fn idem_begin(
     tx: &mut Tx,
     scope: &'static str,
@@ -232,21 +204,44 @@ async fn idem_begin(
     if let Some(id) = id {
         return Ok(Idem::New(id));
     }
-    let found: Option<(String, Option<String>)> = sqlx::query_as(
+    match idem_seen(tx, scope, key).await? {
+        Some(seen) => idem_again(scope, key, hash, seen),
+        // Claimed by a transaction we cannot see yet: retry to read its answer.
+        None => Ok(Idem::Race),
+    }
+}
+
+/// The request hash and stored answer under a used key.
+async fn idem_seen(
+    tx: &mut Tx,
+    scope: &'static str,
+    key: &str,
+) -> StoreResult<Option<(String, Option<String>)>> {
+    Ok(sqlx::query_as(
         "SELECT request_hash, response FROM operations WHERE scope = $1 AND key = $2",
     )
     .bind(scope)
     .bind(key)
     .fetch_optional(&mut **tx)
-    .await?;
-    match found {
-        Some((h, _)) if h != hash => Err(StoreError::IdempotencyConflict {
+    .await?)
+}
+
+/// What a key found used means for a request with `hash`: its stored answer,
+/// a refusal if the key was used for another request, or a race with a
+/// transaction that holds the key and has not answered yet.
+fn idem_again(
+    scope: &'static str,
+    key: &str,
+    hash: &str,
+    (seen_hash, response): (String, Option<String>),
+) -> StoreResult<Idem> {
+    match response {
+        _ if seen_hash != hash => Err(StoreError::IdempotencyConflict {
             scope,
             key: key.to_string(),
         }),
-        Some((_, Some(resp))) => Ok(Idem::Done(resp)),
-        // Claimed by a transaction we cannot see yet: retry to read its answer.
-        Some((_, None)) | None => Ok(Idem::Race),
+        Some(resp) => Ok(Idem::Done(resp)),
+        None => Ok(Idem::Race),
     }
 }
 

@@ -130,64 +130,152 @@ async fn picker_by_name(tx: &mut Tx, username: &str) -> StoreResult<Actor> {
     Ok(actor)
 }
 
-async fn active_actor(tx: &mut Tx, user_id: i64) -> StoreResult<Option<Actor>> {
-    let row: Option<(String, String)> =
-        sqlx::query_as("SELECT username, roles FROM users WHERE id = $1 AND active = $2")
-            .bind(user_id)
-            .bind(true)
-            .fetch_optional(&mut **tx)
-            .await?;
-    Ok(row.map(|(username, roles)| Actor {
+/// How a PDA's user is found: by the id its session or browser login
+/// holds, or by the badge scanned.
+enum UserBy<'a> {
+    Id(i64),
+    Badge(&'a str),
+}
+
+/// An active user, by id or by badge.
+async fn active_user(tx: &mut Tx, by: UserBy<'_>) -> StoreResult<Option<Actor>> {
+    let q = match by {
+        UserBy::Id(id) => {
+            sqlx::query_as("SELECT id, username, roles FROM users WHERE id = $1 AND active = $2")
+                .bind(id)
+        }
+        UserBy::Badge(badge) => {
+            sqlx::query_as("SELECT id, username, roles FROM users WHERE badge = $1 AND active = $2")
+                .bind(badge_hash(badge))
+        }
+    };
+    let row: Option<(i64, String, String)> = q.bind(true).fetch_optional(&mut **tx).await?;
+    Ok(row.map(|(user_id, username, roles)| Actor {
         user_id,
         username,
         roles: parse_roles(&roles),
     }))
 }
 
-/// id, order, bin, SKU id, SKU, SKU name, batch, qty, tote
-type PdaTaskRow = (
-    i64,
-    String,
-    String,
-    i64,
-    String,
-    String,
-    String,
-    i64,
-    Option<String>,
-);
-
-/// The task as the PDA needs it, if it is still there to be picked.
-async fn pda_task(tx: &mut Tx, task_id: i64) -> StoreResult<Option<TaskView>> {
-    let row: Option<PdaTaskRow> =
-        sqlx::query_as(
-            "SELECT t.id, o.order_no, l.code, t.sku_id, s.code, s.name, lot.batch, t.qty, o.tote
-             FROM pick_tasks t JOIN orders o ON o.id = t.order_id JOIN locations l ON l.id = t.location_id
-             JOIN skus s ON s.id = t.sku_id JOIN lots lot ON lot.id = t.lot_id
-             WHERE t.id = $1 AND t.state IN ('assigned', 'in_progress') AND o.state IN ('picking', 'exception')",
+/// The columns of [`TaskRead`]: `t` a pick task, joined to its order `o`,
+/// bin `l`, SKU `k` and lot `lot` by [`task_read_joins!`].
+macro_rules! task_read_cols {
+    () => {
+        concat!(
+            "t.id AS task_id, o.order_no, l.code AS bin, k.code AS sku, k.name AS sku_name, lot.batch, t.qty,
+             o.tote, t.state AS task_state, o.state AS order_state, ",
+            barcodes_of!("t.sku_id"),
+            " AS barcodes"
         )
-        .bind(task_id)
-        .fetch_optional(&mut **tx)
-        .await?;
-    let Some((id, order_no, bin, sku_id, sku, sku_name, batch, qty, tote)) = row else {
-        return Ok(None);
     };
-    let barcodes: Vec<String> =
-        sqlx::query_scalar("SELECT barcode FROM sku_barcodes WHERE sku_id = $1 ORDER BY barcode")
-            .bind(sku_id)
-            .fetch_all(&mut **tx)
-            .await?;
-    Ok(Some(TaskView {
-        id,
-        order_no,
-        bin,
-        sku,
-        sku_name,
-        barcodes,
-        batch,
-        qty,
-        tote,
-    }))
+}
+
+/// What [`task_read_cols!`] reads beside the task `t`, joined with `$join`
+/// (`JOIN`, or `LEFT JOIN` when there may be no task).
+macro_rules! task_read_joins {
+    ($join:literal) => {
+        concat!(
+            " ",
+            $join,
+            " orders o ON o.id = t.order_id ",
+            $join,
+            " locations l ON l.id = t.location_id ",
+            $join,
+            " skus k ON k.id = t.sku_id ",
+            $join,
+            " lots lot ON lot.id = t.lot_id"
+        )
+    };
+}
+
+/// A pick task as a PDA sees it, with its and its order's state, in one
+/// read (the barcodes as a JSON array). Every column is empty when a PDA
+/// session has no task.
+#[derive(sqlx::FromRow)]
+struct TaskRead {
+    task_id: Option<i64>,
+    order_no: Option<String>,
+    bin: Option<String>,
+    sku: Option<String>,
+    sku_name: Option<String>,
+    batch: Option<String>,
+    qty: Option<i64>,
+    tote: Option<String>,
+    task_state: Option<String>,
+    order_state: Option<String>,
+    barcodes: String,
+}
+
+impl TaskRead {
+    /// Still there to be picked: the task is the picker's, its order picking.
+    fn pickable(&self) -> bool {
+        matches!(
+            (self.task_state.as_deref(), self.order_state.as_deref()),
+            (
+                Some("assigned" | "in_progress"),
+                Some("picking" | "exception")
+            )
+        )
+    }
+
+    /// The task as the PDA needs it, if it is still there to be picked.
+    fn view(&self) -> StoreResult<Option<TaskView>> {
+        if !self.pickable() {
+            return Ok(None);
+        }
+        let (
+            Some(id),
+            Some(order_no),
+            Some(bin),
+            Some(sku),
+            Some(sku_name),
+            Some(batch),
+            Some(qty),
+        ) = (
+            self.task_id,
+            &self.order_no,
+            &self.bin,
+            &self.sku,
+            &self.sku_name,
+            &self.batch,
+            self.qty,
+        )
+        else {
+            return Err(StoreError::Corrupt(format!(
+                "pick task {:?} is missing its order, bin, SKU or lot",
+                self.task_id
+            )));
+        };
+        let barcodes = serde_json::from_str(&self.barcodes)
+            .map_err(|e| StoreError::Corrupt(format!("barcodes of SKU {sku}: {e}")))?;
+        Ok(Some(TaskView {
+            id,
+            order_no: order_no.clone(),
+            bin: bin.clone(),
+            sku: sku.clone(),
+            sku_name: sku_name.clone(),
+            barcodes,
+            batch: batch.clone(),
+            qty,
+            tote: self.tote.clone(),
+        }))
+    }
+}
+
+/// A PDA's session with its picker (if still active) and its task, read
+/// (and on PostgreSQL locked) in one statement.
+#[derive(sqlx::FromRow)]
+struct SessionRead {
+    user_id: Option<i64>,
+    step: String,
+    session_task: Option<i64>,
+    username: Option<String>,
+    roles: Option<String>,
+    /// The request hash and answer already stored under the scan's key.
+    seen_hash: Option<String>,
+    seen_answer: Option<String>,
+    #[sqlx(flatten)]
+    task: TaskRead,
 }
 
 /// The picker's next task: one already theirs (walk order within the
@@ -198,16 +286,19 @@ async fn find_work(
     at: DateTime<Utc>,
 ) -> StoreResult<(Step, Option<TaskView>)> {
     for _ in 0..IDEMPOTENCY_ATTEMPTS {
-        let mine: Option<i64> = sqlx::query_scalar(
-            "SELECT t.id FROM pick_tasks t JOIN orders o ON o.id = t.order_id
-             WHERE t.picker_id = $1 AND t.state IN ('assigned', 'in_progress') AND o.state IN ('picking', 'exception')
-             ORDER BY t.order_id, t.walk_seq, t.id LIMIT 1",
-        )
+        let mine: Option<TaskRead> = sqlx::query_as(concat!(
+            "SELECT ",
+            task_read_cols!(),
+            " FROM pick_tasks t",
+            task_read_joins!("JOIN"),
+            " WHERE t.picker_id = $1 AND t.state IN ('assigned', 'in_progress') AND o.state IN ('picking', 'exception')
+             ORDER BY t.order_id, t.walk_seq, t.id LIMIT 1"
+        ))
         .bind(user_id)
         .fetch_optional(&mut **tx)
         .await?;
-        if let Some(id) = mine {
-            let task = pda_task(tx, id).await?;
+        if let Some(mine) = mine {
+            let task = mine.view()?;
             let step = match &task {
                 Some(t) if t.tote.is_none() => Step::Tote,
                 Some(_) => Step::Bin,
@@ -924,16 +1015,21 @@ impl SqlStore {
             ));
         }
         let key = format!("{device}:{}", input.seq);
-        let device_actor = Actor {
-            user_id: 0,
-            username: format!("pda:{device}"),
-            roles: Vec::new(),
-        };
         let hash = request_hash(&(&input.barcode, ctx.user.map(|u| u.user_id)));
         let Some(batch) = &self.batch else {
-            return idempotent!(self, &device_actor, "pda", &key, hash, |tx, op, at| {
-                scan_in(&mut tx, op, at, device, input, ctx).await?
-            });
+            for _ in 0..IDEMPOTENCY_ATTEMPTS {
+                let mut tx = self.write.begin().await?;
+                match scan(&mut tx, &key, &hash, device, input, ctx).await {
+                    // Another transaction answered this scan first: read its answer.
+                    Err(StoreError::Contended) => continue,
+                    Err(e) => return Err(e),
+                    Ok(answer) => {
+                        tx.commit().await?;
+                        return Ok(answer);
+                    }
+                }
+            }
+            return Err(StoreError::Contended);
         };
         let device = device.to_string();
         let input = input.clone();
@@ -945,9 +1041,7 @@ impl SqlStore {
                         tote_prefix: &tote_prefix,
                         user: user.as_ref(),
                     };
-                    idempotent_in!(tx, &device_actor, "pda", &key, hash, |op, at| {
-                        scan_in(tx, op, at, &device, &input, &ctx).await?
-                    })
+                    scan(tx, &key, &hash, &device, &input, &ctx).await
                 })
             })
             .await
@@ -1013,64 +1107,173 @@ impl SqlStore {
     }
 }
 
-/// The body of [`SqlStore::pda_scan`], inside its transaction.
-async fn scan_in(
-    tx: &mut Tx,
-    op: i64,
+/// A scan's idempotency record (`operations`, scope `pda`, key
+/// `device:seq`). It is written once, with the scan's answer, unless the
+/// scan books stock: then it is claimed first, for the movements to point at.
+struct ScanOp<'a> {
+    key: &'a str,
+    hash: &'a str,
+    actor: String,
     at: DateTime<Utc>,
+    id: Option<i64>,
+}
+
+impl ScanOp<'_> {
+    /// The operation's id, claiming the key if it is not claimed yet.
+    async fn id(&mut self, tx: &mut Tx) -> StoreResult<i64> {
+        if let Some(id) = self.id {
+            return Ok(id);
+        }
+        let id = self.insert(tx, None).await?;
+        self.id = Some(id);
+        Ok(id)
+    }
+
+    /// Stores the answer beside the work it describes.
+    async fn answer(self, tx: &mut Tx, answer: &ScanAnswer) -> StoreResult<()> {
+        let text = serde_json::to_string(answer).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        match self.id {
+            Some(id) => {
+                sqlx::query("UPDATE operations SET response = $1 WHERE id = $2")
+                    .bind(text)
+                    .bind(id)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+            None => {
+                self.insert(tx, Some(&text)).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn insert(&self, tx: &mut Tx, response: Option<&str>) -> StoreResult<i64> {
+        let id: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO operations (scope, key, request_hash, actor, at, response) VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (scope, key) DO NOTHING RETURNING id",
+        )
+        .bind("pda")
+        .bind(self.key)
+        .bind(self.hash)
+        .bind(&self.actor)
+        .bind(self.at)
+        .bind(response)
+        .fetch_optional(&mut **tx)
+        .await?;
+        // Another transaction took the key after this one looked: the caller
+        // retries and reads that transaction's answer.
+        id.ok_or(StoreError::Contended)
+    }
+}
+
+/// One PDA scan inside its transaction: a replay of a sequence number gets
+/// its stored answer and does nothing; a new one is done and answered.
+async fn scan(
+    tx: &mut Tx,
+    key: &str,
+    hash: &str,
     device: &str,
     input: &ScanInput,
     ctx: &ScanContext<'_>,
 ) -> StoreResult<ScanAnswer> {
-    let seq = input.seq;
-    let session: Option<(Option<i64>, String, Option<i64>)> = sqlx::query_as(concat!(
-        "SELECT user_id, step, task_id FROM pda_sessions WHERE device = $1",
-        for_update!()
+    let session: Option<SessionRead> = sqlx::query_as(concat!(
+        "SELECT s.user_id, s.step, s.task_id AS session_task, u.username, u.roles,
+             (SELECT request_hash FROM operations WHERE scope = $3 AND key = $4) AS seen_hash,
+             (SELECT response FROM operations WHERE scope = $3 AND key = $4) AS seen_answer, ",
+        task_read_cols!(),
+        " FROM pda_sessions s LEFT JOIN users u ON u.id = s.user_id AND u.active = $2
+         LEFT JOIN pick_tasks t ON t.id = s.task_id",
+        task_read_joins!("LEFT JOIN"),
+        " WHERE s.device = $1",
+        for_update!("s")
     ))
     .bind(device)
+    .bind(true)
+    .bind("pda")
+    .bind(key)
     .fetch_optional(&mut **tx)
     .await?;
-    let (mut user_id, mut step, mut task_id) = match session {
-        Some((u, s, t)) => (
-            u,
-            serde_json::from_str::<Step>(&s)
-                .map_err(|e| StoreError::Corrupt(format!("PDA session step {s}: {e}")))?,
-            t,
+    // A device's first scan has no session to read the key with.
+    let seen = match &session {
+        Some(s) => s.seen_hash.clone().map(|h| (h, s.seen_answer.clone())),
+        None => idem_seen(tx, "pda", key).await?,
+    };
+    if let Some(seen) = seen {
+        return match idem_again("pda", key, hash, seen)? {
+            Idem::Done(answer) => decode_response(&answer),
+            Idem::New(_) | Idem::Race => Err(StoreError::Contended),
+        };
+    }
+    let mut op = ScanOp {
+        key,
+        hash,
+        actor: format!("pda:{device}"),
+        at: now(),
+        id: None,
+    };
+    let answer = scan_in(tx, &mut op, session, device, input, ctx).await?;
+    op.answer(tx, &answer).await?;
+    Ok(answer)
+}
+
+/// What a new scan means and does, given the device's session as read.
+async fn scan_in(
+    tx: &mut Tx,
+    op: &mut ScanOp<'_>,
+    session: Option<SessionRead>,
+    device: &str,
+    input: &ScanInput,
+    ctx: &ScanContext<'_>,
+) -> StoreResult<ScanAnswer> {
+    let (seq, at) = (input.seq, op.at);
+    let (mut user_id, mut step, mut task_id) = match &session {
+        Some(s) => (
+            s.user_id,
+            serde_json::from_str::<Step>(&s.step)
+                .map_err(|e| StoreError::Corrupt(format!("PDA session step {}: {e}", s.step)))?,
+            s.session_task,
         ),
         None => (None, Step::Login, None),
+    };
+    let mut picker = match &session {
+        Some(SessionRead {
+            user_id: Some(id),
+            username: Some(username),
+            roles: Some(roles),
+            ..
+        }) => Some(Actor {
+            user_id: *id,
+            username: username.clone(),
+            roles: parse_roles(roles),
+        }),
+        _ => None,
     };
     if let Some(u) = ctx.user {
         // The browser page is logged in already: its user is the picker.
         if user_id != Some(u.user_id) {
             (user_id, step, task_id) = (Some(u.user_id), Step::Idle, None);
+            picker = active_user(tx, UserBy::Id(u.user_id)).await?;
         }
     }
-    let picker = match user_id {
-        Some(id) => active_actor(tx, id).await?,
-        None => None,
-    };
     if picker.is_none() {
         (user_id, step, task_id) = (None, Step::Login, None);
     }
-    let task = match (step.needs_task(), task_id) {
-        (true, Some(id)) => pda_task(tx, id).await?,
+    let read = session.map(|s| s.task).filter(|_| task_id.is_some());
+    let task = match (step.needs_task(), &read) {
+        (true, Some(r)) => r.view()?,
         _ => None,
     };
     let mut note = picking::Said::default();
     if step.needs_task() && task.is_none() {
-        if let Some(id) = task_id {
-            let gone: Option<(String, String)> = sqlx::query_as(
-                "SELECT o.order_no, o.state FROM pick_tasks t JOIN orders o ON o.id = t.order_id WHERE t.id = $1",
-            )
-            .bind(id)
-            .fetch_optional(&mut **tx)
-            .await?;
-            if let Some((order_no, state)) = gone.filter(|g| g.1 == "cancelled") {
-                note = picking::Said::new(
-                    format!("Order {order_no} was {state}: put its goods back"),
-                    format!("订单 {order_no} 已取消：请把它的货放回"),
-                );
-            }
+        if let Some(r) = read
+            .as_ref()
+            .filter(|r| r.order_state.as_deref() == Some("cancelled"))
+        {
+            let order_no = r.order_no.as_deref().unwrap_or_default();
+            note = picking::Said::new(
+                format!("Order {order_no} was cancelled: put its goods back"),
+                format!("订单 {order_no} 已取消：请把它的货放回"),
+            );
         }
     }
     let mut new_task = task.clone();
@@ -1086,7 +1289,10 @@ async fn scan_in(
         }
         Decision::Act(action) => match action {
             Action::Advance(next) => {
-                if let Some(t) = &task {
+                // The first scan of a task starts it; later ones find it started.
+                let assigned =
+                    read.as_ref().and_then(|r| r.task_state.as_deref()) == Some("assigned");
+                if let Some(t) = task.as_ref().filter(|_| assigned) {
                     sqlx::query(
                         "UPDATE pick_tasks SET state = 'in_progress', updated_at = $1 WHERE id = $2 AND state = 'assigned'",
                     )
@@ -1098,17 +1304,9 @@ async fn scan_in(
                 step = next;
             }
             Action::Login { badge } => {
-                let row: Option<i64> =
-                    sqlx::query_scalar("SELECT id FROM users WHERE badge = $1 AND active = $2")
-                        .bind(badge_hash(&badge))
-                        .bind(true)
-                        .fetch_optional(&mut **tx)
-                        .await?;
-                let who = match row {
-                    Some(id) => active_actor(tx, id).await?,
-                    None => None,
-                }
-                .filter(|a| a.has_any(&[Role::Picker, Role::Manager, Role::Admin]));
+                let who = active_user(tx, UserBy::Badge(&badge))
+                    .await?
+                    .filter(|a| a.has_any(&[Role::Picker, Role::Manager, Role::Admin]));
                 let Some(who) = who else {
                     return Ok(answer(
                         seq,
@@ -1179,7 +1377,10 @@ async fn scan_in(
                     format!("{} into {tote}", t.order_no),
                     format!("{} 装入 {tote}", t.order_no),
                 );
-                new_task = pda_task(tx, t.id).await?;
+                new_task = Some(TaskView {
+                    tote: Some(tote),
+                    ..t.clone()
+                });
                 step = Step::Bin;
             }
             Action::Confirm { task: id, qty } => {
@@ -1187,6 +1388,7 @@ async fn scan_in(
                     .as_ref()
                     .ok_or_else(|| StoreError::Corrupt("a pick without a picker".into()))?;
                 let w = task_for_work(tx, id).await?;
+                let op = op.id(tx).await?;
                 let tote = pick_into_tote(tx, (op, who, at), &w, qty).await?;
                 sqlx::query(
                     "UPDATE pick_tasks SET state = 'picked', picked_qty = $1, tote = $2, updated_at = $3 WHERE id = $4",
@@ -1213,6 +1415,7 @@ async fn scan_in(
                     .as_ref()
                     .ok_or_else(|| StoreError::Corrupt("a short pick without a picker".into()))?;
                 let w = task_for_work(tx, id).await?;
+                let op = op.id(tx).await?;
                 note = short_pick(tx, (op, who, at), &w, found, reason).await?;
                 tone_warn = true;
                 (step, new_task) = find_work(tx, who.user_id, at).await?;

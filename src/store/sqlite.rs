@@ -25,6 +25,18 @@ macro_rules! hour_of {
     };
 }
 
+/// A SKU's barcodes as one JSON array of text, in barcode order (`[]` when
+/// it has none): `$sku` names the SKU id column of the outer query.
+macro_rules! barcodes_of {
+    ($sku:literal) => {
+        concat!(
+            "(SELECT json_group_array(b.barcode ORDER BY b.barcode) FROM sku_barcodes b WHERE b.sku_id = ",
+            $sku,
+            ")"
+        )
+    };
+}
+
 macro_rules! for_update {
     () => {
         ""
@@ -209,6 +221,32 @@ mod tests {
             username: "test".into(),
             roles: Vec::new(),
         }
+    }
+
+    /// [`idempotent!`] inside a unit of the group-commit writer: `$body`
+    /// runs on the batch's transaction `$tx`, and its answer is stored beside
+    /// its work, so a key claimed earlier in the same batch is found as a
+    /// replay.
+    macro_rules! idempotent_in {
+        ($tx:ident, $actor:expr, $scope:expr, $key:expr, $hash:expr, |$op:ident, $at:ident| $body:expr) => {{
+            let hash: String = $hash;
+            let $at = now();
+            match idem_begin($tx, $scope, $key, &hash, $actor, $at).await? {
+                Idem::Done(resp) => decode_response(&resp),
+                Idem::Race => Err(StoreError::Contended),
+                Idem::New($op) => {
+                    let out = $body;
+                    let text = serde_json::to_string(&out)
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    sqlx::query("UPDATE operations SET response = $1 WHERE id = $2")
+                        .bind(text)
+                        .bind($op)
+                        .execute(&mut **$tx)
+                        .await?;
+                    Ok(out)
+                }
+            }
+        }};
     }
 
     /// Claims `key` and answers `value`, or (with `refuse`) writes an audit
