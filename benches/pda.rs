@@ -19,6 +19,11 @@
 //! - `BENCH_RATE`: offered scans per second in all (default 500).
 //! - `BENCH_SECS`: measured seconds (default 15).
 //! - `BENCH_PDAS`: devices (default 50).
+//! - `BENCH_SKUS`: SKUs the orders are of, 1 to 40 (default 40), each in its
+//!   own share of the 40 bins. With 40, pickers working at the same moment
+//!   take from different bins, as on a floor; with 1, all take from the same
+//!   bin (FEFO empties one at a time), the worst case for PostgreSQL, whose
+//!   picks then queue for that bin's holding row.
 //! - `BENCH_BACKENDS`: comma list of `sqlite-full`, `sqlite-normal`,
 //!   `postgres` (default all three; PostgreSQL from `BENCH_PG_URL`, default
 //!   `postgres://postgres@127.0.0.1:5432/postgres`, skipped if unreachable
@@ -83,28 +88,47 @@ impl Api {
     }
 }
 
-fn order(no: &str) -> Value {
+fn order(no: &str, sku: &str) -> Value {
     json!({
         "order_no": no, "trade_mode": "1210", "ebp_code": "3301964J31", "ebc_code": "3301964J31",
         "cop_no": format!("COP-{no}"),
         "buyer": {"name": "张三", "id_number": "11010519491231002X", "phone": "13812345678"},
         "consignee": {"name": "张三", "phone": "13912345678", "address": "浙江省杭州市西湖区文三路 1 号"},
-        "lines": [{"sku": "SKU-1", "qty": 1, "unit_price": "50.00"}],
+        "lines": [{"sku": sku, "qty": 1, "unit_price": "50.00"}],
         "goods_value": "50.00", "freight": "10.00", "discount": "0", "tax": "4.55", "actual_paid": "64.55",
     })
 }
 
-/// Master data, stock, `orders` one-unit orders in waves, and one picker with
-/// a badge per device.
-async fn seed(api: &Api, orders: usize, pdas: usize) -> Result<()> {
-    api.post(
-        "/api/v1/skus",
-        json!({"code": "SKU-1", "name": "Face serum", "unit_weight_grams": 95, "barcodes": ["6901234567892"]}),
-    )
-    .await?;
-    let bins = 40;
-    for b in 0..bins {
+/// An EAN-13 barcode: twelve digits and their check digit.
+fn ean13(n: u64) -> String {
+    let digits = format!("{:012}", n % 1_000_000_000_000);
+    let sum: u32 = digits
+        .bytes()
+        .enumerate()
+        .map(|(i, d)| u32::from(d - b'0') * if i % 2 == 0 { 1 } else { 3 })
+        .sum();
+    format!("{digits}{}", (10 - sum % 10) % 10)
+}
+
+/// Bins of stock: SKU `k` of `skus` lies in the bins `A-b` with `b % skus == k`.
+const BINS: usize = 40;
+
+/// Master data, stock, `orders` one-unit orders in waves (order `i` of SKU
+/// `i % skus`), and one picker with a badge per device.
+async fn seed(api: &Api, orders: usize, pdas: usize, skus: usize) -> Result<()> {
+    for k in 0..skus {
+        api.post(
+            "/api/v1/skus",
+            json!({"code": format!("SKU-{k}"), "name": format!("Face serum {k}"), "unit_weight_grams": 95,
+                   "barcodes": [ean13(690_123_450_000 + k as u64)]}),
+        )
+        .await?;
+    }
+    for b in 0..BINS {
         let code = format!("A-{b:02}");
+        let k = b % skus;
+        // This SKU's orders, spread over its bins, and one more each.
+        let (wanted, bins) = (orders.div_ceil(skus), (k..BINS).step_by(skus).count());
         api.post(
             "/api/v1/locations",
             json!({"code": code, "zone": "A", "walk_seq": b, "kind": "storage"}),
@@ -113,14 +137,17 @@ async fn seed(api: &Api, orders: usize, pdas: usize) -> Result<()> {
         api.post(
             "/api/v1/receipts",
             json!({"receipt_no": format!("R-{b}"), "customs_doc_no": "QD-BENCH", "lines": [
-                {"sku": "SKU-1", "bin": code, "batch": format!("B{b}"), "expiry": "2029-12-31",
-                 "qty": orders / bins + 1}]}),
+                {"sku": format!("SKU-{k}"), "bin": code, "batch": format!("B{b}"), "expiry": "2029-12-31",
+                 "qty": wanted / bins + 1}]}),
         )
         .await?;
     }
     for i in 0..orders {
-        api.post("/api/v1/orders", order(&format!("ORD-{i}")))
-            .await?;
+        api.post(
+            "/api/v1/orders",
+            order(&format!("ORD-{i}"), &format!("SKU-{}", i % skus)),
+        )
+        .await?;
     }
     let mut waved = 0;
     while waved < orders {
@@ -203,13 +230,23 @@ struct Outcome {
     max: f64,
 }
 
-async fn run(
-    backend: &str,
-    db_url: Option<String>,
+/// The offered load: scans per second, for how long, from how many devices,
+/// picking how many SKUs.
+#[derive(Clone, Copy)]
+struct Load {
     rate: u64,
     secs: u64,
     pdas: u64,
-) -> Result<Outcome> {
+    skus: usize,
+}
+
+async fn run(backend: &str, db_url: Option<String>, load: Load) -> Result<Outcome> {
+    let Load {
+        rate,
+        secs,
+        pdas,
+        skus,
+    } = load;
     let dir = tempfile::tempdir()?;
     let mut config = Config::for_data_dir(dir.path());
     config.listen = "127.0.0.1:0".parse()?;
@@ -257,7 +294,7 @@ async fn run(
     // Four scans pick one order; a margin so no device runs dry.
     let orders = (rate * secs / 4 + rate) as usize + pdas as usize * 4;
     let setup = Instant::now();
-    seed(&api, orders, pdas as usize).await?;
+    seed(&api, orders, pdas as usize, skus).await?;
     eprintln!(
         "{backend}: {orders} orders waved in {:.0} s",
         setup.elapsed().as_secs_f64()
@@ -364,18 +401,25 @@ async fn main() -> Result<()> {
     let rate = env_num("BENCH_RATE", 500, 10_000)?;
     let secs = env_num("BENCH_SECS", 15, 600)?;
     let pdas = env_num("BENCH_PDAS", 50, 1_000)?;
+    let skus = env_num("BENCH_SKUS", 40, BINS as u64)? as usize;
+    let load = Load {
+        rate,
+        secs,
+        pdas,
+        skus,
+    };
     let backends = std::env::var("BENCH_BACKENDS")
         .unwrap_or_else(|_| "sqlite-full,sqlite-normal,postgres".into());
     let pg_admin = common::pg_url();
     let mut results = Vec::new();
     for backend in backends.split(',').map(str::trim) {
         let outcome = match backend {
-            "sqlite-full" | "sqlite-normal" => run(backend, None, rate, secs, pdas).await?,
+            "sqlite-full" | "sqlite-normal" => run(backend, None, load).await?,
             "postgres" => {
                 let Some((url, name)) = scratch_pg(&pg_admin).await? else {
                     continue;
                 };
-                let out = run(backend, Some(url), rate, secs, pdas).await;
+                let out = run(backend, Some(url), load).await;
                 let mut conn = sqlx::PgConnection::connect(&pg_admin).await?;
                 sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
                     .execute(&mut conn)
@@ -386,7 +430,9 @@ async fn main() -> Result<()> {
         };
         results.push(outcome);
     }
-    println!("\nPDA scan → prompt over MQTT, {pdas} devices, {rate} scans/s offered, {secs} s");
+    println!(
+        "\nPDA scan → prompt over MQTT, {pdas} devices, {rate} scans/s offered, {secs} s, {skus} SKUs in {BINS} bins"
+    );
     println!("| backend | scans | achieved scans/s | p50 ms | p99 ms | max ms | p99 ≤ 10 ms |");
     println!("|---|---:|---:|---:|---:|---:|---|");
     for o in &results {

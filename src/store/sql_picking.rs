@@ -407,6 +407,23 @@ type TaskWorkRow = (
     String,
 );
 
+impl TaskWork {
+    /// The order's tote, which a pick needs.
+    fn tote(&self) -> StoreResult<String> {
+        self.tote
+            .clone()
+            .ok_or_else(|| StoreError::Invalid(format!("order {} has no tote yet", self.order_no)))
+    }
+}
+
+/// A confirmed pick whose stock moves at the very end of its scan's
+/// transaction (see [`scan`]).
+struct Pick {
+    work: TaskWork,
+    qty: i64,
+    picker: Actor,
+}
+
 async fn task_for_work(tx: &mut Tx, task_id: i64) -> StoreResult<TaskWork> {
     let row: Option<TaskWorkRow> =
         sqlx::query_as(concat!(
@@ -451,10 +468,7 @@ async fn pick_into_tote(
     w: &TaskWork,
     qty: i64,
 ) -> StoreResult<String> {
-    let tote = w
-        .tote
-        .clone()
-        .ok_or_else(|| StoreError::Invalid(format!("order {} has no tote yet", w.order_no)))?;
+    let tote = w.tote()?;
     let tote_id = ensure_tote(tx, &tote, at).await?;
     let lock = lock_for_update(tx, w.lock_id).await?;
     if lock.record.state != LockState::Held || lock.record.qty != qty {
@@ -1129,8 +1143,9 @@ impl ScanOp<'_> {
         Ok(id)
     }
 
-    /// Stores the answer beside the work it describes.
-    async fn answer(self, tx: &mut Tx, answer: &ScanAnswer) -> StoreResult<()> {
+    /// Stores the answer beside the work it describes; returns the
+    /// operation's id.
+    async fn answer(&mut self, tx: &mut Tx, answer: &ScanAnswer) -> StoreResult<i64> {
         let text = serde_json::to_string(answer).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         match self.id {
             Some(id) => {
@@ -1139,12 +1154,14 @@ impl ScanOp<'_> {
                     .bind(id)
                     .execute(&mut **tx)
                     .await?;
+                Ok(id)
             }
             None => {
-                self.insert(tx, Some(&text)).await?;
+                let id = self.insert(tx, Some(&text)).await?;
+                self.id = Some(id);
+                Ok(id)
             }
         }
-        Ok(())
     }
 
     async fn insert(&self, tx: &mut Tx, response: Option<&str>) -> StoreResult<i64> {
@@ -1211,12 +1228,20 @@ async fn scan(
         at: now(),
         id: None,
     };
-    let answer = scan_in(tx, &mut op, session, device, input, ctx).await?;
-    op.answer(tx, &answer).await?;
+    let mut pick = None;
+    let answer = scan_in(tx, &mut op, session, device, input, ctx, &mut pick).await?;
+    let op_id = op.answer(tx, &answer).await?;
+    // The stock moves last. On PostgreSQL the bin's holding row stays locked
+    // from its first write to the commit, and every other picker taking from
+    // that bin waits on it: only the booking's own statements fall inside.
+    if let Some(Pick { work, qty, picker }) = pick {
+        pick_into_tote(tx, (op_id, &picker, op.at), &work, qty).await?;
+    }
     Ok(answer)
 }
 
-/// What a new scan means and does, given the device's session as read.
+/// What a new scan means and does, given the device's session as read. A
+/// confirmed pick is left in `pick` for [`scan`] to book.
 async fn scan_in(
     tx: &mut Tx,
     op: &mut ScanOp<'_>,
@@ -1224,6 +1249,7 @@ async fn scan_in(
     device: &str,
     input: &ScanInput,
     ctx: &ScanContext<'_>,
+    pick: &mut Option<Pick>,
 ) -> StoreResult<ScanAnswer> {
     let (seq, at) = (input.seq, op.at);
     let (mut user_id, mut step, mut task_id) = match &session {
@@ -1388,8 +1414,7 @@ async fn scan_in(
                     .as_ref()
                     .ok_or_else(|| StoreError::Corrupt("a pick without a picker".into()))?;
                 let w = task_for_work(tx, id).await?;
-                let op = op.id(tx).await?;
-                let tote = pick_into_tote(tx, (op, who, at), &w, qty).await?;
+                let tote = w.tote()?;
                 sqlx::query(
                     "UPDATE pick_tasks SET state = 'picked', picked_qty = $1, tote = $2, updated_at = $3 WHERE id = $4",
                 )
@@ -1405,6 +1430,11 @@ async fn scan_in(
                     format!("已拣 {qty} × {} 装入 {tote}", w.sku),
                 );
                 (step, new_task) = find_work(tx, who.user_id, at).await?;
+                *pick = Some(Pick {
+                    work: w,
+                    qty,
+                    picker: who.clone(),
+                });
             }
             Action::Short {
                 task: id,
