@@ -164,13 +164,7 @@ macro_rules! idempotent {
                 Idem::Race => continue,
                 Idem::New($op) => {
                     let out = $body;
-                    let text = serde_json::to_string(&out)
-                        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                    sqlx::query("UPDATE operations SET response = $1 WHERE id = $2")
-                        .bind(text)
-                        .bind($op)
-                        .execute(&mut *$tx)
-                        .await?;
+                    store_answer(&mut $tx, $op, &out).await?;
                     $tx.commit().await?;
                     answer = Some(out);
                     break;
@@ -179,6 +173,18 @@ macro_rules! idempotent {
         }
         answer.ok_or(StoreError::Contended)
     }};
+}
+
+/// Stores the answer to operation `op` beside the work it describes, for a
+/// replay to be given.
+async fn store_answer<T: Serialize>(tx: &mut Tx, op: i64, out: &T) -> StoreResult<()> {
+    let text = serde_json::to_string(out).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    sqlx::query("UPDATE operations SET response = $1 WHERE id = $2")
+        .bind(text)
+        .bind(op)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 async fn idem_begin(

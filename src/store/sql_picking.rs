@@ -1146,17 +1146,14 @@ impl ScanOp<'_> {
     /// Stores the answer beside the work it describes; returns the
     /// operation's id.
     async fn answer(&mut self, tx: &mut Tx, answer: &ScanAnswer) -> StoreResult<i64> {
-        let text = serde_json::to_string(answer).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         match self.id {
             Some(id) => {
-                sqlx::query("UPDATE operations SET response = $1 WHERE id = $2")
-                    .bind(text)
-                    .bind(id)
-                    .execute(&mut **tx)
-                    .await?;
+                store_answer(tx, id, answer).await?;
                 Ok(id)
             }
             None => {
+                let text = serde_json::to_string(answer)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
                 let id = self.insert(tx, Some(&text)).await?;
                 self.id = Some(id);
                 Ok(id)

@@ -236,13 +236,7 @@ mod tests {
                 Idem::Race => Err(StoreError::Contended),
                 Idem::New($op) => {
                     let out = $body;
-                    let text = serde_json::to_string(&out)
-                        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                    sqlx::query("UPDATE operations SET response = $1 WHERE id = $2")
-                        .bind(text)
-                        .bind($op)
-                        .execute(&mut **$tx)
-                        .await?;
+                    store_answer($tx, $op, &out).await?;
                     Ok(out)
                 }
             }
