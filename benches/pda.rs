@@ -28,6 +28,11 @@
 //!   `postgres` (default all three; PostgreSQL from `BENCH_PG_URL`, default
 //!   `postgres://postgres@127.0.0.1:5432/postgres`, skipped if unreachable
 //!   unless `CI=true`).
+//! - `BENCH_TX_ORDERS`: orders one device walks, one scan at a time, through
+//!   `Store::pda_scan` and through the raw-SQL twin (`pda/raw.rs`: the same
+//!   statements, hand-written) on a second database seeded the same way
+//!   (default 300); the two must leave the same pick movements, answers and
+//!   picked tasks.
 //! - `BENCH_GROUP_COMMIT`: `on` or `off` forces the store's group-commit
 //!   writer on or off on every backend (default: the store's choice, on for
 //!   SQLite and off for PostgreSQL).
@@ -38,6 +43,8 @@
 //!   Mosquitto) instead of the server's embedded rumqttd.
 
 mod common;
+#[path = "pda/raw.rs"]
+mod raw;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -240,13 +247,13 @@ struct Load {
     skus: usize,
 }
 
-async fn run(backend: &str, db_url: Option<String>, load: Load) -> Result<Outcome> {
-    let Load {
-        rate,
-        secs,
-        pdas,
-        skus,
-    } = load;
+/// The real server on `backend` (a scratch SQLite file, or `db_url`), and
+/// an admin's HTTP client for it; the data directory lives as long as the
+/// returned guard.
+async fn serve(
+    backend: &str,
+    db_url: Option<String>,
+) -> Result<(Server, Api, String, tempfile::TempDir)> {
     let dir = tempfile::tempdir()?;
     let mut config = Config::for_data_dir(dir.path());
     config.listen = "127.0.0.1:0".parse()?;
@@ -291,6 +298,17 @@ async fn run(backend: &str, db_url: Option<String>, load: Load) -> Result<Outcom
         token: login["token"].as_str().context("login token")?.to_string(),
         http,
     };
+    Ok((server, api, site, dir))
+}
+
+async fn run(backend: &str, db_url: Option<String>, load: Load) -> Result<Outcome> {
+    let Load {
+        rate,
+        secs,
+        pdas,
+        skus,
+    } = load;
+    let (server, api, site, _dir) = serve(backend, db_url).await?;
     // Four scans pick one order; a margin so no device runs dry.
     let orders = (rate * secs / 4 + rate) as usize + pdas as usize * 4;
     let setup = Instant::now();
@@ -361,7 +379,125 @@ async fn run(backend: &str, db_url: Option<String>, load: Load) -> Result<Outcom
     })
 }
 
-async fn scratch_pg(admin_url: &str) -> Result<Option<(String, String)>> {
+/// One device's scans, one at a time, through the store and the raw twin.
+struct TxOutcome {
+    backend: String,
+    store: Vec<Duration>,
+    raw: Vec<Duration>,
+}
+
+/// What a walk left in a database: pick movements, scans answered, tasks
+/// picked. The two paths must leave the same.
+const WALKED: [&str; 3] = [
+    "SELECT COUNT(*) FROM movements WHERE kind = 'pick'",
+    "SELECT COUNT(*) FROM operations WHERE scope = 'pda'",
+    "SELECT COUNT(*) FROM pick_tasks WHERE state = 'picked'",
+];
+
+/// [`WALKED`]'s counts in the database of `$pool` (either driver's).
+macro_rules! walked {
+    ($pool:expr) => {{
+        let mut out = [0i64; 3];
+        for (n, sql) in WALKED.into_iter().enumerate() {
+            out[n] = sqlx::query_scalar(sql).fetch_one($pool).await?;
+        }
+        out
+    }};
+}
+
+/// `orders` one-unit orders walked by one device, one scan at a time: through
+/// `Store::pda_scan` (as the browser PDA page calls it, the picker logged
+/// in) on the first database, through the raw twin (`pda/raw.rs`) on the
+/// second, seeded the same way. No broker: this is the scan's transaction.
+async fn transactions(
+    backend: &str,
+    db_urls: [Option<String>; 2],
+    orders: usize,
+    skus: usize,
+) -> Result<TxOutcome> {
+    let sync_full = backend != "sqlite-normal";
+    // The store.
+    let (server, api, _, dir) = serve(backend, db_urls[0].clone()).await?;
+    seed(&api, orders + 8, 1, skus).await?;
+    let user = server
+        .store
+        .list_users()
+        .await?
+        .into_iter()
+        .find(|u| u.username == "picker0")
+        .context("picker0")?;
+    let picker = bondgate::store::Actor {
+        user_id: user.id,
+        username: user.username.clone(),
+        roles: user.roles.clone(),
+    };
+    let ctx = bondgate::store::ScanContext {
+        tote_prefix: "TOTE",
+        user: Some(&picker),
+    };
+    let mut store = Vec::with_capacity(orders * 4 + 1);
+    let (mut code, mut seq, mut picked, mut asked) = ("start".to_string(), 0u64, 0, None);
+    while picked < orders {
+        seq += 1;
+        let input = bondgate::store::ScanInput {
+            device: "TX-1".into(),
+            seq,
+            barcode: code.clone(),
+        };
+        let started = Instant::now();
+        let a = server.store.pda_scan(&input, &ctx).await?;
+        store.push(started.elapsed());
+        ensure!(a.ok, "refused: sent {code}, got {:?}", a.text);
+        if asked == Some(Next::Lot) {
+            picked += 1;
+        }
+        asked = Some(a.next);
+        code = match a.next {
+            Next::Tote => format!("TOTE-TX-{seq}"),
+            Next::Bin | Next::Item | Next::Lot => common::packing::bracketed(&a.text)
+                .with_context(|| format!("no code in {:?}", a.text))?
+                .to_string(),
+            _ if picked == orders => break,
+            other => bail!("unexpected prompt {other:?}: {}", a.text),
+        };
+    }
+    server.shutdown().await?;
+    let store_left = match &db_urls[0] {
+        None => {
+            let pool = common::sqlite_pool(&dir.path().join("bondgate.db"), sync_full).await?;
+            walked!(&pool)
+        }
+        Some(url) => walked!(&sqlx::PgPool::connect(url).await?),
+    };
+    // The raw twin, on a database seeded by a server of its own.
+    let (server, api, _, dir) = serve(backend, db_urls[1].clone()).await?;
+    seed(&api, orders + 8, 1, skus).await?;
+    let user = user.id;
+    server.shutdown().await?;
+    let (raw, raw_left) = match &db_urls[1] {
+        None => {
+            let pool = common::sqlite_pool(&dir.path().join("bondgate.db"), sync_full).await?;
+            let took = raw::sqlite::walk(&pool, "TX-1", user, orders).await?;
+            (took, walked!(&pool))
+        }
+        Some(url) => {
+            let pool = sqlx::PgPool::connect(url).await?;
+            let took = raw::postgres::walk(&pool, "TX-1", user, orders).await?;
+            (took, walked!(&pool))
+        }
+    };
+    ensure!(
+        store_left == raw_left,
+        "the paths did different work: store {store_left:?}, raw {raw_left:?} (pick movements, answers, tasks)"
+    );
+    Ok(TxOutcome {
+        backend: backend.to_string(),
+        store,
+        raw,
+    })
+}
+
+async fn scratch_pg(admin_url: &str, suffix: &str) -> Result<Option<(String, String)>> {
     let conn = tokio::time::timeout(
         Duration::from_secs(3),
         sqlx::PgConnection::connect(admin_url),
@@ -377,7 +513,7 @@ async fn scratch_pg(admin_url: &str) -> Result<Option<(String, String)>> {
             return Ok(None);
         }
     };
-    let name = format!("bg_bench_pda_{}", std::process::id());
+    let name = format!("bg_bench_pda_{}{suffix}", std::process::id());
     sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
         .execute(&mut conn)
         .await?;
@@ -411,24 +547,50 @@ async fn main() -> Result<()> {
     let backends = std::env::var("BENCH_BACKENDS")
         .unwrap_or_else(|_| "sqlite-full,sqlite-normal,postgres".into());
     let pg_admin = common::pg_url();
-    let mut results = Vec::new();
+    let tx_orders = env_num("BENCH_TX_ORDERS", 300, 100_000)? as usize;
+    let (mut results, mut txs) = (Vec::new(), Vec::new());
     for backend in backends.split(',').map(str::trim) {
-        let outcome = match backend {
-            "sqlite-full" | "sqlite-normal" => run(backend, None, load).await?,
+        match backend {
+            "sqlite-full" | "sqlite-normal" => {
+                results.push(run(backend, None, load).await?);
+                txs.push(transactions(backend, [None, None], tx_orders, skus).await?);
+            }
             "postgres" => {
-                let Some((url, name)) = scratch_pg(&pg_admin).await? else {
-                    continue;
+                let mut names = Vec::new();
+                let mut urls = Vec::new();
+                for suffix in ["", "_tx", "_raw"] {
+                    if let Some((url, name)) = scratch_pg(&pg_admin, suffix).await? {
+                        urls.push(url);
+                        names.push(name);
+                    }
+                }
+                let out = match &urls[..] {
+                    [run_url, store_url, raw_url] => {
+                        match run(backend, Some(run_url.clone()), load).await {
+                            Ok(o) => {
+                                let urls = [Some(store_url.clone()), Some(raw_url.clone())];
+                                transactions(backend, urls, tx_orders, skus)
+                                    .await
+                                    .map(|t| Some((o, t)))
+                            }
+                            Err(e) => Err(e),
+                        }
+                    }
+                    _ => Ok(None),
                 };
-                let out = run(backend, Some(url), load).await;
                 let mut conn = sqlx::PgConnection::connect(&pg_admin).await?;
-                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .execute(&mut conn)
-                    .await?;
-                out?
+                for name in names {
+                    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&mut conn)
+                        .await?;
+                }
+                if let Some((o, t)) = out? {
+                    results.push(o);
+                    txs.push(t);
+                }
             }
             other => bail!("unknown backend {other} in BENCH_BACKENDS"),
-        };
-        results.push(outcome);
+        }
     }
     println!(
         "\nPDA scan → prompt over MQTT, {pdas} devices, {rate} scans/s offered, {secs} s, {skus} SKUs in {BINS} bins"
@@ -446,6 +608,32 @@ async fn main() -> Result<()> {
             o.max,
             if o.p99 <= 10.0 { "yes" } else { "no" }
         );
+    }
+    println!(
+        "\nThe scan transaction, one device, one scan at a time, {tx_orders} orders per path: Store::pda_scan beside the raw-SQL twin on a second database"
+    );
+    println!("| backend | path | scans | p50 µs | p99 µs | max µs | store p50 / raw p50 |");
+    println!("|---|---|---:|---:|---:|---:|---:|");
+    for t in &mut txs {
+        t.store.sort();
+        t.raw.sort();
+        let us = |d: &[Duration], p: f64| pct(d, p) * 1e3;
+        let ratio = us(&t.store, 0.5) / us(&t.raw, 0.5);
+        for (path, d) in [("store", &t.store), ("raw", &t.raw)] {
+            println!(
+                "| {} | {path} | {} | {:.0} | {:.0} | {:.0} | {} |",
+                t.backend,
+                d.len(),
+                us(d, 0.5),
+                us(d, 0.99),
+                d.last().map_or(0.0, |m| m.as_secs_f64() * 1e6),
+                if path == "store" {
+                    format!("{ratio:.2}")
+                } else {
+                    String::new()
+                }
+            );
+        }
     }
     Ok(())
 }
