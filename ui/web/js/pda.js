@@ -59,18 +59,32 @@ function render() {
   $('short').hidden = !SHORTABLE.has(next);
 }
 
+// The picker's tasks as last fetched, for the task and tote lines; and the
+// number of the latest fetch, so that an older answer arriving late is dropped.
+let tasks = null;
+let taskFetch = 0;
+
+/** The task and tote lines from the tasks last fetched, in the page's language. */
+function paintTask() {
+  if (!tasks) return;
+  const open = tasks.filter((x) => !DONE_STATES.has(x.state));
+  const cur = open[0] ?? tasks[tasks.length - 1];
+  $('task-line').textContent = open[0]
+    ? t('pda.task.line', { order: cur.order_no, sku: cur.sku, picked: cur.picked_qty, qty: cur.qty })
+    : t('pda.task.none');
+  const tote = open[0] ? (open[0].tote ?? scannedTote) : cur?.tote;
+  $('tote-line').textContent = tote ? t('pda.tote', { tote }) : t('pda.tote.none');
+}
+
 async function renderTask() {
+  const mine = ++taskFetch;
   try {
-    const tasks = await api('GET', `/pick-tasks?picker=${encodeURIComponent(me.username)}&limit=200`);
-    const open = tasks.filter((x) => !DONE_STATES.has(x.state));
-    const cur = open[0] ?? tasks[tasks.length - 1];
-    $('task-line').textContent = open[0]
-      ? t('pda.task.line', { order: cur.order_no, sku: cur.sku, picked: cur.picked_qty, qty: cur.qty })
-      : t('pda.task.none');
-    const tote = open[0] ? (open[0].tote ?? scannedTote) : cur?.tote;
-    $('tote-line').textContent = tote ? t('pda.tote', { tote }) : t('pda.tote.none');
+    const got = await api('GET', `/pick-tasks?picker=${encodeURIComponent(me.username)}&limit=200`);
+    if (mine !== taskFetch) return;
+    tasks = got;
+    paintTask();
   } catch (e) {
-    $('task-line').textContent = errorText(e);
+    if (mine === taskFetch) $('task-line').textContent = errorText(e);
   }
 }
 
@@ -122,9 +136,10 @@ if (me) {
   for (const b of document.querySelectorAll('button[data-code]')) {
     b.addEventListener('click', () => send(b.dataset.code));
   }
+  // Words only: nothing to fetch again.
   document.addEventListener('langchange', () => {
     render();
-    renderTask();
+    paintTask();
   });
   input.focus();
   // Tests (and support) can tell when the page has loaded and listens.
