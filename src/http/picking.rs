@@ -7,7 +7,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::auth::Auth;
-use super::error::{ApiResult, Json, Path, Problem, Query};
+use super::error::{ApiError, ApiResult, Json, Path, Problem, Query};
 use super::AppState;
 use crate::domain::Role;
 use crate::store::{
@@ -47,15 +47,28 @@ pub async fn get_wave(
     Ok(Json(st.store.get_wave(&no).await?))
 }
 
-/// Pick tasks, filtered; in wave and bin walk order.
+/// Pick tasks, filtered; in wave and bin walk order. A picker sees only
+/// their own.
 #[utoipa::path(get, path = "/api/v1/pick-tasks", tag = "picking", security(("bearer" = [])), params(PickTaskQuery),
-    responses((status = 200, body = Vec<PickTaskView>)))]
+    responses((status = 200, body = Vec<PickTaskView>), (status = 403, body = Problem)))]
 pub async fn list_pick_tasks(
     State(st): State<AppState>,
     auth: Auth,
-    Query(q): Query<PickTaskQuery>,
+    Query(mut q): Query<PickTaskQuery>,
 ) -> ApiResult<Json<Vec<PickTaskView>>> {
-    auth.require(PICKERS)?;
+    let actor = auth.require(PICKERS)?;
+    // A picker sees their own tasks; managers see everyone's.
+    if !actor.has_any(FLOOR_MANAGERS) {
+        match q.picker.as_deref() {
+            None => q.picker = Some(actor.username.clone()),
+            Some(p) if p == actor.username => {}
+            Some(p) => {
+                return Err(ApiError::forbidden(format!(
+                    "a picker sees only their own pick tasks, not {p}'s"
+                )))
+            }
+        }
+    }
     Ok(Json(st.store.list_pick_tasks(&q).await?))
 }
 

@@ -468,7 +468,7 @@ both_backends!(
             .await;
         assert_eq!(s, StatusCode::CREATED, "{w}");
         assert_eq!(w["order_nos"], json!(["ORD-1", "ORD-2"]));
-        app.user("pia", "picker").await;
+        let pia = app.user("pia", "picker").await;
         let (s, t) = app
             .post(
                 "/api/v1/pick-tasks/assign",
@@ -482,6 +482,33 @@ both_backends!(
         );
         let (_, open) = app.get("/api/v1/pick-tasks?state=open").await;
         assert_eq!(open.as_array().unwrap().len(), 1);
+        // A picker sees their own tasks only; another picker's are refused.
+        let pete = app.user("pete", "picker").await;
+        for (token, query, status, orders) in [
+            (&pia, "", StatusCode::OK, vec!["ORD-2"]),
+            (&pia, "?picker=pia", StatusCode::OK, vec!["ORD-2"]),
+            (&pete, "", StatusCode::OK, vec![]),
+            (&pete, "?picker=pia", StatusCode::FORBIDDEN, vec![]),
+        ] {
+            let (s, tasks) = app
+                .call_as(
+                    Some(token),
+                    Method::GET,
+                    &format!("/api/v1/pick-tasks{query}"),
+                    None,
+                )
+                .await;
+            assert_eq!(s, status, "{query}: {tasks}");
+            if s == StatusCode::OK {
+                let got: Vec<&str> = tasks
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|t| t["order_no"].as_str().unwrap())
+                    .collect();
+                assert_eq!(got, orders, "{query}");
+            }
+        }
         // A packer may not cut waves; an unknown picker is refused.
         let packer = app.user("pat", "packer").await;
         let (s, _) = app
