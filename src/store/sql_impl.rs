@@ -187,6 +187,30 @@ async fn store_answer<T: Serialize>(tx: &mut Tx, op: i64, out: &T) -> StoreResul
     Ok(())
 }
 
+/// Claims an idempotency key (`scope`, `key`, with the request's hash) for
+/// a new operation, with its answer if it is known already; `None` if the key
+/// is taken (by an earlier request, or by a transaction not yet committed).
+async fn claim_key(
+    tx: &mut Tx,
+    (scope, key, hash): (&str, &str, &str),
+    actor: &str,
+    at: DateTime<Utc>,
+    response: Option<&str>,
+) -> StoreResult<Option<i64>> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO operations (scope, key, request_hash, actor, at, response) VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (scope, key) DO NOTHING RETURNING id",
+    )
+    .bind(scope)
+    .bind(key)
+    .bind(hash)
+    .bind(actor)
+    .bind(at)
+    .bind(response)
+    .fetch_optional(&mut **tx)
+    .await?)
+}
+
 async fn idem_begin(
     tx: &mut Tx,
     scope: &'static str,
@@ -196,18 +220,7 @@ async fn idem_begin(
     at: DateTime<Utc>,
 ) -> StoreResult<Idem> {
     // Claim the key first: a new key (the usual case) costs one statement.
-    let id: Option<i64> = sqlx::query_scalar(
-        "INSERT INTO operations (scope, key, request_hash, actor, at) VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (scope, key) DO NOTHING RETURNING id",
-    )
-    .bind(scope)
-    .bind(key)
-    .bind(hash)
-    .bind(&actor.username)
-    .bind(at)
-    .fetch_optional(&mut **tx)
-    .await?;
-    if let Some(id) = id {
+    if let Some(id) = claim_key(tx, (scope, key, hash), &actor.username, at, None).await? {
         return Ok(Idem::New(id));
     }
     match idem_seen(tx, scope, key).await? {

@@ -1162,17 +1162,13 @@ impl ScanOp<'_> {
     }
 
     async fn insert(&self, tx: &mut Tx, response: Option<&str>) -> StoreResult<i64> {
-        let id: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO operations (scope, key, request_hash, actor, at, response) VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (scope, key) DO NOTHING RETURNING id",
+        let id = claim_key(
+            tx,
+            ("pda", self.key, self.hash),
+            &self.actor,
+            self.at,
+            response,
         )
-        .bind("pda")
-        .bind(self.key)
-        .bind(self.hash)
-        .bind(&self.actor)
-        .bind(self.at)
-        .bind(response)
-        .fetch_optional(&mut **tx)
         .await?;
         // Another transaction took the key after this one looked: the caller
         // retries and reads that transaction's answer.
